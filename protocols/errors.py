@@ -1,0 +1,48 @@
+"""The one error family every codec raises.
+
+A codec given hostile bytes raises a :class:`MalformedMessage` (or one of its
+subclasses) and nothing else; any other exception escaping a codec is a bug.
+Each error carries the protocol, the byte offset where decoding gave up, a short
+reason, and an optional ``answer_hint`` the adapter can act on (for DNS an
+RCODE such as FORMERR, for NBSS a negative session code, for SMB an NTSTATUS).
+"""
+
+from __future__ import annotations
+
+
+class ProtocolError(Exception):
+    """Root of every error a codec raises on purpose."""
+
+
+class MalformedMessage(ProtocolError):
+    """Bytes that do not form a valid message of ``protocol``."""
+
+    def __init__(
+        self,
+        protocol: str,
+        offset: int,
+        reason: str,
+        *,
+        answer_hint: int | None = None,
+    ) -> None:
+        super().__init__(f"{protocol}: {reason} at offset {offset}")
+        self.protocol = protocol
+        self.offset = offset
+        self.reason = reason
+        self.answer_hint = answer_hint
+
+
+class Truncated(MalformedMessage):
+    """The message ends before a field it announces."""
+
+
+class TrailingBytes(MalformedMessage):
+    """Bytes remain after a region that must be consumed exactly."""
+
+
+class PointerLoop(MalformedMessage):
+    """A name compression pointer chain loops or runs too long."""
+
+
+class Unsupported(MalformedMessage):
+    """Well-formed but outside what we implement (an opcode, a version)."""
