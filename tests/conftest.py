@@ -10,6 +10,7 @@ process: there is nothing to clean up, even after a crash.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import os
@@ -17,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,15 @@ def pytest_configure(config: pytest.Config) -> None:
 def loop_kinds() -> list[str]:
     """Event loops the in-process tests run on (both by default)."""
     return os.environ.get("COZEN_TEST_LOOPS", "uvloop,asyncio").split(",")
+
+
+def run_on(loop_kind: str, scenario: Callable[[], Awaitable[None]], timeout: float = 20) -> None:
+    """Run an async test scenario on a fresh loop of the given kind, bounded in time."""
+    import uvloop
+
+    factory = uvloop.new_event_loop if loop_kind == "uvloop" else asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(asyncio.wait_for(scenario(), timeout))
 
 
 @pytest.fixture
