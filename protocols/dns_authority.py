@@ -40,6 +40,7 @@ without EDNS, is replaced by header + question (+ OPT) with TC=1 (RFC 2181
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass, replace
 
@@ -315,11 +316,17 @@ def _rebase_rdata(rdata: Rdata, qname: Name) -> Rdata:
 
 
 def respond(settings: AuthoritySettings, datagram: bytes, *, udp: bool) -> bytes | None:
-    """One-shot :meth:`Authority.respond`; compiles ``settings`` on every call.
+    """:meth:`Authority.respond` for ``settings``, compiled once and cached.
 
-    The daemon should build one :class:`Authority` and reuse it.
+    The cache holds the last few settings (they are frozen and hashable);
+    holding one :class:`Authority` per config load saves the hashing.
 
     Raises:
         ValueError: the settings hold an invalid address or name.
     """
-    return Authority(settings).respond(datagram, udp=udp)
+    return _compiled(settings).respond(datagram, udp=udp)
+
+
+@functools.lru_cache(maxsize=4)
+def _compiled(settings: AuthoritySettings) -> Authority:
+    return Authority(settings)
