@@ -319,3 +319,30 @@ def test_captured_mixed_case_aaaa():
 def test_module_respond_matches_compiled():
     data = capture("kdig_ptr_v4_tcp")
     assert respond(SETTINGS, data, udp=False) == AUTHORITY.respond(data, udp=False)
+
+
+def test_exact_answer_bytes_for_captured_plain_query():
+    data = capture("dig_a_noedns")
+    expected = (
+        data[:2]
+        + bytes.fromhex("8500 0001 0001 0000 0000")
+        + data[12:]
+        + bytes.fromhex("c00c 0001 0001 0000012c 0004 7f00000b")
+    )
+    assert AUTHORITY.respond(data, udp=True) == expected
+
+
+def test_exact_answer_bytes_for_captured_edns_nodata():
+    data = capture("kdig_aaaa_cookie")
+    soa_rdata = (
+        "08636f7a656e2d6e73c016 0a686f73746d6173746572c016"
+        + "78c40591 00000e10 00000258 00015180 0000003c"
+    )
+    expected = (
+        data[:2]
+        + bytes.fromhex("8500 0001 0000 0001 0001")
+        + data[12 : data.index(b"\x00\x00\x1c\x00\x01") + 5]
+        + bytes.fromhex("c016 0006 0001 0000003c 002c" + soa_rdata)
+        + bytes.fromhex("00 0029 04d0 00000000 0000")
+    )
+    assert AUTHORITY.respond(data, udp=True) == expected
