@@ -21,6 +21,7 @@ from protocols.dns import (
     Opcode,
     OPTRdata,
     Question,
+    RawRdata,
     Rcode,
     ResourceRecord,
     RRClass,
@@ -349,3 +350,9 @@ def test_reject_opt_in_answer_section():
     message = Message(Header(1), (Question(QNAME, RRType.A),), (Edns().to_record(),))
     with pytest.raises(MalformedMessage, match="additional"):
         find_edns(decode_message(encode_message(message)))
+
+
+def test_encode_rejects_oversized_rdata():
+    record = ResourceRecord(QNAME, 65280, RRClass.IN, 0, RawRdata(bytes(0x10000)))
+    with pytest.raises(ValueError, match="RDATA"):
+        encode_message(Message(Header(1), (), (record,)))

@@ -346,3 +346,7 @@ def test_exact_answer_bytes_for_captured_edns_nodata():
         + bytes.fromhex("00 0029 04d0 00000000 0000")
     )
     assert AUTHORITY.respond(data, udp=True) == expected
+
+
+def test_any_at_empty_non_terminal_is_nodata():
+    assert_negative(ask("site.corp.example", "ANY"), dns.rcode.NOERROR)
