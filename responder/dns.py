@@ -15,9 +15,8 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from protocols.dns_authority import AuthoritySettings, HostRecords, respond
+from protocols.dns_authority import Authority, AuthoritySettings, HostRecords
 from protocols.dns_fastpath import AnswerTable, build_answer_table, fast_answer
-
 from protocols.dns_stream import DnsStream
 from responder.config import Config
 from responder.listeners import BindError, ListenerSet
@@ -69,24 +68,24 @@ def authority_settings(config: Config, serial: int) -> AuthoritySettings:
 class DnsAnswers:
     """Everything one config load answers with; swapped whole on reload."""
 
-    settings: AuthoritySettings
+    authority: Authority  # the general path, compiled once
     table: AnswerTable | None  # None when the fast path is switched off
 
     @classmethod
     def compile(cls, config: Config, serial: int) -> DnsAnswers:
         settings = authority_settings(config, serial)
         table = build_answer_table(settings) if config.dns.fast_path else None
-        return cls(settings, table)
+        return cls(Authority(settings), table)
 
     def answer_udp(self, datagram: bytes) -> bytes | None:
         if self.table is not None:
             reply = fast_answer(self.table, datagram)
             if reply is not None:
                 return reply
-        return respond(self.settings, datagram, udp=True)
+        return self.authority.respond(datagram, udp=True)
 
     def answer_tcp(self, message: bytes) -> bytes | None:
-        return respond(self.settings, message, udp=False)
+        return self.authority.respond(message, udp=False)
 
 
 class DnsService:

@@ -31,7 +31,8 @@ def test_message_split_at_every_offset():
 def test_pipelined_messages_answered_in_order():
     stream = DnsStream(echo_upper)
     assert stream.receive_data(frame(b"a") + frame(b"b") + frame(b"c")) == (
-        frame(b"A") + frame(b"B") + frame(b"C"))
+        frame(b"A") + frame(b"B") + frame(b"C")
+    )
     assert not stream.closed
 
 
@@ -62,8 +63,10 @@ def test_partial_message_buffer_is_bounded():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.binary(min_size=1, max_size=40), min_size=1, max_size=8),
-       st.lists(st.integers(min_value=0, max_value=400), max_size=6))
+@given(
+    st.lists(st.binary(min_size=1, max_size=40), min_size=1, max_size=8),
+    st.lists(st.integers(min_value=0, max_value=400), max_size=6),
+)
 def test_any_segmentation_gives_the_same_answers(messages, cuts):
     messages = [m for m in messages if m != b"drop"] or [b"x"]
     wire = b"".join(frame(m) for m in messages)

@@ -73,8 +73,9 @@ def test_udp_listener_answers_and_survives_handler_bug(loop_kind):
 def test_tcp_listener_session_replies_and_closes(loop_kind):
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        listener = TcpListener(loop, bind_tcp(HOST, 0), lambda peer, local: Upper(),
-                               max_connections=4, idle_timeout=5)
+        listener = TcpListener(
+            loop, bind_tcp(HOST, 0), lambda peer, local: Upper(), max_connections=4, idle_timeout=5
+        )
         await listener.start()
         port = listener.local_address[1]
         try:
@@ -97,8 +98,13 @@ def test_tcp_listener_session_replies_and_closes(loop_kind):
 def test_tcp_idle_connections_time_out(loop_kind):
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        listener = TcpListener(loop, bind_tcp(HOST, 0), lambda peer, local: Upper(),
-                               max_connections=4, idle_timeout=0.2)
+        listener = TcpListener(
+            loop,
+            bind_tcp(HOST, 0),
+            lambda peer, local: Upper(),
+            max_connections=4,
+            idle_timeout=0.2,
+        )
         await listener.start()
         try:
             reader, writer = await asyncio.open_connection(HOST, listener.local_address[1])
@@ -114,8 +120,9 @@ def test_tcp_idle_connections_time_out(loop_kind):
 def test_tcp_flood_of_idle_connections_does_not_lock_out_new_clients(loop_kind):
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        listener = TcpListener(loop, bind_tcp(HOST, 0), lambda peer, local: Upper(),
-                               max_connections=8, idle_timeout=30)
+        listener = TcpListener(
+            loop, bind_tcp(HOST, 0), lambda peer, local: Upper(), max_connections=8, idle_timeout=30
+        )
         await listener.start()
         port = listener.local_address[1]
         idle = [await asyncio.open_connection(HOST, port) for _ in range(20)]
