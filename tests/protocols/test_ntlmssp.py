@@ -81,6 +81,11 @@ def test_decode_smbclient_authenticate_null_session() -> None:
     assert message.is_anonymous
 
 
+def test_smbclient_negotiate_reencodes_byte_for_byte() -> None:
+    golden = load("ntlm_smbclient_negotiate")
+    assert ntlmssp.encode_negotiate(ntlmssp.decode_negotiate(golden)) == golden
+
+
 def test_message_type_of_goldens() -> None:
     assert ntlmssp.message_type(load("ntlm_smbclient_negotiate")) is MessageType.NEGOTIATE
     assert ntlmssp.message_type(load("ntlm_samba_challenge")) is MessageType.CHALLENGE
