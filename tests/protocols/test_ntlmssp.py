@@ -218,6 +218,15 @@ def test_challenge_rejects_short_server_challenge() -> None:
         ntlmssp.encode_challenge(IDENTITY, F(0), server_challenge=b"short", timestamp=0)
 
 
+def test_challenge_rejects_oversized_target_info() -> None:
+    long_name = NtlmIdentity("A", "B", "x" * 20_000, "y" * 20_000, "b")
+    with pytest.raises(ValueError, match=r"field of \d+ bytes exceeds 65535"):
+        our_challenge(F.NTLMSSP_NEGOTIATE_UNICODE, long_name)
+    huge_name = NtlmIdentity("A", "B", "x" * 40_000, "b", "b")
+    with pytest.raises(ValueError, match=r"AV_PAIR value of \d+ bytes exceeds 65535"):
+        our_challenge(F.NTLMSSP_NEGOTIATE_UNICODE, huge_name)
+
+
 # -- impacket as an independent client --------------------------------------------
 
 
