@@ -14,8 +14,8 @@ Theory of operation (RFC 1002 §4.2, MS-NBTE §2.2):
   (NB_FLAGS, NB_ADDRESS) pairs (§4.2.13), NBSTAT records hold the node name
   array with NAME_FLAGS and the statistics whose first six bytes are the unit
   ID (§4.2.18), a WACK holds the two flag bytes of the request it acknowledges
-  (§4.2.16). Negative query responses carry no data; Samba sends them with
-  RR type NULL (0x000A) instead of NB, which we accept and keep.
+  (§4.2.16). Negative query responses carry no data; Samba sends them, and
+  its WACKs, with RR type NULL (0x000A) instead of NB, which we accept and keep.
 - NB_FLAGS and NAME_FLAGS are whole 16-bit :class:`enum.IntFlag` values, so
   reserved bits survive a round trip.
 
@@ -225,13 +225,17 @@ class ReleaseResponse:
 
 @dataclass(frozen=True, slots=True)
 class WaitForAck:
-    """WACK (§4.2.16): wait ``ttl`` seconds; ``request_flags`` echo the request."""
+    """WACK (§4.2.16): wait ``ttl`` seconds; ``request_flags`` echo the request.
+
+    RFC 1002 gives the record type NB; Samba sends NULL, which we keep.
+    """
 
     trn_id: int
     name: NetBIOSName
     nm_flags: NmFlags
     ttl: int
     request_flags: int
+    rr_type: RRType = RRType.NB
 
 
 NbnsMessage = (
@@ -474,11 +478,18 @@ def _decode_status_entry(reader: Reader) -> NodeStatusEntry:
 
 
 def _decode_wack(record: _Record, header: _Header) -> WaitForAck:
-    if record.rr_type != RRType.NB:
-        raise Unsupported(PROTOCOL, record.offset, "WACK record type is not NB")
+    if record.rr_type not in (RRType.NB, RRType.NULL):
+        raise Unsupported(PROTOCOL, record.offset, "WACK record type is neither NB nor NULL")
     request_flags = record.rdata.u16()
     record.rdata.expect_end()
-    return WaitForAck(header.trn_id, record.name, header.nm_flags, record.ttl, request_flags)
+    return WaitForAck(
+        header.trn_id,
+        record.name,
+        header.nm_flags,
+        record.ttl,
+        request_flags,
+        RRType(record.rr_type),
+    )
 
 
 # ---------------------------------------------------------------- encoding
@@ -677,7 +688,7 @@ def encode_wack(message: WaitForAck) -> bytes:
     """
     m = message
     writer = Writer()
-    _record_head(writer, encode_netbios_name(m.name), RRType.NB, m.ttl, 2)
+    _record_head(writer, encode_netbios_name(m.name), m.rr_type, m.ttl, 2)
     writer.u16(m.request_flags)
     return _encode_response(m.trn_id, Opcode.WACK, m.nm_flags, 0, writer.getvalue())
 

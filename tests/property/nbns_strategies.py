@@ -106,5 +106,13 @@ messages: st.SearchStrategy[NbnsMessage] = st.one_of(
         ipv4,
     ),
     st.builds(ReleaseResponse, u16, netbios_names, nm_flags, rcodes, u32, nb_flags, ipv4),
-    st.builds(WaitForAck, u16, netbios_names, nm_flags, u32, u16),
+    st.builds(
+        WaitForAck,
+        u16,
+        netbios_names,
+        nm_flags,
+        u32,
+        u16,
+        st.sampled_from([RRType.NB, RRType.NULL]),
+    ),
 )

@@ -188,6 +188,24 @@ def test_wack_round_trip() -> None:
     assert decode_packet(data) == wack
 
 
+def test_nmbd_wack_uses_null_type() -> None:
+    assert decode_packet(golden("nmbd_wins_wack")) == WaitForAck(
+        0x4000, NetBIOSName("SQL01-CZ2"), NmFlags.AA, 60, 0x2900, RRType.NULL
+    )
+
+
+def test_nmbd_wins_act_err_after_wack() -> None:
+    message = decode_packet(golden("nmbd_wins_act_err_registration_response"))
+    assert isinstance(message, RegistrationResponse)
+    assert (message.trn_id, message.rcode) == (0x4000, Rcode.ACT_ERR)
+
+
+def test_nmbd_positive_release_response() -> None:
+    message = decode_packet(golden("nmbd_wins_positive_release_response"))
+    assert isinstance(message, ReleaseResponse)
+    assert (message.rcode, message.nm_flags, message.address) == (0, NmFlags.AA, "127.0.0.9")
+
+
 def test_conflict_demand_is_a_registration_response() -> None:
     demand = RegistrationResponse(
         1,
@@ -411,7 +429,7 @@ def test_reject_wack_with_long_rdata() -> None:
 
 def test_reject_wack_record_not_nb() -> None:
     data = bytearray(encode_packet(WaitForAck(9, CZ1, NmFlags.AA, 60, 0x2900)))
-    data[46:48] = b"\x00\x0a"
+    data[46:48] = b"\x00\x21"
     with pytest.raises(Unsupported, match="WACK"):
         decode_packet(bytes(data))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from protocols.nbns import (
@@ -213,3 +215,19 @@ def test_release_of_unreachable_name_sends_nothing() -> None:
 def test_state_of_unknown_name() -> None:
     with pytest.raises(KeyError):
         make_client().state_of(NetBIOSName("NOPE"))
+
+
+def test_real_nmbd_wack_then_refusal() -> None:
+    # Captured: nmbd (WINS) answered our registration of SQL01-CZ2, owned by another
+    # live client, with a WACK of 60 s, challenged the owner, then refused: ACT_ERR.
+    data = Path(__file__).parent.parent / "data"
+    wack = bytes.fromhex((data / "nbns_nmbd_wins_wack.hex").read_text())
+    refusal = bytes.fromhex((data / "nbns_nmbd_wins_act_err_registration_response.hex").read_text())
+    name = NetBIOSName("SQL01-CZ2")
+    client = WinsClient([WinsName(name, False)], "127.0.0.9", SERVER, first_trn_id=0x4000)
+    client.start(0.0)
+    client.receive(wack, 0.5)
+    assert client.next_timer() == 60.5
+    client.receive(refusal, 2.0)
+    assert client.state_of(name) == WinsState.CONFLICT
+    assert client.events() == [WinsEvent(name, Rcode.ACT_ERR)]
