@@ -343,3 +343,22 @@ def test_fast_path_ignores_responses_and_odd_counts() -> None:
     )
     assert fast_answer(state, query[:5] + b"\x02" + query[6:], broadcast=False) is None
     assert fast_answer(state, query + b"\x00", broadcast=False) is None
+
+
+def test_mark_conflict_ignores_names_not_ours() -> None:
+    state = NodeState(IDENTITY)
+    state.mark_conflict(NetBIOSName("SQL01").key())
+    assert state.conflicted == set()
+
+
+def test_node_status_in_other_scope_is_silent(state: NodeState) -> None:
+    assert ask(state, NodeStatusRequest(3, NetBIOSName("*", 0, "other"))) is None
+
+
+def test_scoped_node_answers_only_its_scope() -> None:
+    identity = NodeIdentity("SQL01-CZ1", "CORP", "127.0.0.5", MAC, scope="corp.example")
+    state = NodeState(identity)
+    assert ask(state, NameQueryRequest(1, CZ1)) is None
+    reply = ask(state, NameQueryRequest(1, NetBIOSName("SQL01-CZ1", 0, "CORP.EXAMPLE")))
+    assert isinstance(reply, NameQueryResponse)
+    assert reply.name.scope == "CORP.EXAMPLE"

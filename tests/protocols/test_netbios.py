@@ -185,3 +185,14 @@ def test_reject_pointer_chain_too_long() -> None:
     )
     with pytest.raises(PointerLoop):
         decode_netbios_name(data, len(data) - 2, compression=True)
+
+
+def test_all_space_name_decodes_as_one_space() -> None:
+    wire = encode_netbios_name(NetBIOSName(" ", 0x20))
+    assert wire == b" CACACACACACACACACACACACACACACACA\x00"
+    assert decode_netbios_name(wire)[0] == NetBIOSName(" ", 0x20)
+
+
+def test_wildcard_padded_with_spaces_decodes_as_wildcard() -> None:
+    wire = b" CK" + b"CA" * 14 + b"AA\x00"
+    assert decode_netbios_name(wire)[0] == NetBIOSName("*")
