@@ -40,6 +40,8 @@ from protocols.nbns import (
     Opcode,
     RegistrationResponse,
     decode_packet,
+)
+from protocols.nbns_encode import (
     encode_name_registration_request,
     encode_name_release_request,
 )

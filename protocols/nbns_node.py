@@ -68,10 +68,12 @@ from protocols.nbns import (
     RRType,
     WaitForAck,
     decode_packet,
+    make_statistics,
+)
+from protocols.nbns_encode import (
     encode_name_query_response,
     encode_node_status_response,
     encode_registration_response,
-    make_statistics,
 )
 from protocols.netbios import WILDCARD, NetBIOSName, encode_netbios_name
 

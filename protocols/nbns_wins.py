@@ -47,6 +47,8 @@ from protocols.nbns import (
     ReleaseResponse,
     WaitForAck,
     decode_packet,
+)
+from protocols.nbns_encode import (
     encode_name_registration_request,
     encode_name_release_request,
 )

@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.errors import MalformedMessage
-from protocols.nbns import NbnsMessage, decode_packet, encode_packet
+from protocols.nbns import (
+    NbnsMessage,
+    decode_packet,
+)
+from protocols.nbns_encode import (
+    encode_packet,
+)
 from protocols.nbns_node import NodeIdentity, NodeState, handle_datagram
 from tests.property.nbns_strategies import messages
 

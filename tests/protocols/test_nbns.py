@@ -27,8 +27,10 @@ from protocols.nbns import (
     RRType,
     WaitForAck,
     decode_packet,
-    encode_packet,
     make_statistics,
+)
+from protocols.nbns_encode import (
+    encode_packet,
 )
 from protocols.netbios import NetBIOSName
 

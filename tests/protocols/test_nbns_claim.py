@@ -15,9 +15,11 @@ from protocols.nbns import (
     Rcode,
     RegistrationResponse,
     decode_packet,
-    encode_packet,
 )
 from protocols.nbns_claim import BNodeClaim, ClaimEvent, ClaimName, ClaimState
+from protocols.nbns_encode import (
+    encode_packet,
+)
 from protocols.netbios import NetBIOSName
 
 DATA = Path(__file__).parent.parent / "data"

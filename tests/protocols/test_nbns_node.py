@@ -23,9 +23,11 @@ from protocols.nbns import (
     Rcode,
     RegistrationResponse,
     decode_packet,
-    encode_packet,
 )
 from protocols.nbns_claim import BNodeClaim, ClaimName, ClaimState
+from protocols.nbns_encode import (
+    encode_packet,
+)
 from protocols.nbns_node import (
     NodeIdentity,
     NodeState,

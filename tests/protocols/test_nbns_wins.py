@@ -17,6 +17,8 @@ from protocols.nbns import (
     ReleaseResponse,
     WaitForAck,
     decode_packet,
+)
+from protocols.nbns_encode import (
     encode_packet,
 )
 from protocols.nbns_wins import WinsClient, WinsEvent, WinsName, WinsNameStatus, WinsState
