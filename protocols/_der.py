@@ -64,12 +64,6 @@ class DerReader:
     def at_end(self) -> bool:
         return self._reader.remaining == 0
 
-    def peek_tag(self) -> int | None:
-        """The next identifier octet, or None at the end of the region."""
-        if self.at_end():
-            return None
-        return self._reader.data[self._reader.offset]
-
     def read_tlv(self) -> tuple[int, Reader]:
         """Read one element; return its identifier octet and a content reader.
 

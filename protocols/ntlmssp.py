@@ -468,7 +468,13 @@ def decode_challenge(token: bytes) -> ChallengeMessage:
 
 
 def _is_anonymous(user: str, lm_response: bytes, nt_response: bytes) -> bool:
-    return user == "" and (nt_response == b"" or lm_response == b"\0")
+    """MS-NLMP §3.2.5.1.2 anonymous, plus a named user who proves nothing.
+
+    Samba's ``smbclient -N`` sends its Unix user name with empty LM and NT
+    responses; a server treats that as a null session too.
+    """
+    no_proof = nt_response == b"" and lm_response in (b"", b"\0")
+    return no_proof or (user == "" and (nt_response == b"" or lm_response == b"\0"))
 
 
 def decode_authenticate(token: bytes) -> AuthenticateMessage:
