@@ -69,7 +69,7 @@ class LoopbackServer:
         self.thread.start()
 
     def _run(self) -> None:
-        for _ in range(8):
+        for _ in range(1):
             try:
                 conn, _addr = self.sock.accept()
             except OSError:
