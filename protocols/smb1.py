@@ -386,6 +386,45 @@ def decode_negotiate_response(message: bytes) -> NegotiateResponse:
     return NegotiateResponse(*fixed, system_time, zone, challenge, domain, server)
 
 
+def encode_plain_session_setup_response(response: SessionSetupResponse) -> bytes:
+    """Encode a SESSION_SETUP_ANDX response without extended security (WordCount 3).
+
+    MS-CIFS §2.2.4.53.2: Action, then NativeOS, NativeLanMan, PrimaryDomain;
+    ``security_blob`` must be empty.
+
+    Raises:
+        ValueError: ``security_blob`` is not empty (a caller bug).
+    """
+    if response.security_blob:
+        raise ValueError("the WordCount 3 response carries no security blob")
+    unicode = bool(response.header.flags2 & Flags2.UNICODE)
+    writer = Writer()
+    _write_header(writer, response.header)
+    writer.write(b"\x03\xff\x00\x00\x00")
+    writer.u16le(response.action)
+    at = len(writer)
+    writer.u16le(0)
+    for text in (response.native_os, response.native_lanman, response.primary_domain):
+        _write_string(writer, text, unicode)
+    return _finish(writer, at)
+
+
+def decode_plain_session_setup_response(message: bytes) -> SessionSetupResponse:
+    """Decode a SESSION_SETUP_ANDX response without extended security (WordCount 3).
+
+    Raises:
+        MalformedMessage: bad header or a WordCount other than 3.
+    """
+    header, words, data = _blocks(message, Command.SESSION_SETUP_ANDX)
+    if words.remaining != 6:
+        raise Unsupported(PROTOCOL, HEADER_SIZE, "SESSION_SETUP_ANDX response WordCount not 3")
+    words.skip(4)
+    action = words.u16le()
+    unicode = bool(header.flags2 & Flags2.UNICODE)
+    strings = [_read_string(message, data, unicode) for _ in range(3)]
+    return SessionSetupResponse(header, action, b"", *strings)
+
+
 def encode_session_setup_response(response: SessionSetupResponse) -> bytes:
     """Encode an extended-security SESSION_SETUP_ANDX response (WordCount 4).
 

@@ -29,7 +29,9 @@ place.  The rules:
    the connection stays usable for a new SESSION_SETUP.  Other SMB2 commands
    get STATUS_USER_SESSION_DELETED (no session is ever valid; §3.3.5.2.9),
    ECHO is answered, CANCEL gets nothing; other SMB1 commands get
-   STATUS_SMB_BAD_UID.
+   STATUS_SMB_BAD_UID.  Optionally (``smb1_null_session``) an anonymous
+   SMB1 session setup without extended security succeeds so nmap can read
+   NativeOS; that UID is refused everything afterwards.
 4. Anything not in the table (a second negotiation, the wrong family, a
    frame type a client never sends, undecodable headers, compound SMB2
    requests, which this server does not implement) closes the connection
@@ -105,6 +107,10 @@ class SmbIdentity:
     ``accepted_called_names`` are the NBSS called names answered on 139
     (compared without letter case): the Cozen name, "*SMBSERVER", "*SMBSERV"
     and the management address text.  ``boot_time`` is a FILETIME.
+    ``smb1_null_session`` lets an anonymous SMB1 session setup without extended
+    security succeed (WordCount 3 with NativeOS, NativeLanMan, PrimaryDomain),
+    which is where nmap's smb-os-discovery reads the OS; every later command on
+    that UID is still refused.
     """
 
     ntlm: NtlmIdentity
@@ -117,6 +123,7 @@ class SmbIdentity:
     max_dialect: int = neg.Dialect.SMB311
     native_os: str = DEFAULT_NATIVE_OS
     native_lanman: str = DEFAULT_NATIVE_LANMAN
+    smb1_null_session: bool = False
 
 
 def default_called_names(cozen_name: str, management_address: str) -> frozenset[str]:
@@ -369,9 +376,8 @@ class SmbSession:
     # -- SMB1 ----------------------------------------------------------------
 
     def _on_smb1(self, message: bytes) -> bytes:
+        # The REPLY flag is not checked: nmap sends requests with it set.
         header = smb1.decode_header(Reader(message, smb1.PROTOCOL))
-        if header.flags & smb1.Flags.REPLY:
-            raise _Close
         if header.command == smb1.Command.NEGOTIATE:
             return self._smb1_negotiate(message, header)
         self._advance(Event.SMB1_REQUEST)
@@ -443,15 +449,31 @@ class SmbSession:
             )  # fmt: skip
         return smb1.encode_negotiate_response(fields)
 
+    def _smb1_plain_session_setup(self, request: smb1.SessionSetupRequest) -> bytes:
+        passwords = request.oem_password + request.unicode_password
+        anonymous = not request.account_name and len(passwords) <= 1
+        if not anonymous:
+            return smb1.encode_error_response(
+                self._smb1_reply(request.header, Status.LOGON_FAILURE)
+            )
+        if not self.identity.smb1_null_session:
+            return smb1.encode_error_response(
+                self._smb1_reply(request.header, Status.ACCESS_DENIED)
+            )
+        reply = self._smb1_reply(request.header, Status.SUCCESS, self._new_session_id(2))
+        response = smb1.SessionSetupResponse(
+            reply, 0, b"", self.identity.native_os, self.identity.native_lanman,
+            self.identity.workgroup,
+        )  # fmt: skip
+        return smb1.encode_plain_session_setup_response(response)
+
     def _smb1_session_setup(self, message: bytes, header: smb1.Header) -> bytes:
         try:
             request = smb1.decode_session_setup_request(message)
         except MalformedMessage:
             return smb1.encode_error_response(self._smb1_reply(header, Status.INVALID_PARAMETER))
         if request.security_blob is None:
-            anonymous = not request.account_name and len(request.unicode_password) <= 1
-            status = Status.ACCESS_DENIED if anonymous else Status.LOGON_FAILURE
-            return smb1.encode_error_response(self._smb1_reply(header, status))
+            return self._smb1_plain_session_setup(request)
         uid = header.uid
         if uid and uid not in self._sessions:
             return smb1.encode_error_response(self._smb1_reply(header, STATUS_SMB_BAD_UID))

@@ -67,6 +67,16 @@ def test_session_setup_response_round_trip(header, action, blob, os_name, lanman
     )
 
 
+@SETTINGS
+@given(headers(smb1.Command.SESSION_SETUP_ANDX), u16, text, text, text)
+def test_plain_session_setup_response_round_trip(header, action, os_name, lanman, domain):
+    if max(map(ord, os_name + lanman + domain), default=0) > 0xFF:
+        header = replace(header, flags2=header.flags2 | smb1.Flags2.UNICODE)
+    message = smb1.SessionSetupResponse(header, action, b"", os_name, lanman, domain)
+    encoded = smb1.encode_plain_session_setup_response(message)
+    assert smb1.decode_plain_session_setup_response(encoded) == message
+
+
 def _fields(message):
     return [getattr(message, name) for name in message.__slots__]
 
@@ -76,6 +86,7 @@ DECODERS = [
     smb1.decode_negotiate_response,
     smb1.decode_session_setup_request,
     smb1.decode_session_setup_response,
+    smb1.decode_plain_session_setup_response,
 ]
 
 

@@ -16,7 +16,8 @@ FLOWS = [
      "smb_impacket_smb2_session_setup_negotiate_req", "smb_impacket_smb2_session_setup_auth_req"],
     ["smb_impacket_smb1_negotiate_req", "smb_impacket_smb1_session_setup_negotiate_req",
      "smb_impacket_smb1_session_setup_auth_req"],
-    ["smb_nmap_smb1_negotiate_req", "smb_nmap_smb1_session_setup_plain_req"],
+    ["smb_nmap_smb1_negotiate_req", "smb_nmap_smb1_session_setup_plain_req",
+     "smb_nmap_smb1_session_setup_anonymous_req"],
 ]  # fmt: skip
 
 

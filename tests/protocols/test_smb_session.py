@@ -401,3 +401,41 @@ def smb1_reader(message: bytes):
 
 def _direct(message: bytes) -> bytes:
     return nbss.encode_frame(nbss.FrameType.SESSION_MESSAGE, message, direct=True)
+
+
+def _nmap_smb1_session(identity=IDENTITY):
+    session = new_session(identity)
+    session.receive_data(golden("smb_nmap_smb1_negotiate_req"))
+    return session
+
+
+def test_smb1_anonymous_plain_session_setup_denied_by_default():
+    session = _nmap_smb1_session()
+    reply = session.receive_data(golden("smb_nmap_smb1_session_setup_anonymous_req"))
+    assert smb1.decode_header(smb1_reader(body(reply))).status == smb2.Status.ACCESS_DENIED
+    assert not session.closed
+
+
+def test_smb1_null_session_gives_os_to_nmap():
+    session = _nmap_smb1_session(replace(IDENTITY, smb1_null_session=True))
+    reply = session.receive_data(golden("smb_nmap_smb1_session_setup_anonymous_req"))
+    packet = imp_smb.NewSMBPacket(data=body(reply))
+    assert packet["ErrorCode"] == 0
+    assert packet["Uid"] != 0
+    command = imp_smb.SMBCommand(packet["Data"][0])
+    assert imp_smb.SMBSessionSetupAndXResponse_Parameters(command["Parameters"])["Action"] == 0
+    data = imp_smb.SMBSessionSetupAndXResponse_Data(flags=packet["Flags2"], data=command["Data"])
+    assert data["NativeOS"] == IDENTITY.native_os
+    assert data["NativeLanMan"] == IDENTITY.native_lanman
+    assert data["PrimaryDomain"] == "CORP"
+    tree = smb1.encode_error_response(
+        smb1.Header(smb1.Command.TREE_CONNECT_ANDX, uid=packet["Uid"])
+    )
+    refused = session.receive_data(_direct(tree))
+    assert smb1.decode_header(smb1_reader(body(refused))).status == STATUS_SMB_BAD_UID
+
+
+def test_smb1_null_session_still_refuses_named_user():
+    session = _nmap_smb1_session(replace(IDENTITY, smb1_null_session=True))
+    reply = session.receive_data(golden("smb_nmap_smb1_session_setup_plain_req"))
+    assert smb1.decode_header(smb1_reader(body(reply))).status == smb2.Status.LOGON_FAILURE
