@@ -7,8 +7,9 @@ On TCP 139 every byte travels inside an NBSS packet (RFC 1002 §4.3.1): a
 ``E``) and a 16-bit big-endian LENGTH, so lengths reach 17 bits.  The TYPE says
 what the payload is (§4.3.2-§4.3.7): SESSION MESSAGE carries SMB, SESSION
 REQUEST opens the session with two first-level encoded NetBIOS names (called,
-calling; RFC 1001 §14.1), and the server answers POSITIVE or NEGATIVE (with an
-error code) or RETARGET; KEEP ALIVE may appear at any time.
+calling; RFC 1001 §14.1, coded by :mod:`protocols.netbios`, no compression),
+and the server answers POSITIVE or NEGATIVE (with an error code) or RETARGET;
+KEEP ALIVE may appear at any time.
 
 On TCP 445 ("direct hosting", MS-SMB2 §2.1) the same 4-byte header holds a zero
 byte and a 24-bit length, and only session messages exist.
@@ -27,8 +28,9 @@ import enum
 from dataclasses import dataclass
 from typing import Final
 
-from protocols._wire import Reader, Writer
-from protocols.errors import MalformedMessage, Unsupported
+from protocols._wire import Reader
+from protocols.errors import MalformedMessage, TrailingBytes, Unsupported
+from protocols.netbios import NetBIOSName, decode_netbios_name, encode_netbios_name
 
 PROTOCOL: Final = "nbss"
 HEADER_SIZE: Final = 4
@@ -36,8 +38,6 @@ HEADER_SIZE: Final = 4
 ANSWER_CLOSE: Final = -1
 _MAX_NBSS_LENGTH: Final = 0x1FFFF
 _MAX_DIRECT_LENGTH: Final = 0xFFFFFF
-_ENCODED_NAME_LENGTH: Final = 32
-_MAX_NAME_WIRE: Final = 255
 
 
 class FrameType(enum.IntEnum):
@@ -70,24 +70,11 @@ class Frame:
 
 
 @dataclass(frozen=True, slots=True)
-class NetbiosName:
-    """A 16-byte NetBIOS name: up to 15 characters (space padded) and a suffix.
-
-    ``name`` keeps the letter case seen on the wire; trailing spaces are padding
-    and are not part of it.  ``scope`` is the dotted NetBIOS scope, usually "".
-    """
-
-    name: str
-    suffix: int
-    scope: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class SessionRequest:
     """RFC 1002 §4.3.2 SESSION REQUEST payload."""
 
-    called: NetbiosName
-    calling: NetbiosName
+    called: NetBIOSName
+    calling: NetBIOSName
 
 
 def _error(offset: int, reason: str) -> MalformedMessage:
@@ -215,10 +202,9 @@ def encode_session_request(request: SessionRequest) -> bytes:
     """RFC 1002 §4.3.2 SESSION REQUEST, header included.
 
     Raises:
-        ValueError: a name longer than 15 characters, not Latin-1, or a suffix
-            outside 0-255 (a caller bug).
+        ValueError: a name too long on the wire (a caller bug).
     """
-    payload = _encode_name(request.called) + _encode_name(request.calling)
+    payload = encode_netbios_name(request.called) + encode_netbios_name(request.calling)
     return encode_frame(FrameType.SESSION_REQUEST, payload, direct=False)
 
 
@@ -229,46 +215,8 @@ def decode_session_request(payload: bytes) -> SessionRequest:
         MalformedMessage: a name that is not 32 half-ASCII characters, a bad
             scope label, a compression pointer, or bytes after the names.
     """
-    reader = Reader(payload, PROTOCOL)
-    called = _decode_name(reader)
-    calling = _decode_name(reader)
-    reader.expect_end()
+    called, offset = decode_netbios_name(payload, 0, protocol=PROTOCOL)
+    calling, offset = decode_netbios_name(payload, offset, protocol=PROTOCOL)
+    if offset != len(payload):
+        raise TrailingBytes(PROTOCOL, offset, f"{len(payload) - offset} bytes after the names")
     return SessionRequest(called, calling)
-
-
-def _encode_name(name: NetbiosName) -> bytes:
-    raw = name.name.encode("latin-1")
-    if len(raw) > 15 or not 0 <= name.suffix <= 0xFF:
-        raise ValueError(f"invalid NetBIOS name {name!r}")
-    raw = raw.ljust(15, b" ") + bytes((name.suffix,))
-    writer = Writer()
-    writer.u8(_ENCODED_NAME_LENGTH)
-    writer.write(bytes(c for b in raw for c in (0x41 + (b >> 4), 0x41 + (b & 0xF))))
-    for label in name.scope.split(".") if name.scope else ():
-        encoded = label.encode("latin-1")
-        if not 0 < len(encoded) < 64:
-            raise ValueError(f"invalid NetBIOS scope {name.scope!r}")
-        writer.u8(len(encoded))
-        writer.write(encoded)
-    writer.u8(0)
-    if len(writer) > _MAX_NAME_WIRE:
-        raise ValueError(f"NetBIOS name {name!r} too long")
-    return writer.getvalue()
-
-
-def _decode_name(reader: Reader) -> NetbiosName:
-    start = reader.offset
-    if reader.u8() != _ENCODED_NAME_LENGTH:
-        raise MalformedMessage(PROTOCOL, start, "first label is not 32 bytes")
-    halves = reader.read(_ENCODED_NAME_LENGTH)
-    if any(not 0x41 <= c <= 0x50 for c in halves):
-        raise MalformedMessage(PROTOCOL, start + 1, "name is not first-level encoded")
-    raw = bytes(((halves[i] - 0x41) << 4) | (halves[i + 1] - 0x41) for i in range(0, 32, 2))
-    labels = []
-    while (length := reader.u8()) != 0:
-        if length >= 64:
-            raise MalformedMessage(PROTOCOL, reader.offset - 1, "bad scope label length")
-        labels.append(reader.read(length).decode("latin-1"))
-        if reader.offset - start > _MAX_NAME_WIRE:
-            raise MalformedMessage(PROTOCOL, start, "name longer than 255 bytes")
-    return NetbiosName(raw[:15].decode("latin-1").rstrip(" "), raw[15], ".".join(labels))

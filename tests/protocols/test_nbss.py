@@ -4,6 +4,7 @@ import pytest
 
 from protocols import nbss
 from protocols.errors import MalformedMessage, TrailingBytes, Truncated, Unsupported
+from protocols.netbios import NetBIOSName
 from tests.protocols.smb_helpers import golden
 
 
@@ -20,14 +21,14 @@ def test_golden_session_request_to_address_text():
     (frame,) = _frames(framer)
     assert frame.type is nbss.FrameType.SESSION_REQUEST
     request = nbss.decode_session_request(frame.payload)
-    assert request.called == nbss.NetbiosName("127.0.0.5", 0x20)
-    assert request.calling == nbss.NetbiosName("VM", 0x00)
+    assert request.called == NetBIOSName("127.0.0.5", 0x20)
+    assert request.calling == NetBIOSName("VM", 0x00)
 
 
 def test_golden_session_request_smbserver_round_trip():
     raw = golden("smb_impacket_nbss_session_request")
     request = nbss.decode_session_request(raw[4:])
-    assert request.called == nbss.NetbiosName("*SMBSERVER", 0x20)
+    assert request.called == NetBIOSName("*SMBSERVER", 0x20)
     assert nbss.encode_session_request(request) == raw
 
 
