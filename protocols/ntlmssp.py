@@ -199,9 +199,10 @@ def message_type(token: bytes) -> MessageType:
     if reader.read(len(SIGNATURE)) != SIGNATURE:
         raise MalformedMessage(PROTOCOL, 0, "bad NTLMSSP signature")
     value = reader.u32le()
-    if value not in MessageType._value2member_map_:
-        raise MalformedMessage(PROTOCOL, 8, f"unknown message type {value}")
-    return MessageType(value)
+    try:
+        return MessageType(value)
+    except ValueError:
+        raise MalformedMessage(PROTOCOL, 8, f"unknown message type {value}") from None
 
 
 def _expect_type(token: bytes, expected: MessageType, header: int) -> Reader:
@@ -259,6 +260,8 @@ class _Payload:
         self.data = bytearray()
 
     def add(self, header: Writer, value: bytes) -> None:
+        if len(value) > 0xFFFF:
+            raise ValueError(f"NTLMSSP field of {len(value)} bytes exceeds 65535")
         header.u16le(len(value))
         header.u16le(len(value))
         header.u32le(self.start + len(self.data))
@@ -295,6 +298,7 @@ def encode_negotiate(message: NegotiateMessage) -> bytes:
 
     Raises:
         UnicodeEncodeError: a name outside latin-1.
+        ValueError: a field longer than 65535 bytes.
     """
     start = _NEGOTIATE_HEADER + (_VERSION_LENGTH if message.version is not None else 0)
     header = Writer()
@@ -349,9 +353,15 @@ def target_info(identity: NtlmIdentity, timestamp: int) -> tuple[tuple[int, byte
 
 
 def encode_av_pairs(pairs: tuple[tuple[int, bytes], ...]) -> bytes:
-    """AV_PAIR list (MS-NLMP §2.2.2.1) terminated by MsvAvEOL."""
+    """AV_PAIR list (MS-NLMP §2.2.2.1) terminated by MsvAvEOL.
+
+    Raises:
+        ValueError: a value longer than 65535 bytes.
+    """
     out = Writer()
     for av_id, value in (*pairs, (int(AvId.EOL), b"")):
+        if len(value) > 0xFFFF:
+            raise ValueError(f"AV_PAIR value of {len(value)} bytes exceeds 65535")
         out.u16le(av_id)
         out.u16le(len(value))
         out.write(value)
@@ -387,7 +397,8 @@ def encode_challenge_message(message: ChallengeMessage) -> bytes:
     The VERSION slot holds ``message.version`` or zeros.
 
     Raises:
-        ValueError: the server challenge is not 8 bytes.
+        ValueError: the server challenge is not 8 bytes, or a field is longer
+            than 65535 bytes.
         UnicodeEncodeError: an OEM target name outside latin-1.
     """
     if len(message.server_challenge) != 8:
@@ -419,7 +430,8 @@ def encode_challenge(
     :func:`filetime`) come from the caller.
 
     Raises:
-        ValueError: the server challenge is not 8 bytes.
+        ValueError: the server challenge is not 8 bytes, or the names make
+            TargetInfo longer than 65535 bytes.
     """
     flags = challenge_flags(client_flags, identity)
     unicode = bool(flags & _F.NTLMSSP_NEGOTIATE_UNICODE)
@@ -510,6 +522,7 @@ def encode_authenticate(message: AuthenticateMessage) -> bytes:
 
     Raises:
         UnicodeEncodeError: an OEM name outside latin-1.
+        ValueError: a field longer than 65535 bytes.
     """
     unicode = bool(message.flags & _F.NTLMSSP_NEGOTIATE_UNICODE)
     header = Writer()

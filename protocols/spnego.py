@@ -46,6 +46,7 @@ __all__ = [
     "encode_neg_token_init2",
     "encode_neg_token_resp",
     "encode_oid",
+    "ntlm_mech_token",
 ]
 
 PROTOCOL = "spnego"
@@ -202,6 +203,21 @@ def decode_client_token(blob: bytes) -> NegTokenInit | NegTokenResp | bytes:
         top.expect_end()
         return resp
     raise MalformedMessage(PROTOCOL, 0, f"unknown security blob start 0x{blob[0]:02x}")
+
+
+def ntlm_mech_token(init: NegTokenInit) -> bytes | None:
+    """The optimistic NTLMSSP token of ``init``, or None.
+
+    None when NTLMSSP is not the client's first choice or no token came with
+    it. If NTLMSSP is listed further down, RFC 4178 §5 has the acceptor name
+    it in ``supportedMech`` with no response token (negState request-mic)
+    and wait for the NTLMSSP NEGOTIATE in the next negTokenResp; if it is not
+    listed at all, the answer is negState reject.
+    """
+    first_choice = bool(init.mech_types) and init.mech_types[0] == OID_NTLMSSP
+    if not first_choice or init.mech_token is None:
+        return None
+    return init.mech_token
 
 
 # -- encoding -----------------------------------------------------------------

@@ -28,6 +28,7 @@ DECODERS: list[tuple[Callable[[bytes], object], type]] = [
     (ntlmssp.decode_negotiate, NegotiateMessage),
     (ntlmssp.decode_challenge, ChallengeMessage),
     (ntlmssp.decode_authenticate, AuthenticateMessage),
+    (ntlmssp.decode_av_pairs, tuple),
 ]
 
 flags_st = st.integers(0, 0xFFFF_FFFF).map(NegotiateFlags)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -216,6 +218,15 @@ def test_challenge_rejects_short_server_challenge() -> None:
         ntlmssp.encode_challenge(IDENTITY, F(0), server_challenge=b"short", timestamp=0)
 
 
+def test_challenge_rejects_oversized_target_info() -> None:
+    long_name = NtlmIdentity("A", "B", "x" * 20_000, "y" * 20_000, "b")
+    with pytest.raises(ValueError, match=r"field of \d+ bytes exceeds 65535"):
+        our_challenge(F.NTLMSSP_NEGOTIATE_UNICODE, long_name)
+    huge_name = NtlmIdentity("A", "B", "x" * 40_000, "b", "b")
+    with pytest.raises(ValueError, match=r"AV_PAIR value of \d+ bytes exceeds 65535"):
+        our_challenge(F.NTLMSSP_NEGOTIATE_UNICODE, huge_name)
+
+
 # -- impacket as an independent client --------------------------------------------
 
 
@@ -256,6 +267,8 @@ def test_impacket_parses_our_challenge() -> None:
     assert pairs[ntlm.NTLMSSP_AV_TIME][1] == TIMESTAMP.to_bytes(8, "little")
 
 
+# impacket compares its NTLMv2 LM response (bytes) with "" internally.
+@pytest.mark.filterwarnings("ignore:Comparison between bytes and string:BytesWarning")
 def test_decode_impacket_authenticate_against_our_challenge() -> None:
     negotiate = impacket_negotiate()
     token = our_challenge(F(negotiate["flags"]))
@@ -409,3 +422,50 @@ def test_reject_eol_with_value() -> None:
 def test_reject_bytes_after_eol() -> None:
     with pytest.raises(TrailingBytes):
         ntlmssp.decode_av_pairs(b"\x00\x00\x00\x00junk")
+
+
+# -- Samba's NTLMSSP client against our CHALLENGE ----------------------------------------
+
+
+def samba_python() -> str:
+    """The interpreter Samba's own tools run on, which has Samba's bindings."""
+    tool = shutil.which("samba-tool")
+    assert tool is not None, "samba-tool (samba-common-bin) is required"
+    shebang = Path(tool).read_text().splitlines()[0]
+    return shebang.removeprefix("#!").strip()
+
+
+def run_samba_client(tmp_path: Path, user: str, password: str) -> ntlmssp.AuthenticateMessage:
+    conf = tmp_path / "smb.conf"
+    conf.write_text(f"[global]\n  workgroup = CORP\n  state directory = {tmp_path}\n")
+    script = Path(__file__).with_name("samba_ntlm_client.py")
+    with subprocess.Popen(
+        [samba_python(), str(script), str(conf), user, password],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as client:
+        assert client.stdin is not None and client.stdout is not None
+        negotiate = ntlmssp.decode_negotiate(bytes.fromhex(client.stdout.readline()))
+        client.stdin.write(our_challenge(negotiate.flags).hex() + "\n")
+        client.stdin.flush()
+        authenticate = client.stdout.readline()
+        assert client.wait(timeout=30) == 0
+    return ntlmssp.decode_authenticate(bytes.fromhex(authenticate))
+
+
+@pytest.mark.interop
+def test_samba_client_accepts_our_challenge(tmp_path: Path) -> None:
+    message = run_samba_client(tmp_path, "alice", "Secret1")
+    assert (message.domain, message.user, message.workstation) == ("CORP", "alice", "WKS7")
+    assert TIMESTAMP.to_bytes(8, "little") in message.nt_response
+    assert utf16("sql01-cz1.corp.example") in message.nt_response
+    assert not message.is_anonymous
+
+
+@pytest.mark.interop
+def test_samba_client_anonymous_against_our_challenge(tmp_path: Path) -> None:
+    message = run_samba_client(tmp_path, "", "")
+    assert (message.user, message.lm_response, message.nt_response) == ("", b"", b"")
+    assert message.flags & F.NTLMSSP_ANONYMOUS
+    assert message.is_anonymous

@@ -91,6 +91,22 @@ def test_raw_ntlmssp_passes_through() -> None:
     assert spnego.decode_client_token(raw) is raw
 
 
+def test_ntlm_mech_token_when_ntlmssp_is_first_choice() -> None:
+    token = spnego.decode_client_token(load("spnego_smbclient_init_negotiate"))
+    assert isinstance(token, NegTokenInit)
+    assert spnego.ntlm_mech_token(token) == load("ntlm_smbclient_negotiate")
+
+
+def test_no_ntlm_mech_token_when_kerberos_is_first_choice() -> None:
+    init = NegTokenInit((OID_MS_KRB5, OID_NTLMSSP), b"\x60\x00kerberos")
+    assert spnego.ntlm_mech_token(init) is None
+
+
+def test_no_ntlm_mech_token_without_token() -> None:
+    assert spnego.ntlm_mech_token(NegTokenInit((OID_NTLMSSP,), None)) is None
+    assert spnego.ntlm_mech_token(NegTokenInit((), None)) is None
+
+
 # -- impacket as an independent implementation ----------------------------------------
 
 
