@@ -1,0 +1,476 @@
+"""SMB1 (CIFS) NEGOTIATE and SESSION_SETUP_ANDX, as far as identity needs them.
+
+Theory of operation
+-------------------
+An SMB1 message (MS-CIFS §2.2.3) is a 32-byte header -- Protocol ``FF 'SMB'``,
+Command, Status (NTSTATUS when FLAGS2_NT_STATUS), Flags, Flags2, PIDHigh,
+SecurityFeatures, Reserved, TID, PIDLow, UID, MID -- then a parameter block
+(WordCount and 2*WordCount bytes) and a data block (ByteCount and the bytes).
+
+SMB_COM_NEGOTIATE (MS-CIFS §2.2.4.52) carries a list of dialect strings, each
+``0x02`` then a NUL-terminated OEM string.  A modern client also lists
+"SMB 2.002" / "SMB 2.???" there to move to SMB2 (MS-SMB2 §3.3.5.3.1).  The
+NT LM 0.12 response (WordCount 17) comes in two forms: without extended
+security it carries an 8-byte challenge, DomainName and ServerName
+(MS-CIFS §2.2.4.52.2); with it (MS-SMB §2.2.4.5.2) a ServerGUID and a SPNEGO
+token.
+
+SMB_COM_SESSION_SETUP_ANDX request (MS-SMB §2.2.4.6.1 with extended security,
+WordCount 12; MS-CIFS §2.2.4.53.1 without, WordCount 13) and the responses we
+send: the extended one (WordCount 4, a security blob then NativeOS,
+NativeLanMan and PrimaryDomain, as Windows and Samba send) and an error
+(WordCount 0, ByteCount 0).  Strings are UTF-16LE
+when FLAGS2_UNICODE is set, aligned to 2 bytes from the header start, else
+OEM (Latin-1 here); a missing final terminator is tolerated, as Windows does.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Final
+
+from protocols._wire import Reader, Writer
+from protocols.errors import MalformedMessage, Unsupported
+
+PROTOCOL: Final = "smb1"
+PROTOCOL_ID: Final = b"\xffSMB"
+HEADER_SIZE: Final = 32
+MAX_DIALECTS: Final = 64
+NT_LM_012: Final = "NT LM 0.12"
+SMB2_002: Final = "SMB 2.002"
+SMB2_WILDCARD: Final = "SMB 2.???"
+
+
+class Command(enum.IntEnum):
+    """MS-CIFS §2.2.2.1 command codes used here."""
+
+    ECHO = 0x2B
+    NEGOTIATE = 0x72
+    SESSION_SETUP_ANDX = 0x73
+    LOGOFF_ANDX = 0x74
+    TREE_CONNECT_ANDX = 0x75
+    NO_ANDX_COMMAND = 0xFF
+
+
+class Flags(enum.IntFlag):
+    """MS-CIFS §2.2.3.1 Flags."""
+
+    CASE_INSENSITIVE = 0x08
+    CANONICALIZED_PATHS = 0x10
+    REPLY = 0x80
+
+
+class Flags2(enum.IntFlag):
+    """MS-CIFS §2.2.3.1 / MS-SMB §2.2.3.1 Flags2."""
+
+    LONG_NAMES = 0x0001
+    EAS = 0x0002
+    SECURITY_SIGNATURE = 0x0004
+    IS_LONG_NAME = 0x0040
+    EXTENDED_SECURITY = 0x0800
+    DFS = 0x1000
+    PAGING_IO = 0x2000
+    NT_STATUS = 0x4000
+    UNICODE = 0x8000
+
+
+class Capabilities(enum.IntFlag):
+    """MS-CIFS §2.2.4.52.2 / MS-SMB §2.2.4.5.2 server capabilities."""
+
+    RAW_MODE = 0x00000001
+    UNICODE = 0x00000004
+    LARGE_FILES = 0x00000008
+    NT_SMBS = 0x00000010
+    RPC_REMOTE_APIS = 0x00000020
+    STATUS32 = 0x00000040
+    LEVEL_II_OPLOCKS = 0x00000080
+    LOCK_AND_READ = 0x00000100
+    NT_FIND = 0x00000200
+    DFS = 0x00001000
+    INFOLEVEL_PASSTHRU = 0x00002000
+    LARGE_READX = 0x00004000
+    LARGE_WRITEX = 0x00008000
+    EXTENDED_SECURITY = 0x80000000
+
+
+class SecurityMode(enum.IntFlag):
+    """MS-CIFS §2.2.4.52.2 SecurityMode."""
+
+    USER_SECURITY = 0x01
+    ENCRYPT_PASSWORDS = 0x02
+    SECURITY_SIGNATURES_ENABLED = 0x04
+    SECURITY_SIGNATURES_REQUIRED = 0x08
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """MS-CIFS §2.2.3.1 header."""
+
+    command: int
+    status: int = 0
+    flags: int = 0
+    flags2: int = 0
+    pid_high: int = 0
+    security_features: bytes = bytes(8)
+    tid: int = 0
+    pid_low: int = 0
+    uid: int = 0
+    mid: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NegotiateRequest:
+    header: Header
+    dialects: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSetupRequest:
+    """Both request forms; ``security_blob`` is None without extended security."""
+
+    header: Header
+    max_buffer_size: int
+    max_mpx_count: int
+    vc_number: int
+    session_key: int
+    capabilities: int
+    security_blob: bytes | None
+    oem_password: bytes = b""
+    unicode_password: bytes = b""
+    account_name: str = ""
+    primary_domain: str = ""
+    native_os: str = ""
+    native_lanman: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NegotiateResponse:
+    """NT LM 0.12 response; ``server_guid`` is set exactly with extended security."""
+
+    header: Header
+    dialect_index: int
+    security_mode: int
+    max_mpx_count: int
+    max_number_vcs: int
+    max_buffer_size: int
+    max_raw_size: int
+    session_key: int
+    capabilities: Capabilities
+    system_time: int
+    server_time_zone: int
+    challenge: bytes = b""
+    domain_name: str = ""
+    server_name: str = ""
+    server_guid: bytes | None = None
+    security_blob: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSetupResponse:
+    """Extended-security SESSION_SETUP_ANDX response (WordCount 4)."""
+
+    header: Header
+    action: int
+    security_blob: bytes
+    native_os: str
+    native_lanman: str
+    primary_domain: str = ""
+
+
+def decode_header(reader: Reader) -> Header:
+    """Read the 32-byte header.
+
+    Raises:
+        MalformedMessage: short message or a wrong Protocol field.
+    """
+    if reader.read(4) != PROTOCOL_ID:
+        raise MalformedMessage(PROTOCOL, 0, "Protocol is not FF 'SMB'")
+    command, status, flags, flags2 = reader.u8(), reader.u32le(), reader.u8(), reader.u16le()
+    pid_high, features = reader.u16le(), reader.read(8)
+    reader.skip(2)
+    tid, pid_low, uid, mid = reader.u16le(), reader.u16le(), reader.u16le(), reader.u16le()
+    return Header(command, status, flags, flags2, pid_high, features, tid, pid_low, uid, mid)
+
+
+def _write_header(writer: Writer, header: Header) -> None:
+    writer.write(PROTOCOL_ID)
+    writer.u8(header.command)
+    writer.u32le(header.status)
+    writer.u8(header.flags)
+    writer.u16le(header.flags2)
+    writer.u16le(header.pid_high)
+    writer.write(header.security_features)
+    writer.u16le(0)
+    for value in (header.tid, header.pid_low, header.uid, header.mid):
+        writer.u16le(value)
+
+
+def _blocks(message: bytes, command: Command) -> tuple[Header, Reader, Reader]:
+    """Header, parameter words and data bytes of a message of ``command``."""
+    reader = Reader(message, PROTOCOL)
+    header = decode_header(reader)
+    if header.command != command:
+        raise Unsupported(PROTOCOL, 4, f"command {header.command:#04x}, expected {command.name}")
+    words = reader.restrict(2 * reader.u8())
+    data = reader.restrict(reader.u16le())
+    return header, words, data
+
+
+def decode_negotiate_request(message: bytes) -> NegotiateRequest:
+    """Decode SMB_COM_NEGOTIATE (header included).
+
+    Raises:
+        MalformedMessage: bad header, WordCount not 0, a dialect without the
+            0x02 marker or terminator, or more than MAX_DIALECTS dialects.
+    """
+    header, words, data = _blocks(message, Command.NEGOTIATE)
+    words.expect_end()
+    dialects: list[str] = []
+    while data.remaining:
+        if len(dialects) == MAX_DIALECTS:
+            raise MalformedMessage(PROTOCOL, data.offset, "too many dialects")
+        if data.u8() != 0x02:
+            raise MalformedMessage(PROTOCOL, data.offset - 1, "dialect without 0x02 marker")
+        end = message.find(b"\x00", data.offset, data.end)
+        if end < 0:
+            raise MalformedMessage(PROTOCOL, data.offset, "unterminated dialect")
+        dialects.append(data.read(end - data.offset).decode("latin-1"))
+        data.skip(1)
+    return NegotiateRequest(header, tuple(dialects))
+
+
+def encode_negotiate_request(request: NegotiateRequest) -> bytes:
+    """Encode SMB_COM_NEGOTIATE (for tests and probes).
+
+    Raises:
+        UnicodeEncodeError: a dialect that is not Latin-1 (a caller bug).
+    """
+    data = b"".join(b"\x02" + d.encode("latin-1") + b"\x00" for d in request.dialects)
+    writer = Writer()
+    _write_header(writer, request.header)
+    writer.u8(0)
+    writer.u16le(len(data))
+    writer.write(data)
+    return writer.getvalue()
+
+
+def _read_string(message: bytes, data: Reader, unicode: bool, *, align: bool = True) -> str:
+    """Read one NUL-terminated string; the last one may lack its terminator."""
+    if not data.remaining:
+        return ""
+    if not unicode:
+        end = message.find(b"\x00", data.offset, data.end)
+        text = data.read((data.end if end < 0 else end) - data.offset)
+        data.skip(min(1, data.remaining))
+        return text.decode("latin-1")
+    if align and data.offset % 2:
+        data.skip(1)
+    end = data.offset
+    while end + 2 <= data.end and message[end : end + 2] != b"\x00\x00":
+        end += 2
+    text = data.read(end - data.offset)
+    data.skip(min(2, data.remaining))
+    return text.decode("utf-16-le", errors="replace")
+
+
+def decode_session_setup_request(message: bytes) -> SessionSetupRequest:
+    """Decode SMB_COM_SESSION_SETUP_ANDX (header included), either form.
+
+    Raises:
+        MalformedMessage: bad header, a WordCount other than 12 or 13
+            (Unsupported for the LANMAN form, 10), or blobs outside ByteCount.
+    """
+    header, words, data = _blocks(message, Command.SESSION_SETUP_ANDX)
+    unicode = bool(header.flags2 & Flags2.UNICODE)
+    count = words.remaining // 2
+    if count not in (12, 13):
+        raise Unsupported(PROTOCOL, HEADER_SIZE, f"SESSION_SETUP_ANDX WordCount {count}")
+    words.skip(4)
+    max_buffer, max_mpx, vc_number, session_key = (
+        words.u16le(), words.u16le(), words.u16le(), words.u32le(),
+    )  # fmt: skip
+    if count == 12:
+        blob_length = words.u16le()
+        words.skip(4)
+        capabilities = words.u32le()
+        blob = data.read(blob_length)
+        native_os, native_lanman = (_read_string(message, data, unicode) for _ in range(2))
+        return SessionSetupRequest(
+            header, max_buffer, max_mpx, vc_number, session_key, capabilities, blob,
+            native_os=native_os, native_lanman=native_lanman,
+        )  # fmt: skip
+    oem_length, unicode_length = words.u16le(), words.u16le()
+    words.skip(4)
+    capabilities = words.u32le()
+    oem, uni = data.read(oem_length), data.read(unicode_length)
+    strings = [_read_string(message, data, unicode) for _ in range(4)]
+    return SessionSetupRequest(
+        header, max_buffer, max_mpx, vc_number, session_key, capabilities, None, oem, uni, *strings
+    )
+
+
+def _write_string(writer: Writer, text: str, unicode: bool) -> None:
+    if unicode:
+        writer.pad_to(2)
+        writer.write(text.encode("utf-16-le") + b"\x00\x00")
+    else:
+        writer.write(text.encode("latin-1", errors="replace") + b"\x00")
+
+
+def _finish(writer: Writer, byte_count_at: int) -> bytes:
+    """Patch ByteCount (2 bytes at ``byte_count_at``) and return the message."""
+    count = len(writer) - byte_count_at - 2
+    writer.buf[byte_count_at : byte_count_at + 2] = count.to_bytes(2, "little")
+    return writer.getvalue()
+
+
+def encode_negotiate_response(response: NegotiateResponse) -> bytes:
+    """Encode an NT LM 0.12 NEGOTIATE response (WordCount 17).
+
+    With ``server_guid`` set it is the extended form (ServerGUID + SPNEGO blob,
+    ChallengeLength 0); without, the challenge form with DomainName and
+    ServerName in UTF-16LE, not padded (MS-CIFS §2.2.4.52.2).
+
+    Raises:
+        struct.error: a field does not fit its width (a caller bug).
+    """
+    writer = Writer()
+    _write_header(writer, response.header)
+    writer.u8(17)
+    writer.u16le(response.dialect_index)
+    writer.u8(response.security_mode)
+    writer.u16le(response.max_mpx_count)
+    writer.u16le(response.max_number_vcs)
+    for value in (response.max_buffer_size, response.max_raw_size, response.session_key):
+        writer.u32le(value)
+    writer.u32le(response.capabilities)
+    writer.u64le(response.system_time)
+    writer.u16le(response.server_time_zone & 0xFFFF)
+    extended = response.server_guid is not None
+    writer.u8(0 if extended else len(response.challenge))
+    at = len(writer)
+    writer.u16le(0)
+    if response.server_guid is not None:
+        writer.write(response.server_guid + response.security_blob)
+    else:
+        writer.write(response.challenge)
+        for name in (response.domain_name, response.server_name):
+            writer.write(name.encode("utf-16-le") + b"\x00\x00")
+    return _finish(writer, at)
+
+
+def decode_negotiate_response(message: bytes) -> NegotiateResponse:
+    """Decode an NT LM 0.12 NEGOTIATE response (the inverse of the encoder).
+
+    Raises:
+        MalformedMessage: bad header, WordCount not 17, short data block.
+    """
+    header, words, data = _blocks(message, Command.NEGOTIATE)
+    if words.remaining != 34:
+        raise Unsupported(PROTOCOL, HEADER_SIZE, "NEGOTIATE response WordCount is not 17")
+    index, mode, mpx, vcs = words.u16le(), words.u8(), words.u16le(), words.u16le()
+    max_buffer, max_raw, key, caps = (words.u32le() for _ in range(4))
+    system_time, zone, challenge_length = words.u64le(), words.u16le(), words.u8()
+    zone = zone - 0x10000 if zone & 0x8000 else zone
+    fixed = (header, index, mode, mpx, vcs, max_buffer, max_raw, key, Capabilities(caps))
+    if caps & Capabilities.EXTENDED_SECURITY:
+        guid = data.read(16)
+        return NegotiateResponse(
+            *fixed, system_time, zone, server_guid=guid, security_blob=data.rest()
+        )
+    challenge = data.read(challenge_length)
+    domain = _read_string(message, data, True, align=False)
+    server = _read_string(message, data, True, align=False)
+    data.expect_end()
+    return NegotiateResponse(*fixed, system_time, zone, challenge, domain, server)
+
+
+def encode_plain_session_setup_response(response: SessionSetupResponse) -> bytes:
+    """Encode a SESSION_SETUP_ANDX response without extended security (WordCount 3).
+
+    MS-CIFS §2.2.4.53.2: Action, then NativeOS, NativeLanMan, PrimaryDomain;
+    ``security_blob`` must be empty.
+
+    Raises:
+        ValueError: ``security_blob`` is not empty (a caller bug).
+    """
+    if response.security_blob:
+        raise ValueError("the WordCount 3 response carries no security blob")
+    unicode = bool(response.header.flags2 & Flags2.UNICODE)
+    writer = Writer()
+    _write_header(writer, response.header)
+    writer.write(b"\x03\xff\x00\x00\x00")
+    writer.u16le(response.action)
+    at = len(writer)
+    writer.u16le(0)
+    for text in (response.native_os, response.native_lanman, response.primary_domain):
+        _write_string(writer, text, unicode)
+    return _finish(writer, at)
+
+
+def decode_plain_session_setup_response(message: bytes) -> SessionSetupResponse:
+    """Decode a SESSION_SETUP_ANDX response without extended security (WordCount 3).
+
+    Raises:
+        MalformedMessage: bad header or a WordCount other than 3.
+    """
+    header, words, data = _blocks(message, Command.SESSION_SETUP_ANDX)
+    if words.remaining != 6:
+        raise Unsupported(PROTOCOL, HEADER_SIZE, "SESSION_SETUP_ANDX response WordCount not 3")
+    words.skip(4)
+    action = words.u16le()
+    unicode = bool(header.flags2 & Flags2.UNICODE)
+    strings = [_read_string(message, data, unicode) for _ in range(3)]
+    return SessionSetupResponse(header, action, b"", *strings)
+
+
+def encode_session_setup_response(response: SessionSetupResponse) -> bytes:
+    """Encode an extended-security SESSION_SETUP_ANDX response (WordCount 4).
+
+    Strings are UTF-16LE when the header's FLAGS2_UNICODE is set.
+
+    Raises:
+        struct.error: a field does not fit its width (a caller bug).
+    """
+    unicode = bool(response.header.flags2 & Flags2.UNICODE)
+    writer = Writer()
+    _write_header(writer, response.header)
+    writer.u8(4)
+    writer.u8(Command.NO_ANDX_COMMAND)
+    writer.u8(0)
+    writer.u16le(0)
+    writer.u16le(response.action)
+    writer.u16le(len(response.security_blob))
+    at = len(writer)
+    writer.u16le(0)
+    writer.write(response.security_blob)
+    _write_string(writer, response.native_os, unicode)
+    _write_string(writer, response.native_lanman, unicode)
+    _write_string(writer, response.primary_domain, unicode)
+    return _finish(writer, at)
+
+
+def decode_session_setup_response(message: bytes) -> SessionSetupResponse:
+    """Decode an extended-security SESSION_SETUP_ANDX response.
+
+    Raises:
+        MalformedMessage: bad header, WordCount not 4, blob outside ByteCount.
+    """
+    header, words, data = _blocks(message, Command.SESSION_SETUP_ANDX)
+    if words.remaining != 8:
+        raise Unsupported(PROTOCOL, HEADER_SIZE, "SESSION_SETUP_ANDX response WordCount not 4")
+    words.skip(4)
+    action, blob_length = words.u16le(), words.u16le()
+    blob = data.read(blob_length)
+    unicode = bool(header.flags2 & Flags2.UNICODE)
+    strings = [_read_string(message, data, unicode) for _ in range(3)]
+    return SessionSetupResponse(header, action, blob, *strings)
+
+
+def encode_error_response(header: Header) -> bytes:
+    """A response carrying only ``header.status``: WordCount 0, ByteCount 0."""
+    writer = Writer()
+    _write_header(writer, header)
+    writer.write(b"\x00\x00\x00")
+    return writer.getvalue()
