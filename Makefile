@@ -1,0 +1,67 @@
+# cozen-responder: every target installs what it needs (virtualenv from pyproject.toml,
+# Debian clients through apt-get when missing). `make run` and `make test` are the two to know.
+
+PYTHON3 ?= python3
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+CONFIG  ?=
+# command:package pairs for the real clients and peers the tests run
+DEBIAN_TOOLS := ip:iproute2 dig:bind9-dnsutils kdig:knot-dnsutils tshark:tshark nmap:nmap \
+                nmblookup:samba-common-bin smbclient:smbclient nbtscan:nbtscan nmbd:samba \
+                named:bind9
+
+.PHONY: install tools run check-config fmt lint type test test-debug interop bench cov clean check
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON3) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+tools:
+	@missing=""; for pair in $(DEBIAN_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $$missing >/dev/null; fi
+
+run: install
+	$(VENV)/bin/cozen-responder run $(if $(CONFIG),--config $(CONFIG))
+
+check-config: install
+	$(VENV)/bin/cozen-responder check $(if $(CONFIG),--config $(CONFIG))
+
+fmt: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+type: install
+	$(VENV)/bin/mypy
+
+test: install tools lint type
+	$(PY) -bb -m pytest -q
+
+test-debug: install tools
+	PYTHONASYNCIODEBUG=1 COZEN_TEST_LOOPS=asyncio $(PY) -bb -m pytest -q -m "not slow"
+
+interop: install tools
+	$(PY) -bb -m pytest -q -m interop
+
+bench: install
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
+cov: install tools
+	$(PY) -m pip install -q coverage
+	$(PY) -m coverage run -m pytest -q && $(PY) -m coverage report
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis benchmarks/results benchmarks/build
+
+check: lint type test

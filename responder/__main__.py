@@ -1,0 +1,7 @@
+"""``python -m responder``: the same as the ``cozen-responder`` command."""
+
+import sys
+
+from responder.cli import main
+
+sys.exit(main())

@@ -1,0 +1,368 @@
+"""Configuration: TOML in, immutable validated objects out.
+
+Everything the daemon serves is decided here, once per load: names are checked
+and upper-cased, addresses parsed, per-node identity (MAC, SMB ServerGuid)
+derived so it is stable across restarts. A bad file raises
+:class:`ConfigError`, whose message is the one line the CLI prints:
+``FILE: KEY: reason``. Unknown keys are errors, never ignored.
+
+The contract (which keys exist and what they mean) lives in the design
+document; this module is its single implementation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+import tomllib
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+T = TypeVar("T")
+
+EMBEDDED_DEFAULT = "<embedded default>"
+
+# A Cozen name must be a NetBIOS name and a DNS label at once, so the safe
+# intersection: letters, digits and inner hyphens (RFC 1123 §2.1, MS naming rules).
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$")
+# Characters Windows refuses in NetBIOS names (workgroups may hold spaces, dots, ...).
+_NETBIOS_FORBIDDEN = set('\\/:*?"<>|')
+_MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}$")
+# Fixed namespace for derived identities; changing it would change every node's GUID.
+_IDENTITY_NAMESPACE = uuid.UUID("6c1f1e2a-5d1b-4c59-9a53-2f0c8f3b7e10")
+
+
+class ConfigError(Exception):
+    """One invalid setting: ``str(err)`` is the one-line message for operators."""
+
+    def __init__(self, source: str, key: str, reason: str) -> None:
+        super().__init__(f"{source}: {key}: {reason}")
+        self.source = source
+        self.key = key
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    name: str  # shared public NetBIOS name, upper-case; never served
+    dns_domain: str  # lower-case, no trailing dot
+    workgroup: str  # upper-case NetBIOS workgroup / domain
+
+    @property
+    def public_fqdn(self) -> str:
+        return f"{self.name.lower()}.{self.dns_domain}"
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    cozen_name: str  # upper-case NetBIOS form, also the DNS label (lower-cased)
+    management_ip: ipaddress.IPv4Address
+    management_ipv6: ipaddress.IPv6Address | None
+    mac: bytes  # 6 bytes: NBSTAT unit ID
+    server_guid: uuid.UUID  # SMB ServerGuid
+    fqdn: str  # lower(cozen_name) + "." + dns_domain
+
+    @property
+    def addresses(self) -> tuple[IPAddress, ...]:
+        if self.management_ipv6 is None:
+            return (self.management_ip,)
+        return (self.management_ip, self.management_ipv6)
+
+
+@dataclass(frozen=True, slots=True)
+class DnsSettings:
+    listen: tuple[IPAddress, ...]
+    port: int
+    fast_path: bool  # precomputed answers; off = every query takes the general path
+    ttl: int
+    negative_ttl: int  # SOA MINIMUM, the TTL of NXDOMAIN/NODATA answers
+    ns_name: str  # NS / SOA MNAME; answered with the listen addresses when in-zone
+    hostmaster: str  # SOA RNAME as a domain name
+    refresh: int
+    retry: int
+    expire: int
+    max_tcp_connections: int  # per listen address
+    tcp_idle_timeout: float  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    source: str  # file path, or EMBEDDED_DEFAULT
+    cluster: Cluster
+    dns: DnsSettings
+    nodes: tuple[Node, ...]
+
+
+class _Section:
+    """A TOML table being validated; remembers its dotted key for messages."""
+
+    def __init__(self, source: str, key: str, table: object) -> None:
+        if not isinstance(table, dict):
+            raise ConfigError(source, key or "<top>", "must be a table")
+        self.source = source
+        self.key = key
+        self.table: dict[str, Any] = dict(table)
+
+    def error(self, name: str, reason: str) -> ConfigError:
+        key = f"{self.key}.{name}" if self.key else name
+        return ConfigError(self.source, key, reason)
+
+    def take(self, name: str, kind: type[T], default: T | None = None) -> T:
+        if name not in self.table:
+            if default is None:
+                raise self.error(name, "required key is missing")
+            return default
+        value = self.table.pop(name)
+        # bool is an int in Python; never accept one for the other.
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.error(name, f"must be {_KIND_NAMES.get(kind, kind.__name__)}, got {value!r}")
+        return value
+
+    def take_int(self, name: str, default: int, low: int, high: int) -> int:
+        value = self.take(name, int, default)
+        if not low <= value <= high:
+            raise self.error(name, f"must be between {low} and {high}, got {value}")
+        return value
+
+    def take_parsed(self, name: str, parse: Callable[[str], T], default: T | None = None) -> T:
+        if name not in self.table and default is not None:
+            return default
+        raw = self.take(name, str)
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            raise self.error(name, str(exc)) from None
+
+    def sub(self, name: str) -> _Section:
+        return _Section(
+            self.source, f"{self.key}.{name}" if self.key else name, self.table.pop(name, {})
+        )
+
+    def finish(self) -> None:
+        for name in self.table:
+            raise self.error(name, "unknown key")
+
+
+_KIND_NAMES = {
+    str: "a string",
+    int: "an integer",
+    bool: "true or false",
+    list: "a list",
+    float: "a number",
+    dict: "a table",
+}
+
+
+def _netbios_name(raw: str) -> str:
+    if not 1 <= len(raw) <= 15:
+        raise ValueError(f"{raw!r} must be 1 to 15 characters (NetBIOS)")
+    if not raw.isascii() or not raw.isprintable():
+        raise ValueError(f"{raw!r} must be printable ASCII (NetBIOS)")
+    bad = sorted(set(raw) & _NETBIOS_FORBIDDEN)
+    if bad or raw.startswith((".", " ")):
+        raise ValueError(f"{raw!r} has a character NetBIOS forbids: {''.join(bad) or raw[0]!r}")
+    return raw.upper()
+
+
+def _host_name(raw: str) -> str:
+    """A name that must be a NetBIOS name and a DNS host label at once."""
+    name = _netbios_name(raw)
+    if not _HOST_LABEL.match(name):
+        raise ValueError(f"{raw!r} must use letters, digits and inner hyphens only")
+    if name.isdigit():
+        raise ValueError(f"{raw!r} must not be all digits")
+    return name
+
+
+def _dns_name(raw: str) -> str:
+    name = raw.lower().removesuffix(".")
+    if not name or len(name) > 253:
+        raise ValueError(f"{raw!r} must be a domain name of 1 to 253 characters")
+    for label in name.split("."):
+        if not 1 <= len(label) <= 63 or not _DNS_LABEL.match(label):
+            raise ValueError(f"{raw!r} has an invalid DNS label {label!r}")
+    return name
+
+
+def _ipv4(raw: str) -> ipaddress.IPv4Address:
+    try:
+        return ipaddress.IPv4Address(raw)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not an IPv4 address") from None
+
+
+def _ipv6(raw: str) -> ipaddress.IPv6Address:
+    try:
+        return ipaddress.IPv6Address(raw)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not an IPv6 address") from None
+
+
+def _any_ip(raw: str) -> IPAddress:
+    try:
+        return ipaddress.ip_address(raw)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not an IP address") from None
+
+
+def _mac(raw: str) -> bytes:
+    if not _MAC.match(raw):
+        raise ValueError(f"{raw!r} is not a MAC address like 02:00:5e:10:00:11")
+    mac = bytes.fromhex(raw.replace(":", "").replace("-", ""))
+    if mac[0] & 1:
+        raise ValueError(f"{raw!r} is a multicast address")
+    return mac
+
+
+def _guid(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a GUID") from None
+
+
+def derived_mac(cozen_name: str) -> bytes:
+    """A stable locally administered unicast MAC for a node without ``mac``."""
+    digest = hashlib.sha256(b"cozen-responder/mac/" + cozen_name.encode()).digest()
+    return bytes([(digest[0] & 0xFC) | 0x02]) + digest[1:6]
+
+
+def derived_server_guid(cluster_name: str, cozen_name: str) -> uuid.UUID:
+    """A stable ServerGuid from the cluster and Cozen names (never shared by two nodes)."""
+    return uuid.uuid5(_IDENTITY_NAMESPACE, f"{cluster_name}/{cozen_name}")
+
+
+def _parse_cluster(section: _Section) -> Cluster:
+    cluster = Cluster(
+        name=section.take_parsed("name", _host_name),
+        dns_domain=section.take_parsed("dns_domain", _dns_name),
+        workgroup=section.take_parsed("workgroup", _netbios_name),
+    )
+    section.finish()
+    return cluster
+
+
+def _parse_node(section: _Section, cluster: Cluster) -> Node:
+    cozen = section.take_parsed("cozen_name", _host_name)
+    if cozen == cluster.name:
+        raise section.error("cozen_name", f"{cozen!r} equals the public name cluster.name")
+    if cozen == cluster.workgroup:
+        raise section.error("cozen_name", f"{cozen!r} equals cluster.workgroup")
+    node = Node(
+        cozen_name=cozen,
+        management_ip=section.take_parsed("management_ip", _ipv4),
+        management_ipv6=(
+            section.take_parsed("management_ipv6", _ipv6)
+            if "management_ipv6" in section.table
+            else None
+        ),
+        mac=section.take_parsed("mac", _mac, derived_mac(cozen)),
+        server_guid=section.take_parsed(
+            "server_guid", _guid, derived_server_guid(cluster.name, cozen)
+        ),
+        fqdn=f"{cozen.lower()}.{cluster.dns_domain}",
+    )
+    section.finish()
+    return node
+
+
+def _parse_nodes(source: str, raw: object, cluster: Cluster) -> tuple[Node, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(source, "node", "at least one [[node]] table is required")
+    nodes = tuple(
+        _parse_node(_Section(source, f"node[{i}]", t), cluster) for i, t in enumerate(raw)
+    )
+    _reject_duplicates(source, "cozen_name", [n.cozen_name for n in nodes])
+    _reject_duplicates(source, "management_ip", [a for n in nodes for a in n.addresses])
+    _reject_duplicates(source, "mac", [n.mac.hex(":") for n in nodes])
+    _reject_duplicates(source, "server_guid", [n.server_guid for n in nodes])
+    return nodes
+
+
+def _reject_duplicates(source: str, key: str, values: Iterable[object]) -> None:
+    seen: set[object] = set()
+    for index, value in enumerate(values):
+        if value in seen:
+            raise ConfigError(source, f"node[{index}].{key}", f"duplicate value {value!s}")
+        seen.add(value)
+
+
+def _parse_listen(section: _Section, nodes: tuple[Node, ...]) -> tuple[IPAddress, ...]:
+    if "listen" not in section.table:
+        return tuple(a for n in nodes for a in n.addresses)
+    raw = section.take("listen", list)
+    if not raw or not all(isinstance(item, str) for item in raw):
+        raise section.error("listen", "must be a non-empty list of IP address strings")
+    try:
+        addresses = tuple(_any_ip(item) for item in raw)
+    except ValueError as exc:
+        raise section.error("listen", str(exc)) from None
+    if len(set(addresses)) != len(addresses):
+        raise section.error("listen", "lists an address twice")
+    return addresses
+
+
+def _parse_dns(section: _Section, cluster: Cluster, nodes: tuple[Node, ...]) -> DnsSettings:
+    domain = cluster.dns_domain
+    dns = DnsSettings(
+        listen=_parse_listen(section, nodes),
+        port=section.take_int("port", 53, 0, 65535),
+        fast_path=section.take("fast_path", bool, True),
+        ttl=section.take_int("ttl", 300, 0, 2**31 - 1),
+        negative_ttl=section.take_int("negative_ttl", 60, 0, 2**31 - 1),
+        ns_name=section.take_parsed("ns_name", _dns_name, f"cozen-ns.{domain}"),
+        hostmaster=section.take_parsed("hostmaster", _dns_name, f"hostmaster.{domain}"),
+        refresh=section.take_int("refresh", 3600, 1, 2**31 - 1),
+        retry=section.take_int("retry", 600, 1, 2**31 - 1),
+        expire=section.take_int("expire", 86400, 1, 2**31 - 1),
+        max_tcp_connections=section.take_int("max_tcp_connections", 256, 1, 65535),
+        tcp_idle_timeout=float(section.take_int("tcp_idle_timeout", 10, 1, 3600)),
+    )
+    section.finish()
+    taken = {n.fqdn for n in nodes} | {cluster.public_fqdn}
+    if dns.ns_name in taken:
+        raise section.error("ns_name", f"{dns.ns_name!r} is already a node's or the public name")
+    return dns
+
+
+def parse_config(document: dict[str, Any], source: str) -> Config:
+    """Validate a parsed TOML document.
+
+    Raises:
+        ConfigError: naming the first invalid key and why.
+    """
+    top = _Section(source, "", document)
+    cluster = _parse_cluster(top.sub("cluster"))
+    nodes = _parse_nodes(source, top.table.pop("node", None), cluster)
+    dns = _parse_dns(top.sub("dns"), cluster, nodes)
+    top.finish()
+    return Config(source=source, cluster=cluster, dns=dns, nodes=nodes)
+
+
+def load_config(path: str | None) -> Config:
+    """Read and validate ``path``, or the embedded default config when None.
+
+    Raises:
+        ConfigError: the file cannot be read, is not TOML, or a key is invalid.
+    """
+    if path is None:
+        text = resources.files("responder").joinpath("default.toml").read_text("utf-8")
+        source = EMBEDDED_DEFAULT
+    else:
+        source = path
+        try:
+            text = Path(path).read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(source, "<file>", f"cannot read: {exc}") from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "<toml>", f"invalid TOML: {exc}") from None
+    return parse_config(document, source)

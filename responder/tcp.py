@@ -1,0 +1,164 @@
+"""TCP listener: one sans-IO session per connection, with limits.
+
+Each connection owns a session object from ``protocols/`` whose
+``receive_data(bytes) -> bytes`` returns what to send and whose ``closed``
+says the connection must end after that. This module adds only what a
+network server needs around it:
+
+* a cap on concurrent connections per listener; when it is reached, the
+  connection idle the longest is closed to make room, so a flood of idle or
+  half-sent connections never locks out a new client;
+* an idle timeout (no bytes received for ``idle_timeout`` seconds: close);
+* back-pressure: while the peer does not read our replies, we stop reading
+  its requests, so a pipelining client cannot grow our buffers without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+
+
+class StreamSession(Protocol):
+    closed: bool
+
+    def receive_data(self, data: bytes) -> bytes: ...
+
+
+SessionFactory = Callable[[Address, Address], StreamSession]
+
+
+def bind_tcp(host: str, port: int, *, backlog: int = 512) -> socket.socket:
+    """Create a listening, non-blocking TCP socket on ``(host, port)``.
+
+    Raises:
+        OSError: the address cannot be bound.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setblocking(False)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class TcpListener:
+    """Accepts connections on ``sock`` and runs a session for each."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        factory: SessionFactory,
+        *,
+        max_connections: int,
+        idle_timeout: float,
+    ) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.factory = factory
+        self.max_connections = max_connections
+        self.idle_timeout = idle_timeout
+        self.local_address: Address = sock.getsockname()[:2]
+        self.connections: dict[_Connection, None] = {}  # insertion-ordered set
+        self.evicted = 0
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        self._server = await self.loop.create_server(lambda: _Connection(self), sock=self.sock)
+
+    def admit(self, connection: _Connection) -> None:
+        while len(self.connections) >= self.max_connections:
+            oldest = min(self.connections, key=lambda c: c.last_activity)
+            self.evicted += 1
+            oldest.close(abort=True)
+        self.connections[connection] = None
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self.connections):
+            connection.close(abort=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, listener: TcpListener) -> None:
+        self.listener = listener
+        self.transport: asyncio.Transport | None = None
+        self.session: StreamSession | None = None
+        self.last_activity = listener.loop.time()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=256 * 1024)
+        peer = transport.get_extra_info("peername")[:2]
+        self.listener.admit(self)
+        self.session = self.listener.factory(peer, self.listener.local_address)
+        self._arm_timer(self.listener.idle_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None and self.session is not None
+        self.last_activity = self.listener.loop.time()
+        try:
+            reply = self.session.receive_data(data)
+        except Exception:
+            log.exception("tcp %s: session failed; closing", self.listener.local_address)
+            self.close()
+            return
+        if reply:
+            self.transport.write(reply)
+        if self.session.closed:
+            self.close()
+
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def _arm_timer(self, delay: float) -> None:
+        self.timer = self.listener.loop.call_later(delay, self._check_idle)
+
+    def _check_idle(self) -> None:
+        idle_for = self.listener.loop.time() - self.last_activity
+        if idle_for >= self.listener.idle_timeout:
+            self.close(abort=True)
+        else:
+            self._arm_timer(self.listener.idle_timeout - idle_for)
+
+    def close(self, *, abort: bool = False) -> None:
+        """End the connection: flush what is queued, or with ``abort`` drop it."""
+        if self.transport is not None and not self.transport.is_closing():
+            if abort:  # the peer may never read: do not wait on its window
+                self.transport.abort()
+            else:
+                self.transport.close()
+        self._forget()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._forget()
+
+    def _forget(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.listener.connections.pop(self, None)

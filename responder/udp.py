@@ -1,0 +1,118 @@
+"""UDP listener: a non-blocking socket drained from a loop reader callback.
+
+We create and configure the socket ourselves (large receive buffer, broadcast
+when asked) and hand it to the loop with ``add_reader`` instead of a datagram
+transport: measured here, a socket drained until empty from the reader
+callback costs a fraction of the stock transport per packet on both asyncio and
+uvloop, and it never queues replies in user space (a full send buffer drops
+the reply, as UDP would).
+
+The handler is one plain call per datagram: ``handler(data, source) -> bytes |
+None``. It must not raise; if it does anyway (a bug), the error is logged and
+counted, and the listener keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+DatagramHandler = Callable[[bytes, Address], bytes | None]
+
+RECEIVE_BUFFER = 4 * 1024 * 1024  # rides out a few-ms stall at 100k qps
+MAX_DATAGRAM = 65535
+DRAIN_LIMIT = 256  # datagrams per wake-up, so one busy socket cannot starve the loop
+
+
+@dataclass(slots=True)
+class Counters:
+    received: int = 0
+    answered: int = 0
+    dropped_send: int = 0
+    handler_bugs: int = 0
+
+
+def bind_udp(
+    host: str, port: int, *, broadcast: bool = False, reuse_port: bool = False
+) -> socket.socket:
+    """Create a non-blocking UDP socket bound to ``(host, port)``.
+
+    Raises:
+        OSError: the address cannot be bound (in use, not local, no permission).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if broadcast:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        sock.setblocking(False)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class UdpListener:
+    """Serves ``handler`` on one bound socket until :meth:`close`."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, handler: DatagramHandler
+    ) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.handler = handler
+        self.counters = Counters()
+        self.local_address: Address = sock.getsockname()[:2]
+        loop.add_reader(sock.fileno(), self._drain)
+
+    def _drain(self) -> None:
+        recvfrom = self.sock.recvfrom
+        sendto = self.sock.sendto
+        handler = self.handler
+        counters = self.counters
+        for _ in range(DRAIN_LIMIT):
+            try:
+                data, source = recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. ICMP errors reported on the socket
+                log.debug("udp %s: receive error %s", self.local_address, exc)
+                return
+            counters.received += 1
+            try:
+                reply = handler(data, source)
+            except Exception:
+                counters.handler_bugs += 1
+                log.exception("udp %s: handler failed on %d bytes", self.local_address, len(data))
+                continue
+            if reply is not None:
+                try:
+                    sendto(reply, source)
+                    counters.answered += 1
+                except OSError:
+                    counters.dropped_send += 1
+
+    def sendto(self, data: bytes, destination: Address) -> bool:
+        """Send an unsolicited datagram (registrations); False if it was dropped."""
+        try:
+            self.sock.sendto(data, destination)
+        except OSError as exc:
+            log.debug("udp %s: send to %s failed: %s", self.local_address, destination, exc)
+            return False
+        return True
+
+    def close(self) -> None:
+        if self.sock.fileno() >= 0:
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()

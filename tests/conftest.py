@@ -1,0 +1,153 @@
+"""Suite-wide set-up: a private network namespace and daemon fixtures.
+
+Before any test runs, the pytest process moves itself into a fresh network
+namespace (``unshare(CLONE_NEWNET)``) and brings its loopback up. Every daemon,
+client and peer the tests start inherits it, so the suite can use the standard
+ports on any 127.x address without colliding with anything else on the
+machine, and nothing it sends can leave. The namespace disappears with the
+process: there is nothing to clean up, even after a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+CLONE_NEWNET = 0x40000000
+REPO = Path(__file__).resolve().parent.parent
+
+BASE_CONFIG = """\
+[cluster]
+name = "SQL01"
+dns_domain = "corp.example"
+workgroup = "CORP"
+
+[dns]
+listen = ["127.0.0.10"]
+
+[[node]]
+cozen_name = "SQL01-CZ1"
+management_ip = "127.0.0.11"
+
+[[node]]
+cozen_name = "SQL01-CZ2"
+management_ip = "127.0.0.12"
+"""
+
+
+def _enter_private_network_namespace() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise pytest.UsageError(
+            f"the suite runs in a private network namespace and needs root "
+            f"(CAP_SYS_ADMIN) to create it: {os.strerror(err)}"
+        )
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # once per process
+        _enter_private_network_namespace()
+
+
+def loop_kinds() -> list[str]:
+    """Event loops the in-process tests run on (both by default)."""
+    return os.environ.get("COZEN_TEST_LOOPS", "uvloop,asyncio").split(",")
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[[str], Path]:
+    """Write TOML text to a fresh file and return its path."""
+    counter = iter(range(1000))
+
+    def write(text: str = BASE_CONFIG) -> Path:
+        path = tmp_path / f"config-{next(counter)}.toml"
+        path.write_text(text)
+        return path
+
+    return write
+
+
+class DaemonProcess:
+    """The real daemon as a subprocess, in its own session, ended by PID."""
+
+    def __init__(self, config_path: Path, loop: str = "uvloop", *extra: str) -> None:
+        self.config_path = config_path
+        self.stderr_path = config_path.with_suffix(".stderr")
+        self._stderr = self.stderr_path.open("wb")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "responder",
+                "run",
+                "--config",
+                str(config_path),
+                "--loop",
+                loop,
+                *extra,
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            start_new_session=True,
+        )
+
+    def log(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 10.0, *, count: int = 1) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log().count(text) >= count:
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.log()}")
+            time.sleep(0.02)
+        raise AssertionError(f"no {text!r} in daemon log within {timeout}s:\n{self.log()}")
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 5.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._stderr.close()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def start_daemon() -> Iterator[Callable[..., DaemonProcess]]:
+    """Start the daemon on a config file; every one started is stopped after the test."""
+    started: list[DaemonProcess] = []
+
+    def start(
+        config_path: Path, loop: str = "uvloop", *extra: str, wait_ready: bool = True
+    ) -> DaemonProcess:
+        daemon = DaemonProcess(config_path, loop, *extra)
+        started.append(daemon)
+        if wait_ready:
+            daemon.wait_for_log("ready")
+        return daemon
+
+    yield start
+    for daemon in started:
+        with contextlib.suppress(Exception):
+            daemon.stop()

@@ -1,0 +1,256 @@
+"""Config validation: every rule, each with the key and reason it reports."""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from responder.config import (
+    EMBEDDED_DEFAULT,
+    ConfigError,
+    derived_mac,
+    derived_server_guid,
+    load_config,
+)
+from tests.conftest import BASE_CONFIG, REPO
+
+
+def test_base_config_parses(write_config):
+    config = load_config(str(write_config()))
+    assert config.cluster.name == "SQL01"
+    assert config.cluster.dns_domain == "corp.example"
+    assert [n.cozen_name for n in config.nodes] == ["SQL01-CZ1", "SQL01-CZ2"]
+    assert [n.fqdn for n in config.nodes] == ["sql01-cz1.corp.example", "sql01-cz2.corp.example"]
+    assert config.dns.listen == (ipaddress.ip_address("127.0.0.10"),)
+    assert config.dns.port == 53 and config.dns.fast_path
+
+
+def test_embedded_default_is_the_documented_example():
+    config = load_config(None)
+    assert config.source == EMBEDDED_DEFAULT
+    assert [(n.cozen_name, str(n.management_ip)) for n in config.nodes] == [
+        ("SQL01-CZ1", "127.0.0.11"),
+        ("SQL01-CZ2", "127.0.0.12"),
+    ]
+    assert [str(a) for a in config.dns.listen] == ["127.0.0.10"]
+
+
+def test_names_are_upper_cased_and_domain_lower_cased(write_config):
+    text = (
+        BASE_CONFIG.replace('"SQL01-CZ1"', '"sql01-cz1"')
+        .replace('"corp.example"', '"Corp.Example."')
+        .replace('"CORP"', '"corp"')
+    )
+    config = load_config(str(write_config(text)))
+    assert config.nodes[0].cozen_name == "SQL01-CZ1"
+    assert config.cluster.dns_domain == "corp.example"
+    assert config.cluster.workgroup == "CORP"
+
+
+def test_dns_listen_defaults_to_every_management_address(write_config):
+    text = BASE_CONFIG.replace('[dns]\nlisten = ["127.0.0.10"]\n', "").replace(
+        'management_ip = "127.0.0.12"', 'management_ip = "127.0.0.12"\nmanagement_ipv6 = "fd00::12"'
+    )
+    config = load_config(str(write_config(text)))
+    assert [str(a) for a in config.dns.listen] == ["127.0.0.11", "127.0.0.12", "fd00::12"]
+
+
+def test_derived_identity_is_stable_and_distinct(write_config):
+    first = load_config(str(write_config()))
+    second = load_config(str(write_config()))
+    assert first.nodes == second.nodes
+    one, two = first.nodes
+    assert one.mac != two.mac and one.server_guid != two.server_guid
+    assert one.mac == derived_mac("SQL01-CZ1")
+    assert one.mac[0] & 0x02 and not one.mac[0] & 0x01  # locally administered unicast
+    assert one.server_guid == derived_server_guid("SQL01", "SQL01-CZ1")
+
+
+def test_explicit_mac_and_guid(write_config):
+    guid = "0b7e6f4e-8a3c-4a53-9d0c-5a7b0f6e1d21"
+    text = BASE_CONFIG.replace(
+        'management_ip = "127.0.0.11"',
+        f'management_ip = "127.0.0.11"\nmac = "02:00:5E:10:00:11"\nserver_guid = "{guid}"',
+    )
+    node = load_config(str(write_config(text))).nodes[0]
+    assert node.mac == bytes.fromhex("02005e100011")
+    assert node.server_guid == uuid.UUID(guid)
+
+
+def _swap(old: str, new: str) -> str:
+    assert old in BASE_CONFIG
+    return BASE_CONFIG.replace(old, new, 1)
+
+
+BAD_CONFIGS = {
+    "cozen_name_too_long": (
+        _swap('"SQL01-CZ1"', '"SQL01-CZ1-TOOLONGX"'),
+        "node[0].cozen_name",
+        "1 to 15 characters",
+    ),
+    "cozen_name_empty": (_swap('"SQL01-CZ1"', '""'), "node[0].cozen_name", "1 to 15"),
+    "cozen_name_space": (
+        _swap('"SQL01-CZ1"', '"SQL01 CZ1"'),
+        "node[0].cozen_name",
+        "letters, digits",
+    ),
+    "cozen_name_netbios_forbidden": (
+        _swap('"SQL01-CZ1"', '"SQL01*CZ1"'),
+        "node[0].cozen_name",
+        "forbids",
+    ),
+    "cozen_name_leading_hyphen": (
+        _swap('"SQL01-CZ1"', '"-SQL01"'),
+        "node[0].cozen_name",
+        "inner hyphens",
+    ),
+    "cozen_name_all_digits": (_swap('"SQL01-CZ1"', '"12345"'), "node[0].cozen_name", "all digits"),
+    "cozen_name_non_ascii": (_swap('"SQL01-CZ1"', '"SQLÖ1"'), "node[0].cozen_name", "ASCII"),
+    "cozen_equals_public": (_swap('"SQL01-CZ1"', '"sql01"'), "node[0].cozen_name", "public name"),
+    "cozen_equals_workgroup": (_swap('"SQL01-CZ1"', '"CORP"'), "node[0].cozen_name", "workgroup"),
+    "duplicate_cozen": (_swap('"SQL01-CZ2"', '"sql01-cz1"'), "node[1].cozen_name", "duplicate"),
+    "duplicate_address": (
+        _swap('"127.0.0.12"', '"127.0.0.11"'),
+        "node[1].management_ip",
+        "duplicate",
+    ),
+    "bad_ipv4": (_swap('"127.0.0.11"', '"127.0.0.300"'), "node[0].management_ip", "not an IPv4"),
+    "ipv6_as_ipv4": (_swap('"127.0.0.11"', '"fd00::1"'), "node[0].management_ip", "not an IPv4"),
+    "bad_ipv6": (
+        _swap(
+            'management_ip = "127.0.0.11"',
+            'management_ip = "127.0.0.11"\nmanagement_ipv6 = "127.0.0.1"',
+        ),
+        "node[0].management_ipv6",
+        "not an IPv6",
+    ),
+    "bad_mac": (
+        _swap('management_ip = "127.0.0.11"', 'management_ip = "127.0.0.11"\nmac = "02:00:5e"'),
+        "node[0].mac",
+        "not a MAC",
+    ),
+    "multicast_mac": (
+        _swap(
+            'management_ip = "127.0.0.11"',
+            'management_ip = "127.0.0.11"\nmac = "01:00:5e:00:00:01"',
+        ),
+        "node[0].mac",
+        "multicast",
+    ),
+    "bad_guid": (
+        _swap('management_ip = "127.0.0.11"', 'management_ip = "127.0.0.11"\nserver_guid = "nope"'),
+        "node[0].server_guid",
+        "not a GUID",
+    ),
+    "unknown_node_key": (
+        _swap('management_ip = "127.0.0.11"', 'management_ip = "127.0.0.11"\ncolour = "blue"'),
+        "node[0].colour",
+        "unknown key",
+    ),
+    "unknown_section": (BASE_CONFIG + "\n[extras]\nx = 1\n", "extras", "unknown key"),
+    "unknown_dns_key": (
+        _swap("[dns]\n", "[dns]\nrecursion = true\n"),
+        "dns.recursion",
+        "unknown key",
+    ),
+    "missing_cluster_name": (_swap('name = "SQL01"\n', ""), "cluster.name", "required"),
+    "missing_domain": (
+        _swap('dns_domain = "corp.example"\n', ""),
+        "cluster.dns_domain",
+        "required",
+    ),
+    "missing_management_ip": (
+        _swap('management_ip = "127.0.0.11"\n', ""),
+        "node[0].management_ip",
+        "required",
+    ),
+    "no_nodes": (BASE_CONFIG.split("[[node]]")[0], "node", "at least one"),
+    "bad_domain_label": (
+        _swap('"corp.example"', '"corp..example"'),
+        "cluster.dns_domain",
+        "invalid DNS label",
+    ),
+    "bad_domain_chars": (
+        _swap('"corp.example"', '"corp example"'),
+        "cluster.dns_domain",
+        "invalid DNS label",
+    ),
+    "workgroup_too_long": (_swap('"CORP"', '"CORPORATIONDOMAIN"'), "cluster.workgroup", "1 to 15"),
+    "wrong_type": (
+        _swap('listen = ["127.0.0.10"]', 'listen = "127.0.0.10"'),
+        "dns.listen",
+        "must be a list",
+    ),
+    "bad_listen": (
+        _swap('listen = ["127.0.0.10"]', 'listen = ["localhost"]'),
+        "dns.listen",
+        "not an IP",
+    ),
+    "empty_listen": (_swap('listen = ["127.0.0.10"]', "listen = []"), "dns.listen", "non-empty"),
+    "port_out_of_range": (_swap("[dns]\n", "[dns]\nport = 70000\n"), "dns.port", "between"),
+    "bool_as_int": (_swap("[dns]\n", "[dns]\nport = true\n"), "dns.port", "an integer"),
+    "fast_path_not_bool": (
+        _swap("[dns]\n", '[dns]\nfast_path = "yes"\n'),
+        "dns.fast_path",
+        "true or false",
+    ),
+    "ns_name_collides": (
+        _swap("[dns]\n", '[dns]\nns_name = "sql01-cz1.corp.example"\n'),
+        "dns.ns_name",
+        "already",
+    ),
+    "not_toml": ("[cluster\nname=", "<toml>", "invalid TOML"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_bad_config_names_key_and_reason(case, write_config):
+    text, key, reason = BAD_CONFIGS[case]
+    path = write_config(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path))
+    message = str(caught.value)
+    assert caught.value.key == key
+    assert message.startswith(f"{path}: {key}: ")
+    assert reason in message
+    assert "\n" not in message
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(str(tmp_path / "absent.toml"))
+
+
+def test_check_prints_table_and_exits_zero(write_config):
+    result = subprocess.run(
+        [sys.executable, "-m", "responder", "check", "--config", str(write_config())],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "SQL01-CZ1" in result.stdout and "sql01-cz2.corp.example" in result.stdout
+    assert "127.0.0.12" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_bad_config_is_one_line_and_nonzero(command, write_config):
+    path = write_config(_swap('"127.0.0.11"', '"not-an-ip"'))
+    result = subprocess.run(
+        [sys.executable, "-m", "responder", command, "--config", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip().count("\n") == 0
+    assert f"{path}: node[0].management_ip:" in result.stderr
