@@ -59,9 +59,8 @@ def cozen_config(cluster: Cluster, fast_path: bool) -> str:
         "[dns]",
         f'listen = ["{DNS_LISTEN}"]',
         "port = 53",
+        f"fast_path = {'true' if fast_path else 'false'}",
     ]
-    if not fast_path:
-        lines.append("fast_path = false")
     for node in cluster.nodes:
         lines += ["[[node]]", f'cozen_name = "{node.cozen_name}"', f'management_ip = "{node.ip}"']
     return "\n".join(lines) + "\n"
@@ -271,7 +270,9 @@ class RunningServer:
         return cpu_seconds(self.pid)
 
     def log_tail(self) -> str:
-        return self.log.read_text(errors="replace")[-800:]
+        """The last few lines of the server's output, on one line."""
+        lines = [ln.strip() for ln in self.log.read_text(errors="replace").splitlines()]
+        return " | ".join([ln for ln in lines if ln][-3:])
 
     def stop(self) -> None:
         kids = descendants(self.pid)
