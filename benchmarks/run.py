@@ -33,6 +33,7 @@ from benchmarks.servers import HERE, REPO, Context, RunningServer, ServerError
 QUICK_SERVERS = ("c-ref", "cozen")
 OPEN_LOOP_RATE = 10_000.0
 SHARE_OF_MAX = 0.8
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 SERVER_TOOLS = {"knot": "knotd", "dnsmasq": "dnsmasq", "nmbd": "nmbd", "smbd": "smbd"}
 
 
@@ -93,7 +94,8 @@ def run_in_namespace(argv: list[str]) -> int:
         return child.wait()
     except KeyboardInterrupt:
         if child is not None:
-            child.wait(timeout=60)  # it got the same Ctrl-C and stops its servers
+            child.send_signal(signal.SIGTERM)  # it stops its servers, then exits
+            child.wait(timeout=60)
         return 130
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False)
@@ -103,6 +105,9 @@ def run_in_namespace(argv: list[str]) -> int:
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """First SIGINT/SIGTERM: unwind (stopping servers); later ones are ignored."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -183,7 +188,8 @@ def serve_and_measure(
 
 def run_suite(args: argparse.Namespace) -> int:
     os.sched_setaffinity(0, {int(loads.LOAD_CPU)})
-    signal.signal(signal.SIGTERM, _interrupt)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _interrupt)
     labels, workloads = chosen_servers(args), chosen_workloads(args)
     runs: list[Result] = []
     errors: list[str] = []
@@ -215,10 +221,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     if args.inside:
-        return run_suite(args)
+        try:
+            return run_suite(args)
+        except KeyboardInterrupt:
+            print("interrupted; servers stopped", file=sys.stderr)
+            return 130
     if os.geteuid() != 0:
         sys.exit("the benchmark needs root (network namespace, ports 53/137/445)")
     prepare(args)
+    signal.signal(signal.SIGTERM, _interrupt)
     return run_in_namespace(argv)
 
 

@@ -296,15 +296,24 @@ def start(ctx: Context, label: str, kind: str, cluster: Cluster) -> RunningServe
     """Start one server for one protocol kind and wait until it answers."""
     argv = SERVERS[label].command(ctx, kind, cluster)
     server = RunningServer(label, kind, argv, ctx.workdir / f"{label}-{kind}.log")
+    try:
+        _wait_ready(server, cluster)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def _wait_ready(server: RunningServer, cluster: Cluster) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
-            raise ServerError(f"{label} exited ({server.proc.returncode}): {server.log_tail()}")
-        if PROBES[kind](cluster):
-            return server
+            code = server.proc.returncode
+            raise ServerError(f"{server.label} exited ({code}): {server.log_tail()}")
+        if PROBES[server.kind](cluster):
+            return
         time.sleep(0.2)
-    server.stop()
-    raise ServerError(f"{label} did not answer {kind} within {READY_TIMEOUT:.0f}s")
+    raise ServerError(f"{server.label} did not answer {server.kind} within {READY_TIMEOUT:.0f}s")
 
 
 def _udp_exchange(packet: bytes, address: tuple[str, int]) -> bytes | None:
