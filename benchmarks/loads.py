@@ -45,7 +45,9 @@ class Workload:
     def queries(self, cluster: Cluster) -> list[bytes]:
         if self.kind == "dns":
             return records.dns_queries(cluster, self.qtypes, self.edns)
-        return records.nbns_queries(cluster, self.status)
+        if self.kind == "nbns":
+            return records.nbns_queries(cluster, self.status)
+        return []  # SMB handshakes are built by the handshake driver
 
     def target(self, cluster: Cluster) -> tuple[str, int]:
         if self.kind == "dns":

@@ -107,7 +107,7 @@ def dns_reply(query: bytes, cluster: Cluster) -> bytes:
 
 def questions(cluster: Cluster, qtypes: tuple[str, ...]) -> list[tuple[str, str]]:
     """(name, qtype) for every node and type, node by node."""
-    out = []
+    out: list[tuple[str, str]] = []
     for node in cluster.nodes:
         names = {"A": node.fqdn(cluster.domain), "PTR": node.ptr_name}
         out.extend((names[t], t) for t in qtypes)

@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def chosen_servers(args: argparse.Namespace) -> list[str]:
     if args.servers:
-        labels = args.servers.split(",")
+        labels: list[str] = args.servers.split(",")
         unknown = set(labels) - set(servers.SERVERS)
         if unknown:
             sys.exit(f"unknown server(s): {', '.join(sorted(unknown))}")
@@ -173,14 +173,14 @@ def serve_and_measure(
     runs, errors = [], []
     try:
         for wl in workloads:
-            problem = (
-                None if kind == "smb" else servers.check_answers(kind, cluster, wl.queries(cluster))
-            )
+            print(f"  {label:14} {wl.name}", flush=True)
+            problem = servers.check_answers(kind, cluster, wl.queries(cluster))
+            try:
+                runs += [] if problem else measure_workload(args, ctx, server, wl, cluster)
+            except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as exc:
+                problem = f"load failed: {exc}"
             if problem:
                 errors.append(f"{label} {wl.name}: {problem}")
-                continue
-            print(f"  {label:14} {wl.name}", flush=True)
-            runs += measure_workload(args, ctx, server, wl, cluster)
     finally:
         server.stop()
     return runs, errors
@@ -194,7 +194,7 @@ def run_suite(args: argparse.Namespace) -> int:
     runs: list[Result] = []
     errors: list[str] = []
     with tempfile.TemporaryDirectory(prefix="czh-bench-") as tmp:
-        groups = sorted({(w.nodes, w.kind) for w in workloads})
+        groups = dict.fromkeys((w.nodes, w.kind) for w in workloads)
         for nodes, kind in groups:
             cluster = make_cluster(nodes)
             group = [w for w in workloads if (w.nodes, w.kind) == (nodes, kind)]
