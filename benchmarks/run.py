@@ -1,0 +1,237 @@
+"""Benchmark suite: our daemon side by side with reference servers, in one run.
+
+Run from the repository root as root:  python -m benchmarks.run [options]
+
+The outer process installs missing tools, builds the C programs, creates a
+network namespace of its own (lo up), re-runs itself inside it with
+`--inside`, and deletes the namespace at the end, also on error or Ctrl-C.
+Inside, each server is started in turn for each protocol kind, pinned to
+CPU 0, and driven from CPU 1; every measurement is repeated and reported as
+median and range in benchmarks/results/ (bench.md, bench.json, bench.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from types import FrameType
+
+from benchmarks import install, loads, report, servers
+from benchmarks.loads import Bounds, Result, Workload
+from benchmarks.records import Cluster, make_cluster
+from benchmarks.servers import HERE, REPO, Context, RunningServer, ServerError
+
+QUICK_SERVERS = ("c-ref", "cozen")
+OPEN_LOOP_RATE = 10_000.0
+SHARE_OF_MAX = 0.8
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SERVER_TOOLS = {"knot": "knotd", "dnsmasq": "dnsmasq", "nmbd": "nmbd", "smbd": "smbd"}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="benchmarks.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny run: C reference and cozen")
+    parser.add_argument("--only", choices=("dns", "nbns", "smb"), help="one protocol kind")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions per measurement")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per run")
+    parser.add_argument("--servers", help="comma-separated subset of " + ",".join(servers.SERVERS))
+    parser.add_argument("--out", type=Path, default=HERE / "results", help="output directory")
+    parser.add_argument("--inside", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeat, args.duration = 1, 0.3
+    return args
+
+
+def chosen_servers(args: argparse.Namespace) -> list[str]:
+    if args.servers:
+        labels: list[str] = args.servers.split(",")
+        unknown = set(labels) - set(servers.SERVERS)
+        if unknown:
+            sys.exit(f"unknown server(s): {', '.join(sorted(unknown))}")
+        return labels
+    return list(QUICK_SERVERS) if args.quick else list(servers.SERVERS)
+
+
+def chosen_workloads(args: argparse.Namespace) -> list[Workload]:
+    return [w for w in loads.WORKLOADS if args.only in (None, w.kind)]
+
+
+# --- outer process: set-up and the namespace -------------------------------------
+
+
+def prepare(args: argparse.Namespace) -> None:
+    kinds = {w.kind for w in chosen_workloads(args)}
+    commands = ["gcc", "taskset", "ip"] + (["dnsperf"] if "dns" in kinds else [])
+    commands += [SERVER_TOOLS[s] for s in chosen_servers(args) if s in SERVER_TOOLS]
+    install.ensure_commands(commands)
+    install.ensure_modules(sys.executable, install.PIP_PACKAGES)
+    install.build_c(HERE / "c", HERE / "build")
+
+
+def run_in_namespace(argv: list[str]) -> int:
+    """Create a namespace, run this suite inside it, always delete it."""
+    name = f"czh-bench-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    child: subprocess.Popen[bytes] | None = None
+    try:
+        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
+        inner = [sys.executable, "-m", "benchmarks.run", *argv, "--inside", name]
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        }
+        child = subprocess.Popen(["ip", "netns", "exec", name, *inner], env=env)
+        return child.wait()
+    except KeyboardInterrupt:
+        if child is not None:
+            child.send_signal(signal.SIGTERM)  # it stops its servers, then exits
+            child.wait(timeout=60)
+        return 130
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+# --- inner process: the measurements ---------------------------------------------
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """First SIGINT/SIGTERM: unwind (stopping servers); later ones are ignored."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def bounds(args: argparse.Namespace, kind: str) -> Bounds:
+    if not args.quick:
+        return Bounds(args.duration, 100_000_000)
+    return Bounds(args.duration, 40 if kind == "smb" else 300)
+
+
+def closed_loop(ctx: Context, cluster: Cluster, wl: Workload, b: Bounds) -> Callable[[], Result]:
+    if wl.kind == "smb":
+        return partial(loads.run_smb, ctx.python, cluster, b)
+    if wl.kind == "dns":
+        return partial(loads.run_dnsperf, ctx.workdir, cluster, wl, b)
+    window = ["-w", str(loads.NBNS_WINDOW)]
+    return partial(loads.run_loadgen, ctx.build, ctx.workdir, cluster, wl, b, window)
+
+
+def open_loop(
+    ctx: Context, cluster: Cluster, wl: Workload, b: Bounds, rate: float
+) -> Callable[[], Result]:
+    mode = ["-r", f"{max(rate, 1.0):.0f}"]
+    return partial(loads.run_loadgen, ctx.build, ctx.workdir, cluster, wl, b, mode)
+
+
+def repeat(
+    args: argparse.Namespace,
+    server: RunningServer,
+    base: Result,
+    load: str,
+    run: Callable[[], Result],
+) -> list[Result]:
+    return [
+        {**base, "load": load, "rep": rep, **loads.measure(server, run)}
+        for rep in range(args.repeat)
+    ]
+
+
+def measure_workload(
+    args: argparse.Namespace, ctx: Context, server: RunningServer, wl: Workload, cluster: Cluster
+) -> list[Result]:
+    """Closed loop first, then open loop at 10k/s and at 80 % of the measured max."""
+    base = {"server": server.label, "workload": wl.name, "nodes": wl.nodes}
+    b = bounds(args, wl.kind)
+    runs = repeat(args, server, base, "max", closed_loop(ctx, cluster, wl, b))
+    if wl.kind == "smb":
+        return runs
+    top = statistics.median(r["answered_qps"] for r in runs)
+    for load, rate in (("10k", OPEN_LOOP_RATE), ("80%", SHARE_OF_MAX * top)):
+        run = open_loop(ctx, cluster, wl, b, rate)
+        runs += repeat(args, server, {**base, "rate": rate}, load, run)
+    return runs
+
+
+def serve_and_measure(
+    args: argparse.Namespace, ctx: Context, label: str, workloads: list[Workload], cluster: Cluster
+) -> tuple[list[Result], list[str]]:
+    kind = workloads[0].kind
+    try:
+        server = servers.start(ctx, label, kind, cluster)
+    except ServerError as exc:
+        return [], [f"{label} ({kind}, {len(cluster.nodes)} nodes): {exc}"]
+    runs, errors = [], []
+    try:
+        for wl in workloads:
+            print(f"  {label:14} {wl.name}", flush=True)
+            problem = servers.check_answers(kind, cluster, wl.queries(cluster))
+            try:
+                runs += [] if problem else measure_workload(args, ctx, server, wl, cluster)
+            except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as exc:
+                problem = f"load failed: {exc}"
+            if problem:
+                errors.append(f"{label} {wl.name}: {problem}")
+    finally:
+        server.stop()
+    return runs, errors
+
+
+def run_suite(args: argparse.Namespace) -> int:
+    os.sched_setaffinity(0, {int(loads.LOAD_CPU)})
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _interrupt)
+    labels, workloads = chosen_servers(args), chosen_workloads(args)
+    runs: list[Result] = []
+    errors: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="czh-bench-") as tmp:
+        groups = dict.fromkeys((w.nodes, w.kind) for w in workloads)
+        for nodes, kind in groups:
+            cluster = make_cluster(nodes)
+            group = [w for w in workloads if (w.nodes, w.kind) == (nodes, kind)]
+            for label in [s for s in labels if kind in servers.SERVERS[s].kinds]:
+                workdir = Path(tmp) / f"{label}-{kind}-{nodes}"
+                workdir.mkdir()
+                ctx = Context(sys.executable, HERE / "build", workdir)
+                found, failed = serve_and_measure(args, ctx, label, group, cluster)
+                runs += found
+                errors += failed
+    meta = {
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "repeat": args.repeat,
+        "duration": args.duration,
+        "quick": args.quick,
+        "servers": labels,
+    }
+    paths = report.write(args.out, runs, meta, errors)
+    print("\n".join(["wrote:", *(f"  {p}" for p in paths), *(f"error: {e}" for e in errors)]))
+    return 1 if errors else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if args.inside:
+        try:
+            return run_suite(args)
+        except KeyboardInterrupt:
+            print("interrupted; servers stopped", file=sys.stderr)
+            return 130
+    if os.geteuid() != 0:
+        sys.exit("the benchmark needs root (network namespace, ports 53/137/445)")
+    prepare(args)
+    signal.signal(signal.SIGTERM, _interrupt)
+    return run_in_namespace(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

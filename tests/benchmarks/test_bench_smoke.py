@@ -1,0 +1,54 @@
+"""The benchmark suite, end to end in --quick mode, against the real daemon.
+
+Runs `python -m benchmarks.run --quick` (its own network namespace, the C
+reference and our daemon, a few hundred queries each) and checks that the
+report files exist and hold one row per workload and server. Nothing here
+depends on the figures measured.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.loads import WORKLOADS
+from benchmarks.servers import SERVERS
+
+REPO = Path(__file__).resolve().parents[2]
+QUICK_SERVERS = ("c-ref", "cozen")
+
+
+def expected_rows() -> set[tuple[str, str]]:
+    return {(w.name, s) for w in WORKLOADS for s in QUICK_SERVERS if w.kind in SERVERS[s].kinds}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bench")
+    argv = [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out)]
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=280)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_quick_run_writes_json_with_every_row(quick_run: Path) -> None:
+    document = json.loads((quick_run / "bench.json").read_text())
+    rows = {(r["workload"], r["server"]) for r in document["summary"]}
+    assert rows == expected_rows()
+    assert document["errors"] == []
+    assert all(r["received"] > 0 for r in document["runs"])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_quick_run_writes_markdown_table_and_chart(quick_run: Path) -> None:
+    table = (quick_run / "bench.md").read_text()
+    for workload, server in expected_rows():
+        assert f"| {workload} | {server} |" in table
+    assert (quick_run / "bench.png").read_bytes().startswith(b"\x89PNG")
