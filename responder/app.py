@@ -34,11 +34,16 @@ class Service(Protocol):
     async def stop(self) -> None: ...
 
 
+def make_services(loop: asyncio.AbstractEventLoop) -> list[Service]:
+    """One instance of each protocol service, in start order."""
+    return [DnsService(loop)]
+
+
 class Daemon:
     def __init__(self, config: Config, loop: asyncio.AbstractEventLoop) -> None:
         self.config = config
         self.loop = loop
-        self.services: list[Service] = [DnsService(loop)]
+        self.services = make_services(loop)
         self.reloads = 0
         self._reload_lock = asyncio.Lock()  # two quick SIGHUPs apply one after the other
 

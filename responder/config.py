@@ -93,10 +93,43 @@ class DnsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class NetbiosSettings:
+    port: int  # NBNS, UDP 137
+    ttl: int  # seconds granted in positive answers and asked for in registrations
+    fast_path: bool  # precomputed query / node status answers
+    wins_server: ipaddress.IPv4Address | None  # H-node registration target
+    wins_port: int
+
+
+@dataclass(frozen=True, slots=True)
+class SmbSettings:
+    enabled: bool  # serve NBSS (139) and SMB (445); also decides the <20> name
+    smb1: bool  # SMB1 NEGOTIATE (nmap smb-os-discovery needs it)
+    null_session: bool  # anonymous logon succeeds as a null session, as Windows allows
+    port: int  # direct TCP, 445
+    netbios_port: int  # NBSS, 139
+    max_dialect: int  # highest SMB2 dialect offered, e.g. 0x0311
+    max_connections: int  # per management address
+    idle_timeout: float  # seconds before an unauthenticated connection is closed
+    max_message_size: int  # pre-authentication PDU cap
+    os_version: tuple[int, int, int]  # NTLM VERSION: major, minor, build
+    native_os: str
+    native_lanman: str
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonSettings:
+    workers: int  # processes sharing each port with SO_REUSEPORT
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: str  # file path, or EMBEDDED_DEFAULT
     cluster: Cluster
+    daemon: DaemonSettings
     dns: DnsSettings
+    netbios: NetbiosSettings
+    smb: SmbSettings
     nodes: tuple[Node, ...]
 
 
@@ -332,6 +365,64 @@ def _parse_dns(section: _Section, cluster: Cluster, nodes: tuple[Node, ...]) -> 
     return dns
 
 
+def _parse_netbios(section: _Section) -> NetbiosSettings:
+    netbios = NetbiosSettings(
+        port=section.take_int("port", 137, 0, 65535),
+        ttl=section.take_int("ttl", 300_000, 1, 2**31 - 1),
+        fast_path=section.take("fast_path", bool, True),
+        wins_server=(
+            section.take_parsed("wins_server", _ipv4) if "wins_server" in section.table else None
+        ),
+        wins_port=section.take_int("wins_port", 137, 1, 65535),
+    )
+    section.finish()
+    return netbios
+
+
+_DIALECTS = {"2.0.2": 0x0202, "2.1": 0x0210, "3.0": 0x0300, "3.0.2": 0x0302, "3.1.1": 0x0311}
+
+
+def _dialect(raw: str) -> int:
+    if raw not in _DIALECTS:
+        raise ValueError(f"{raw!r} is not one of {', '.join(_DIALECTS)}")
+    return _DIALECTS[raw]
+
+
+def _os_version(raw: str) -> tuple[int, int, int]:
+    parts = raw.split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"{raw!r} must be MAJOR.MINOR.BUILD, e.g. 10.0.20348")
+    major, minor, build = (int(p) for p in parts)
+    if major > 255 or minor > 255 or build > 65535:
+        raise ValueError(f"{raw!r} is out of range (255.255.65535)")
+    return major, minor, build
+
+
+def _parse_smb(section: _Section) -> SmbSettings:
+    smb = SmbSettings(
+        enabled=section.take("enabled", bool, True),
+        smb1=section.take("smb1", bool, True),
+        null_session=section.take("null_session", bool, True),
+        port=section.take_int("port", 445, 0, 65535),
+        netbios_port=section.take_int("netbios_port", 139, 0, 65535),
+        max_dialect=section.take_parsed("max_dialect", _dialect, 0x0311),
+        max_connections=section.take_int("max_connections", 64, 1, 65535),
+        idle_timeout=float(section.take_int("idle_timeout", 10, 1, 3600)),
+        max_message_size=section.take_int("max_message_size", 65536, 4096, 16 * 1024 * 1024),
+        os_version=section.take_parsed("os_version", _os_version, (10, 0, 20348)),
+        native_os=section.take("native_os", str, "Windows Server 2022 Standard 20348"),
+        native_lanman=section.take("native_lanman", str, "Windows Server 2022 Standard 6.3"),
+    )
+    section.finish()
+    return smb
+
+
+def _parse_daemon(section: _Section) -> DaemonSettings:
+    daemon = DaemonSettings(workers=section.take_int("workers", 1, 1, 64))
+    section.finish()
+    return daemon
+
+
 def parse_config(document: dict[str, Any], source: str) -> Config:
     """Validate a parsed TOML document.
 
@@ -342,8 +433,19 @@ def parse_config(document: dict[str, Any], source: str) -> Config:
     cluster = _parse_cluster(top.sub("cluster"))
     nodes = _parse_nodes(source, top.table.pop("node", None), cluster)
     dns = _parse_dns(top.sub("dns"), cluster, nodes)
+    netbios = _parse_netbios(top.sub("netbios"))
+    smb = _parse_smb(top.sub("smb"))
+    daemon = _parse_daemon(top.sub("daemon"))
     top.finish()
-    return Config(source=source, cluster=cluster, dns=dns, nodes=nodes)
+    return Config(
+        source=source,
+        cluster=cluster,
+        daemon=daemon,
+        dns=dns,
+        netbios=netbios,
+        smb=smb,
+        nodes=nodes,
+    )
 
 
 def load_config(path: str | None) -> Config:

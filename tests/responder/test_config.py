@@ -70,6 +70,25 @@ def test_derived_identity_is_stable_and_distinct(write_config):
     assert one.server_guid == derived_server_guid("SQL01", "SQL01-CZ1")
 
 
+def test_netbios_and_smb_defaults(write_config):
+    config = load_config(str(write_config()))
+    assert config.netbios.port == 137 and config.netbios.wins_server is None
+    assert config.smb.enabled and config.smb.smb1 and config.smb.null_session
+    assert (config.smb.port, config.smb.netbios_port) == (445, 139)
+    assert config.smb.max_dialect == 0x0311 and config.smb.os_version == (10, 0, 20348)
+
+
+def test_netbios_and_smb_keys(write_config):
+    text = BASE_CONFIG + (
+        '[netbios]\nwins_server = "127.0.0.53"\nttl = 600\n'
+        '[smb]\nsmb1 = false\nmax_dialect = "2.1"\nos_version = "6.3.9600"\n'
+    )
+    config = load_config(str(write_config(text)))
+    assert str(config.netbios.wins_server) == "127.0.0.53" and config.netbios.ttl == 600
+    assert not config.smb.smb1 and config.smb.max_dialect == 0x0210
+    assert config.smb.os_version == (6, 3, 9600)
+
+
 def test_explicit_mac_and_guid(write_config):
     guid = "0b7e6f4e-8a3c-4a53-9d0c-5a7b0f6e1d21"
     text = BASE_CONFIG.replace(
@@ -204,6 +223,24 @@ BAD_CONFIGS = {
         "already",
     ),
     "not_toml": ("[cluster\nname=", "<toml>", "invalid TOML"),
+    "bad_wins_server": (
+        BASE_CONFIG + '[netbios]\nwins_server = "wins.corp"\n',
+        "netbios.wins_server",
+        "not an IPv4",
+    ),
+    "unknown_netbios_key": (BASE_CONFIG + "[netbios]\nscope = 1\n", "netbios.scope", "unknown key"),
+    "bad_dialect": (BASE_CONFIG + '[smb]\nmax_dialect = "3.2"\n', "smb.max_dialect", "not one of"),
+    "bad_os_version": (
+        BASE_CONFIG + '[smb]\nos_version = "10.0"\n',
+        "smb.os_version",
+        "MAJOR.MINOR.BUILD",
+    ),
+    "smb1_not_bool": (BASE_CONFIG + "[smb]\nsmb1 = 1\n", "smb.smb1", "true or false"),
+    "tiny_message_cap": (
+        BASE_CONFIG + "[smb]\nmax_message_size = 10\n",
+        "smb.max_message_size",
+        "between",
+    ),
 }
 
 
