@@ -39,9 +39,18 @@ class Counters:
 
 
 def bind_udp(
-    host: str, port: int, *, broadcast: bool = False, reuse_port: bool = False
+    host: str,
+    port: int,
+    *,
+    broadcast: bool = False,
+    reuse_addr: bool = False,
+    reuse_port: bool = False,
 ) -> socket.socket:
     """Create a non-blocking UDP socket bound to ``(host, port)``.
+
+    ``reuse_addr`` is off by default: on Linux it lets two UDP sockets share a
+    port silently, and a second daemon must fail to bind instead. Sockets that
+    must coexist with a wildcard or broadcast bind (NBNS) ask for it.
 
     Raises:
         OSError: the address cannot be bound (in use, not local, no permission).
@@ -49,7 +58,8 @@ def bind_udp(
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_addr:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if broadcast:
