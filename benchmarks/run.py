@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="repetitions per measurement")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per run")
     parser.add_argument("--servers", help="comma-separated subset of " + ",".join(servers.SERVERS))
+    names = ",".join(w.name for w in loads.WORKLOADS)
+    parser.add_argument("--workloads", help="comma-separated subset of " + names)
     parser.add_argument("--out", type=Path, default=HERE / "results", help="output directory")
     parser.add_argument("--inside", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -63,7 +65,14 @@ def chosen_servers(args: argparse.Namespace) -> list[str]:
 
 
 def chosen_workloads(args: argparse.Namespace) -> list[Workload]:
-    return [w for w in loads.WORKLOADS if args.only in (None, w.kind)]
+    named = set(args.workloads.split(",")) if args.workloads else None
+    if named and named - {w.name for w in loads.WORKLOADS}:
+        sys.exit(f"unknown workload(s): {', '.join(sorted(named))}")
+    return [
+        w
+        for w in loads.WORKLOADS
+        if args.only in (None, w.kind) and (named is None or w.name in named)
+    ]
 
 
 # --- outer process: set-up and the namespace -------------------------------------

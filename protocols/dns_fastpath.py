@@ -21,11 +21,27 @@ question up and splices: query ID, stored flags plus the query's RD and CD,
 stored counts, the query's own question bytes, stored tail. Whatever it does
 not recognise returns None and the caller falls back to the general path,
 so the two can only differ by the fast path declining.
+
+Cost. The general path runs once per (name, type) without OPT; the two EDNS
+variants are that reply plus our OPT record (RFC 6891 §7), the only
+additional record the general path ever emits, with ARCOUNT one higher.
+They are asked of the general path only when the plain reply was not
+stored (truncated at 512 bytes). :func:`iter_answer_entries` yields the
+table entry by entry, so a caller can build a large table in slices
+between other work.
+
+Repeats. Resolvers repeat the same query bytes (same letter case, same
+cookie) with a new ID. :func:`fast_answer` keeps the reply tails of the
+last few thousand UDP queries it answered, keyed by the datagram after its
+ID, and serves a repeat with one dict lookup. The memo is cleared whole
+when full, so a flood of distinct queries costs one failed lookup each
+and holds bounded memory.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from protocols.dns import (
     HEADER_SIZE,
@@ -55,7 +71,9 @@ _REFUSED_FLAGS = 0xFA00  # QR, OPCODE and TC must all be zero in a query
 _COPIED_FLAGS = 0x0110  # RD and CD are echoed
 _TC = 0x0200
 _OPT_FIXED = 11  # root name, TYPE, CLASS, TTL, RDLENGTH
-_VARIANTS = (None, Edns(OUR_UDP_PAYLOAD), Edns(OUR_UDP_PAYLOAD, do=True))
+_EDNS_VARIANTS = (Edns(OUR_UDP_PAYLOAD), Edns(OUR_UDP_PAYLOAD, do=True))
+RECENT_LIMIT = 4096  # memoised exact queries; about 1 MB at most
+_ID_SIZE = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +94,12 @@ class AnswerTable:
     """Question key (lower-cased QNAME wire + QTYPE + QCLASS) -> replies.
 
     ``entries`` is a plain dict for lookup speed; treat it as read-only.
+    ``recent`` memoises UDP replies: datagram after the ID -> reply after
+    the ID; :func:`fast_answer` alone writes it.
     """
 
     entries: dict[bytes, Variants]
+    recent: dict[bytes, bytes] = field(default_factory=dict, compare=False)
 
 
 def _questions(settings: AuthoritySettings) -> list[tuple[Name, int]]:
@@ -107,8 +128,39 @@ def _store(authority: Authority, question: Question, edns: Edns | None) -> Store
     return Stored(flags & ~_COPIED_FLAGS, reply[4:HEADER_SIZE], reply[question_end:])
 
 
+def _opt_bytes(edns: Edns) -> bytes:
+    """Our OPT record as the general path encodes it in an answer."""
+    ours = Edns(OUR_UDP_PAYLOAD, do=edns.do)
+    return encode_message(Message(Header(0), additionals=(ours.to_record(),)))[HEADER_SIZE:]
+
+
+def _with_opt(plain: Stored, opt: bytes) -> Stored:
+    arcount = int.from_bytes(plain.counts[6:8]) + 1
+    return Stored(plain.flags, plain.counts[:6] + arcount.to_bytes(2), plain.tail + opt)
+
+
+def _variants(authority: Authority, question: Question, opts: tuple[bytes, bytes]) -> Variants:
+    plain = _store(authority, question, None)
+    if plain is None:  # truncated at 512: ask the general path for each EDNS size
+        s1, s2 = (_store(authority, question, edns) for edns in _EDNS_VARIANTS)
+        return None, s1, s2
+    return plain, _with_opt(plain, opts[0]), _with_opt(plain, opts[1])
+
+
+def iter_answer_entries(authority: Authority) -> Iterator[tuple[bytes, Variants]]:
+    """The table entries for ``authority``'s settings, one (key, variants) at a time.
+
+    Raises:
+        Nothing: ``authority`` was validated when it was compiled.
+    """
+    opts = (_opt_bytes(_EDNS_VARIANTS[0]), _opt_bytes(_EDNS_VARIANTS[1]))
+    for name, qtype in _questions(authority.settings):
+        question = Question(name_key(name), qtype, RRClass.IN)
+        yield _question_bytes(question), _variants(authority, question, opts)
+
+
 def build_answer_table(settings: AuthoritySettings) -> AnswerTable:
-    """Run the general path once per configured (name, type, EDNS variant).
+    """Run the general path once per configured (name, type).
 
     Covers A and AAAA of every host, and PTR, SOA and NS at every apex
     (the forward zone and each reverse name); negative answers are stored too.
@@ -116,14 +168,7 @@ def build_answer_table(settings: AuthoritySettings) -> AnswerTable:
     Raises:
         ValueError: the settings hold an invalid address or name.
     """
-    authority = Authority(settings)
-    entries: dict[bytes, Variants] = {}
-    for name, qtype in _questions(settings):
-        question = Question(name_key(name), qtype, RRClass.IN)
-        key = _question_bytes(question)
-        s0, s1, s2 = (_store(authority, question, edns) for edns in _VARIANTS)
-        entries[key] = (s0, s1, s2)
-    return AnswerTable(entries)
+    return AnswerTable(dict(iter_answer_entries(Authority(settings))))
 
 
 def _question_bytes(question: Question) -> bytes:
@@ -173,6 +218,22 @@ def fast_answer(table: AnswerTable, datagram: bytes, *, udp: bool = True) -> byt
     Raises:
         Nothing for any input.
     """
+    if not udp:
+        return _splice(table, datagram, udp=False)
+    recent = table.recent
+    tail = recent.get(datagram[_ID_SIZE:])
+    if tail is not None:
+        return datagram[:_ID_SIZE] + tail
+    reply = _splice(table, datagram, udp=True)
+    if reply is not None:
+        if len(recent) >= RECENT_LIMIT:
+            recent.clear()
+        recent[datagram[_ID_SIZE:]] = reply[_ID_SIZE:]
+    return reply
+
+
+def _splice(table: AnswerTable, datagram: bytes, *, udp: bool) -> bytes | None:
+    """The table lookup and splice behind :func:`fast_answer`."""
     if len(datagram) <= HEADER_SIZE:
         return None
     flags = datagram[2] << 8 | datagram[3]

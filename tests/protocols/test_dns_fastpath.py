@@ -17,8 +17,13 @@ from protocols.dns import (
     encode_message,
     name_from_text,
 )
-from protocols.dns_authority import AuthoritySettings, HostRecords
-from protocols.dns_fastpath import build_answer_table, fast_answer
+from protocols.dns_authority import Authority, AuthoritySettings, HostRecords
+from protocols.dns_fastpath import (
+    RECENT_LIMIT,
+    build_answer_table,
+    fast_answer,
+    iter_answer_entries,
+)
 from tests.protocols.test_dns import all_captures, capture
 from tests.protocols.test_dns_authority import AUTHORITY, SETTINGS
 
@@ -155,3 +160,36 @@ def test_over_512_without_edns_falls_back():
     assert fast_answer(table, query(big, RRType.A)) is None
     assert fast_answer(table, query(big, RRType.A, Edns(512))) is None
     assert fast_answer(table, query(big, RRType.A, Edns(1232))) is not None
+
+
+def test_repeat_with_new_id_is_served_from_the_memo():
+    table = build_answer_table(SETTINGS)
+    first = query(A_NAME, RRType.A, Edns(1232, options=(COOKIE,)), id=0x0101)
+    again = query(A_NAME, RRType.A, Edns(1232, options=(COOKIE,)), id=0xBEEF)
+    assert fast_answer(table, first) == AUTHORITY.respond(first, udp=True)
+    assert list(table.recent) == [first[2:]]
+    table.entries.clear()  # only the memo can answer now
+    assert fast_answer(table, again) == AUTHORITY.respond(again, udp=True)
+
+
+def test_memo_keeps_only_answered_udp_queries():
+    table = build_answer_table(SETTINGS)
+    fast_answer(table, UNUSUAL["unknown-name"])
+    fast_answer(table, capture("dig_a_tcp"), udp=False)
+    assert table.recent == {}
+
+
+def test_memo_is_cleared_when_full():
+    table = build_answer_table(SETTINGS)
+    rng = random.Random(7)
+    for _ in range(RECENT_LIMIT + 10):
+        spelling = random_case(A_NAME, rng)
+        fast_answer(table, query(spelling, RRType.A, Edns(rng.randrange(512, 4096))))
+    assert 0 < len(table.recent) <= RECENT_LIMIT
+
+
+def test_entries_come_one_by_one_and_make_the_table():
+    entries = iter_answer_entries(Authority(SETTINGS))
+    key, variants = next(entries)
+    assert TABLE.entries[key] == variants
+    assert dict([(key, variants), *entries]) == TABLE.entries
