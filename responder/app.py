@@ -15,8 +15,10 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Sequence
 from typing import Protocol
 
+from responder import workers
 from responder.config import Config, ConfigError, load_config
 from responder.dns import DnsService
 from responder.listeners import BindError
@@ -95,9 +97,15 @@ class Daemon:
 
 
 async def run_until_signalled(
-    config: Config, config_path: str | None, ready: asyncio.Event | None = None
+    config: Config,
+    config_path: str | None,
+    ready: asyncio.Event | None = None,
+    forward_to: Sequence[int] = (),
 ) -> None:
     """Serve ``config`` until SIGTERM/SIGINT; SIGHUP re-reads ``config_path``.
+
+    Every one of those signals is also passed on to the ``forward_to``
+    processes (the worker processes, see :mod:`responder.workers`).
 
     Raises:
         BindError: the initial bind failed.
@@ -108,13 +116,18 @@ async def run_until_signalled(
     stop = asyncio.Event()
     reloading: set[asyncio.Task[None]] = set()
 
+    def on_stop(sig: int) -> None:
+        workers.forward(forward_to, sig)
+        stop.set()
+
     def on_hup() -> None:
+        workers.forward(forward_to, signal.SIGHUP)
         task = loop.create_task(_reload_from_file(daemon, config_path))
         reloading.add(task)
         task.add_done_callback(reloading.discard)
 
     for sig in STOP_SIGNALS:
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_stop, sig)
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     log.info("ready")
     if ready is not None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
+from responder import workers
 from responder.app import run_until_signalled
 from responder.config import Config, ConfigError, load_config
 from responder.listeners import BindError
@@ -95,9 +97,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    pids = workers.spawn(config.daemon.workers - 1)
+    code = _serve(config, args, pids or [])
+    if pids is None:  # a worker: leave without running the parent's exit handlers
+        sys.stderr.flush()
+        os._exit(code)
+    workers.reap(pids)
+    return code
+
+
+def _serve(config: Config, args: argparse.Namespace, worker_pids: list[int]) -> int:
     try:
         with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
-            runner.run(run_until_signalled(config, args.config))
+            runner.run(run_until_signalled(config, args.config, forward_to=worker_pids))
     except BindError as exc:
         print(f"cozen-responder: {exc}", file=sys.stderr)
         return EXIT_BIND

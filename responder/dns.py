@@ -111,6 +111,7 @@ class DnsService:
         self.answers: DnsAnswers | None = None
         self._max_connections = 256
         self._idle_timeout = 10.0
+        self._reuse_port = False  # [daemon] workers > 1: every worker binds the same ports
         self.udp: ListenerSet[Endpoint, UdpListener] = ListenerSet(self._open_udp, _close_udp)
         self.tcp: ListenerSet[Endpoint, TcpListener] = ListenerSet(self._open_tcp, _close_tcp)
 
@@ -123,6 +124,7 @@ class DnsService:
         answers = await DnsAnswers.compile(config, serial)
         self._max_connections = config.dns.max_tcp_connections
         self._idle_timeout = config.dns.tcp_idle_timeout
+        self._reuse_port = config.daemon.workers > 1
         endpoints = [(str(a), config.dns.port) for a in config.dns.listen]
         previous_udp = list(self.udp.active)
         await self.udp.update(endpoints)
@@ -150,14 +152,14 @@ class DnsService:
 
     async def _open_udp(self, endpoint: Endpoint) -> UdpListener:
         try:
-            sock = bind_udp(*endpoint)
+            sock = bind_udp(*endpoint, reuse_port=self._reuse_port)
         except OSError as exc:
             raise BindError("dns/udp", *endpoint, exc) from None
         return UdpListener(self.loop, sock, self._handle_datagram)
 
     async def _open_tcp(self, endpoint: Endpoint) -> TcpListener:
         try:
-            sock = bind_tcp(*endpoint)
+            sock = bind_tcp(*endpoint, reuse_port=self._reuse_port)
         except OSError as exc:
             raise BindError("dns/tcp", *endpoint, exc) from None
         listener = TcpListener(

@@ -35,8 +35,12 @@ class StreamSession(Protocol):
 SessionFactory = Callable[[Address, Address], StreamSession]
 
 
-def bind_tcp(host: str, port: int, *, backlog: int = 512) -> socket.socket:
+def bind_tcp(
+    host: str, port: int, *, backlog: int = 512, reuse_port: bool = False
+) -> socket.socket:
     """Create a listening, non-blocking TCP socket on ``(host, port)``.
+
+    ``reuse_port`` lets the worker processes of one daemon share the port.
 
     Raises:
         OSError: the address cannot be bound.
@@ -45,6 +49,8 @@ def bind_tcp(host: str, port: int, *, backlog: int = 512) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.setblocking(False)
         sock.bind((host, port))
         sock.listen(backlog)
