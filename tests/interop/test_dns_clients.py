@@ -62,7 +62,7 @@ class Capture:
         self.proc = subprocess.Popen(
             ["tshark", "-i", "lo", "-f", "port 53", "-w", str(path), "-q"],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         deadline = time.monotonic() + 15
