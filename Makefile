@@ -6,17 +6,18 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 CONFIG  ?=
-# command:package pairs for the real clients and peers the tests run
+# command:package pairs for the real clients and peers the tests and benchmarks run (the
+# suite runs offline in a private network namespace, so everything is installed beforehand)
 DEBIAN_TOOLS := ip:iproute2 dig:bind9-dnsutils kdig:knot-dnsutils tshark:tshark nmap:nmap \
                 nmblookup:samba-common-bin smbclient:smbclient nbtscan:nbtscan nmbd:samba \
-                named:bind9
+                named:bind9 dnsperf:dnsperf knotd:knot dnsmasq:dnsmasq-base
 
 .PHONY: install tools run check-config fmt lint type test test-debug interop bench cov clean check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON3) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -18,7 +18,7 @@ APT_PACKAGES = {
     "ip": "iproute2",
     "dnsperf": "dnsperf",
     "knotd": "knot",
-    "dnsmasq": "dnsmasq",
+    "dnsmasq": "dnsmasq-base",  # the binary only, no system service
     "nmbd": "samba",
     "smbd": "samba",
 }
