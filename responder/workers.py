@@ -28,6 +28,13 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 REAP_TIMEOUT = 1.5  # seconds; the parent as a whole must stop within 2 s
 
+index = 0
+"""This process's worker number: 0 in the parent, 1..N-1 in the forked workers.
+
+A service that must run once per daemon rather than once per worker (one
+that holds state or a port without SO_REUSEPORT) serves only when it is 0.
+"""
+
 
 def spawn(count: int) -> list[int] | None:
     """Fork ``count`` workers: in the parent, their PIDs; in a worker, None.
@@ -39,7 +46,8 @@ def spawn(count: int) -> list[int] | None:
     pids: list[int] = []
     sys.stdout.flush()
     sys.stderr.flush()
-    for _ in range(count):
+    global index  # set once, in the fresh child, before anything runs
+    for number in range(1, count + 1):
         try:
             pid = os.fork()
         except OSError:
@@ -47,6 +55,7 @@ def spawn(count: int) -> list[int] | None:
             raise
         if pid == 0:
             _die_with(parent)
+            index = number
             return None
         pids.append(pid)
     return pids
