@@ -173,13 +173,57 @@ def chart(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def write(out: Path, runs: list[Run], meta: dict[str, Any], errors: list[str]) -> list[Path]:
+EXTRAS_HEADER = (
+    "| measure | nodes | result | sent | lost | p50 / p99 / p99.9 / max µs | answered/s |"
+)
+
+
+def _extra_result(run: Run) -> str:
+    if run["measure"] == "reload":
+        took = run.get("reload_s")
+        return "reload did not finish" if took is None else f"reload {took * 1000:.0f} ms"
+    return (
+        f"RSS idle {run['idle_mib']:.1f} MiB, peak {run['peak_mib']:.1f} MiB "
+        f"(+{run['growth_mib']:.1f}) over {run['flood_s']:.0f} s"
+    )
+
+
+def extras_markdown(extras: list[Run]) -> list[str]:
+    """The reload-under-load and memory-under-flood rows (cozen only)."""
+    if not extras:
+        return []
+    lines = ["", "## cozen: reload under load, memory under flood", "", EXTRAS_HEADER]
+    lines.append("|" + "---|" * EXTRAS_HEADER.count(" | ") + "---|")
+    for run in extras:
+        keys = ("p50_us", "p99_us", "p999_us", "max_us")
+        latency = " / ".join(_fmt(run.get(k)) for k in keys)
+        cells = [
+            run["measure"],
+            str(run["nodes"]),
+            _extra_result(run),
+            str(run["sent"]),
+            str(run["lost"]),
+            latency,
+            _fmt(run.get("answered_qps")),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def write(
+    out: Path,
+    runs: list[Run],
+    meta: dict[str, Any],
+    errors: list[str],
+    extras: list[Run] | None = None,
+) -> list[Path]:
     """Write bench.md, bench.json and bench.png into out; return their paths."""
     out.mkdir(parents=True, exist_ok=True)
     rows = summarize(runs)
     paths = [out / "bench.md", out / "bench.json", out / "bench.png"]
-    paths[0].write_text(markdown(rows, meta, errors))
-    document = {"meta": meta, "errors": errors, "summary": rows, "runs": runs}
+    text = markdown(rows, meta, errors)
+    paths[0].write_text(text + "\n".join(extras_markdown(extras or [])) + "\n")
+    document = {"meta": meta, "errors": errors, "summary": rows, "runs": runs, "extras": extras}
     paths[1].write_text(json.dumps(document, indent=1) + "\n")
     chart(rows, paths[2])
     return paths

@@ -25,12 +25,13 @@ from functools import partial
 from pathlib import Path
 from types import FrameType
 
-from benchmarks import install, loads, report, servers
+from benchmarks import extras, install, loads, report, servers
 from benchmarks.loads import Bounds, Result, Workload
 from benchmarks.records import Cluster, make_cluster
 from benchmarks.servers import HERE, REPO, Context, RunningServer, ServerError
 
 QUICK_SERVERS = ("c-ref", "cozen")
+RELOAD_NODES = 1000
 OPEN_LOOP_RATE = 10_000.0
 SHARE_OF_MAX = 0.8
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -46,11 +47,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--servers", help="comma-separated subset of " + ",".join(servers.SERVERS))
     names = ",".join(w.name for w in loads.WORKLOADS)
     parser.add_argument("--workloads", help="comma-separated subset of " + names)
+    parser.add_argument("--flood", type=float, default=20.0, help="seconds of the memory flood")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="output directory")
     parser.add_argument("--inside", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.repeat, args.duration = 1, 0.3
+        args.repeat, args.duration, args.flood = 1, 0.3, 1.0
     return args
 
 
@@ -195,6 +197,34 @@ def serve_and_measure(
     return runs, errors
 
 
+def measure_extras(args: argparse.Namespace, tmp: Path) -> tuple[list[Result], list[str]]:
+    """Reload under load (1,000 nodes) and memory under flood (2 nodes), cozen only."""
+    found: list[Result] = []
+    errors: list[str] = []
+    plans = [
+        (RELOAD_NODES, extras.reload_under_load, args.duration),
+        (2, extras.memory_under_flood, args.flood),
+    ]
+    for nodes, measure, seconds in plans:
+        cluster = make_cluster(nodes)
+        workdir = Path(tmp) / f"extras-{measure.__name__}"
+        workdir.mkdir()
+        ctx = Context(sys.executable, HERE / "build", workdir)
+        print(f"  cozen          {measure.__name__} ({nodes} nodes)", flush=True)
+        try:
+            server = servers.start(ctx, "cozen", "dns", cluster)
+        except ServerError as exc:
+            errors.append(f"cozen {measure.__name__}: {exc}")
+            continue
+        try:
+            found.append(measure(ctx, server, cluster, seconds))
+        except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as exc:
+            errors.append(f"cozen {measure.__name__}: {exc}")
+        finally:
+            server.stop()
+    return found, errors
+
+
 def run_suite(args: argparse.Namespace) -> int:
     os.sched_setaffinity(0, {int(loads.LOAD_CPU)})
     for sig in STOP_SIGNALS:
@@ -214,6 +244,10 @@ def run_suite(args: argparse.Namespace) -> int:
                 found, failed = serve_and_measure(args, ctx, label, group, cluster)
                 runs += found
                 errors += failed
+        measured: list[Result] = []
+        if "cozen" in labels and any(w.kind == "dns" for w in workloads) and not args.workloads:
+            measured, failed = measure_extras(args, Path(tmp))
+            errors += failed
     meta = {
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         "repeat": args.repeat,
@@ -221,7 +255,7 @@ def run_suite(args: argparse.Namespace) -> int:
         "quick": args.quick,
         "servers": labels,
     }
-    paths = report.write(args.out, runs, meta, errors)
+    paths = report.write(args.out, runs, meta, errors, measured)
     print("\n".join(["wrote:", *(f"  {p}" for p in paths), *(f"error: {e}" for e in errors)]))
     return 1 if errors else 0
 

@@ -50,8 +50,10 @@ def daemon_command(python: str, config: Path) -> list[str]:
 # --- configuration writers --------------------------------------------------
 
 
-def cozen_config(cluster: Cluster, fast_path: bool) -> str:
+def cozen_config(cluster: Cluster, fast_path: bool, workers: int = 1) -> str:
     lines = [
+        "[daemon]",
+        f"workers = {workers}",
         "[cluster]",
         f'name = "{cluster.name}"',
         f'dns_domain = "{cluster.domain}"',
@@ -184,10 +186,16 @@ def samba_command(ctx: Context, kind: str, cluster: Cluster) -> list[str]:
     return [daemon, "--foreground", "--no-process-group", f"--configfile={conf}"]
 
 
-def cozen_command(fast_path: bool) -> Callable[[Context, str, Cluster], list[str]]:
+def cozen_config_path(ctx: Context) -> Path:
+    return ctx.workdir / "cozen.toml"
+
+
+def cozen_command(
+    fast_path: bool, workers: int = 1
+) -> Callable[[Context, str, Cluster], list[str]]:
     def command(ctx: Context, kind: str, cluster: Cluster) -> list[str]:
-        name = f"cozen-{'fast' if fast_path else 'general'}.toml"
-        return daemon_command(ctx.python, _write(ctx, name, cozen_config(cluster, fast_path)))
+        text = cozen_config(cluster, fast_path, workers)
+        return daemon_command(ctx.python, _write(ctx, cozen_config_path(ctx).name, text))
 
     return command
 
@@ -197,6 +205,7 @@ class ServerDef:
     label: str
     kinds: frozenset[str]
     command: Callable[[Context, str, Cluster], list[str]]
+    cpus: str = SERVER_CPU  # taskset list
 
 
 SERVERS = {
@@ -205,6 +214,8 @@ SERVERS = {
         ServerDef("c-ref", frozenset({"dns", "nbns"}), c_command),
         ServerDef("cozen", frozenset({"dns", "nbns", "smb"}), cozen_command(fast_path=True)),
         ServerDef("cozen-general", frozenset({"dns"}), cozen_command(fast_path=False)),
+        # Worker scaling: two processes on the two CPUs (the load generator shares CPU 1).
+        ServerDef("cozen-w2", frozenset({"dns"}), cozen_command(True, workers=2), "0,1"),
         ServerDef("knot", frozenset({"dns"}), knot_command),
         ServerDef("dnsmasq", frozenset({"dns"}), dnsmasq_command),
         ServerDef("dnslib", frozenset({"dns"}), dnslib_command),
@@ -249,12 +260,28 @@ def cpu_seconds(pid: int) -> float:
     return ticks / CLK_TCK
 
 
+def rss_bytes(pid: int) -> int:
+    """Resident set size of pid and its live descendants, in bytes."""
+    total = 0
+    for p in [pid, *descendants(pid)]:
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
 class RunningServer:
-    def __init__(self, label: str, kind: str, argv: list[str], log: Path) -> None:
+    def __init__(
+        self, label: str, kind: str, argv: list[str], log: Path, cpus: str = SERVER_CPU
+    ) -> None:
         self.label, self.kind, self.log = label, kind, log
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
-                ["taskset", "-c", SERVER_CPU, *argv],
+                ["taskset", "-c", cpus, *argv],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -268,6 +295,9 @@ class RunningServer:
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.pid)
+
+    def rss_bytes(self) -> int:
+        return rss_bytes(self.pid)
 
     def log_tail(self) -> str:
         """The last few lines of the server's output, on one line."""
@@ -294,8 +324,10 @@ def _signal(pid: int, sig: int) -> None:
 
 def start(ctx: Context, label: str, kind: str, cluster: Cluster) -> RunningServer:
     """Start one server for one protocol kind and wait until it answers."""
-    argv = SERVERS[label].command(ctx, kind, cluster)
-    server = RunningServer(label, kind, argv, ctx.workdir / f"{label}-{kind}.log")
+    definition = SERVERS[label]
+    argv = definition.command(ctx, kind, cluster)
+    log = ctx.workdir / f"{label}-{kind}.log"
+    server = RunningServer(label, kind, argv, log, definition.cpus)
     try:
         _wait_ready(server, cluster)
     except BaseException:

@@ -141,8 +141,10 @@ class Authority:
         self._apexes: set[Name] = {_key(settings.domain)}
         for host in settings.hosts:
             self._add_host(host)
+        soa, ns = self._apex_records()
         for apex in self._apexes:
-            self._add_apex(apex)
+            self._add(apex, RRType.SOA, soa)
+            self._add(apex, RRType.NS, ns)
         self._names = self._existing_names()
 
     # -------------------------------------------------------- compilation
@@ -164,12 +166,12 @@ class Authority:
                 self._apexes.add(apex)
                 self._add(apex, RRType.PTR, NameRdata(owner))
 
-    def _add_apex(self, apex: Name) -> None:
+    def _apex_records(self) -> tuple[SOARdata, NameRdata]:
+        """The SOA and NS every apex carries (one pair, shared by all apexes)."""
         s = self.settings
         mname, rname = _key(s.ns_name), _key(s.hostmaster)
         soa = SOARdata(mname, rname, s.serial, s.refresh, s.retry, s.expire, s.negative_ttl)
-        self._add(apex, RRType.SOA, soa)
-        self._add(apex, RRType.NS, NameRdata(mname))
+        return soa, NameRdata(mname)
 
     def _existing_names(self) -> frozenset[Name]:
         names: set[Name] = set()
