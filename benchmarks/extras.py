@@ -30,7 +30,9 @@ FLOOD_SPELLINGS = 10_000
 SAMPLE_EVERY = 0.25
 
 
-def _loadgen(ctx: Context, queries: list[bytes], name: str, mode: list[str], seconds: float):
+def _loadgen(
+    ctx: Context, queries: list[bytes], name: str, mode: list[str], seconds: float
+) -> subprocess.Popen[str]:
     path = records.write_blobs(ctx.workdir / f"queries-{name}.bin", queries)
     argv = ["taskset", "-c", LOAD_CPU, str(ctx.build / "loadgen"), "-s", DNS_LISTEN, "-p", "53"]
     argv += ["-f", str(path), *mode, "-d", str(seconds), "-n", "100000000", "-T", "500"]

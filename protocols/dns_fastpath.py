@@ -34,8 +34,8 @@ Repeats. Resolvers repeat the same query bytes (same letter case, same
 cookie) with a new ID. :func:`fast_answer` keeps the reply tails of the
 last few thousand UDP queries it answered, keyed by the datagram after its
 ID, and serves a repeat with one dict lookup. The memo is cleared whole
-when full, so a flood of distinct queries costs one failed lookup each
-and holds bounded memory.
+when full, so a flood of distinct queries costs one failed lookup each;
+only queries up to 512 bytes are kept, so it holds a few MB at most.
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ _COPIED_FLAGS = 0x0110  # RD and CD are echoed
 _TC = 0x0200
 _OPT_FIXED = 11  # root name, TYPE, CLASS, TTL, RDLENGTH
 _EDNS_VARIANTS = (Edns(OUR_UDP_PAYLOAD), Edns(OUR_UDP_PAYLOAD, do=True))
-RECENT_LIMIT = 4096  # memoised exact queries; about 1 MB at most
+RECENT_LIMIT = 4096  # memoised exact queries
+RECENT_MAX_QUERY = 512  # longer queries (padded options) are answered, not memoised
 _ID_SIZE = 2
 
 
@@ -225,7 +226,7 @@ def fast_answer(table: AnswerTable, datagram: bytes, *, udp: bool = True) -> byt
     if tail is not None:
         return datagram[:_ID_SIZE] + tail
     reply = _splice(table, datagram, udp=True)
-    if reply is not None:
+    if reply is not None and len(datagram) <= RECENT_MAX_QUERY:
         if len(recent) >= RECENT_LIMIT:
             recent.clear()
         recent[datagram[_ID_SIZE:]] = reply[_ID_SIZE:]

@@ -52,3 +52,14 @@ def test_quick_run_writes_markdown_table_and_chart(quick_run: Path) -> None:
     for workload, server in expected_rows():
         assert f"| {workload} | {server} |" in table
     assert (quick_run / "bench.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_quick_run_reports_reload_under_load_and_memory_under_flood(quick_run: Path) -> None:
+    extras = json.loads((quick_run / "bench.json").read_text())["extras"]
+    assert [e["measure"] for e in extras] == ["reload", "memory"]
+    assert extras[0]["nodes"] == 1000 and extras[0]["reload_s"] is not None
+    assert extras[1]["peak_mib"] >= extras[1]["idle_mib"] > 0
+    table = (quick_run / "bench.md").read_text()
+    assert "| reload | 1000 | reload " in table

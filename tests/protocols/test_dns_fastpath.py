@@ -179,6 +179,13 @@ def test_memo_keeps_only_answered_udp_queries():
     assert table.recent == {}
 
 
+def test_memo_skips_long_queries():
+    table = build_answer_table(SETTINGS)
+    padded = query(A_NAME, RRType.A, Edns(1232, options=((12, bytes(600)),)))
+    assert fast_answer(table, padded) == AUTHORITY.respond(padded, udp=True)
+    assert table.recent == {}
+
+
 def test_memo_is_cleared_when_full():
     table = build_answer_table(SETTINGS)
     rng = random.Random(7)
