@@ -481,13 +481,14 @@ def decode_challenge(token: bytes) -> ChallengeMessage:
 
 
 def _is_anonymous(user: str, lm_response: bytes, nt_response: bytes) -> bool:
-    """MS-NLMP §3.2.5.1.2 anonymous, plus a named user who proves nothing.
+    """MS-NLMP §3.2.5.1.2 anonymous: no user name, and no NT or a Z(1) LM response.
 
-    Samba's ``smbclient -N`` sends its Unix user name with empty LM and NT
-    responses; a server treats that as a null session too.
+    A named user who proves nothing (Samba's ``smbclient -N`` first sends its
+    Unix user name with empty responses) is not anonymous: that logon fails,
+    and the client retries with an empty user name. Treating it as a null
+    session would make the client expect signatures from a key it derived.
     """
-    no_proof = nt_response == b"" and lm_response in (b"", b"\0")
-    return no_proof or (user == "" and (nt_response == b"" or lm_response == b"\0"))
+    return user == "" and (nt_response == b"" or lm_response == b"\0")
 
 
 def decode_authenticate(token: bytes) -> AuthenticateMessage:

@@ -76,8 +76,7 @@ def challenge_messages(draw: st.DrawFn) -> ChallengeMessage:
 
 
 def expected_anonymous(user: str, lm: bytes, nt: bytes) -> bool:
-    no_proof = nt == b"" and lm in (b"", b"\0")
-    return no_proof or (user == "" and (nt == b"" or lm == b"\0"))
+    return user == "" and (nt == b"" or lm == b"\0")
 
 
 @st.composite

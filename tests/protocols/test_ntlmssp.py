@@ -77,11 +77,13 @@ def test_decode_smbclient_authenticate_user() -> None:
     assert not message.is_anonymous
 
 
-def test_decode_smbclient_authenticate_null_session() -> None:
+def test_decode_smbclient_authenticate_named_user_without_proof() -> None:
+    # smbclient -N first tries its Unix user with no password; only the retry
+    # with an empty user name is anonymous (MS-NLMP §3.2.5.1.2).
     message = ntlmssp.decode_authenticate(load("ntlm_smbclient_authenticate_anon"))
     assert message.user == "root"
     assert (message.lm_response, message.nt_response) == (b"", b"")
-    assert message.is_anonymous
+    assert not message.is_anonymous
 
 
 def test_smbclient_negotiate_reencodes_byte_for_byte() -> None:

@@ -130,12 +130,35 @@ def test_smb2_authenticate_fails_and_connection_stays_usable():
     assert not session.closed
 
 
+def _anonymous_authenticate(session_id):
+    """An SMB2 SESSION_SETUP with an MS-NLMP anonymous AUTHENTICATE in SPNEGO."""
+    flags = ntlmssp.NegotiateFlags
+    token = ntlmssp.encode_authenticate(
+        ntlmssp.AuthenticateMessage(
+            flags=flags.NTLMSSP_NEGOTIATE_UNICODE | flags.NTLMSSP_ANONYMOUS,
+            domain="", user="", workstation="WKS", lm_response=b"\0", nt_response=b"",
+            is_anonymous=True,
+        )
+    )  # fmt: skip
+    blob = spnego.encode_neg_token_resp(None, response_token=token)
+    header = smb2.Header(smb2.Command.SESSION_SETUP, message_id=2, session_id=session_id)
+    request = smb2.SessionSetupRequest(header, 0, 1, 0, 0, 0, blob)
+    return _direct(smb2.encode_session_setup_request(request))
+
+
 def _smb2_anonymous_logon(session):
     first = session.receive_data(golden("smb_smbclient_smb2_session_setup_negotiate_req"))
     session_id = _smb2_header(first)["SessionID"]
+    return session_id, session.receive_data(_anonymous_authenticate(session_id))
+
+
+def test_smb2_named_user_without_proof_is_logon_failure():
+    # smbclient -N: its Unix user name, empty responses; it retries anonymously after this.
+    session = _negotiated_smb2()
+    first = session.receive_data(golden("smb_smbclient_smb2_session_setup_negotiate_req"))
     auth = bytearray(golden("smb_smbclient_smb2_session_setup_auth_req"))
-    auth[4 + 40 : 4 + 48] = session_id.to_bytes(8, "little")
-    return session_id, session.receive_data(bytes(auth))
+    auth[4 + 40 : 4 + 48] = _smb2_header(first)["SessionID"].to_bytes(8, "little")
+    assert _smb2_header(session.receive_data(bytes(auth)))["Status"] == smb2.Status.LOGON_FAILURE
 
 
 def test_smb2_anonymous_authenticate_denied_without_null_session():
