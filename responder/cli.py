@@ -31,6 +31,7 @@ def describe(config: Config) -> str:
         f"dns: {listen} port {dns.port} udp+tcp, authoritative for {cluster.dns_domain} "
         f"and each node's reverse name; fast path {'on' if dns.fast_path else 'off'}",
         _describe_smb(config),
+        f"health: {_endpoint(config.health.listen)}",
         f"{'node':<16}{'management':<18}{'fqdn':<34}{'mac':<19}server guid",
     ]
     for node in config.nodes:
@@ -61,6 +62,14 @@ def _describe_smb(config: Config) -> str:
         f"null session {'allowed' if smb.null_session else 'denied'}; "
         f"max {smb.max_connections} connections per listener, idle {smb.idle_timeout:g} s"
     )
+
+
+def _endpoint(endpoint: tuple[str, int] | None) -> str:
+    if endpoint is None:
+        return "off"
+    host, port = endpoint
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}/healthz /status /metrics"
 
 
 def _parser() -> argparse.ArgumentParser:
