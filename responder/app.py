@@ -21,6 +21,7 @@ from responder.config import Config, ConfigError, load_config
 from responder.dns import DnsService
 from responder.health import HealthService
 from responder.listeners import BindError
+from responder.smb import SmbService
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class Service(Protocol):
 
 def make_services(loop: asyncio.AbstractEventLoop) -> list[Service]:
     """One instance of each protocol service, in start order."""
-    return [DnsService(loop)]
+    return [DnsService(loop), SmbService(loop)]
 
 
 class Daemon:
