@@ -20,6 +20,7 @@ from typing import Protocol
 from responder.config import Config, ConfigError, load_config
 from responder.dns import DnsService
 from responder.listeners import BindError
+from responder.nbns import NbnsService
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class Service(Protocol):
 
 def make_services(loop: asyncio.AbstractEventLoop) -> list[Service]:
     """One instance of each protocol service, in start order."""
-    return [DnsService(loop)]
+    return [DnsService(loop), NbnsService(loop)]
 
 
 class Daemon:
