@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 Endpoint = tuple[str, int]
 Engine = BNodeClaim | WinsClient
 STOP_BUDGET = 1.2  # seconds stop() waits for releases (SIGTERM must end us within 2 s)
+_TRANSIENT = (WinsState.IDLE, WinsState.REGISTERING, WinsState.RELEASING)  # not worth a log line
 _RESPONSES = (
     NameQueryResponse,
     NodeStatusResponse,
@@ -402,7 +403,7 @@ class NbnsService:
     def _log_wins_states(self, node: _Node, wins: WinsClient) -> None:
         server = node.plan.wins[0] if node.plan.wins else "?"
         for status in wins.status():
-            if node.wins_seen.get(status.name) == status.state:
+            if status.state in _TRANSIENT or node.wins_seen.get(status.name) == status.state:
                 continue
             node.wins_seen[status.name] = status.state
             level = logging.WARNING if status.state == WinsState.UNREACHABLE else logging.INFO
