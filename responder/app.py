@@ -19,6 +19,7 @@ from typing import Protocol
 
 from responder.config import Config, ConfigError, load_config
 from responder.dns import DnsService
+from responder.health import HealthService
 from responder.listeners import BindError
 from responder.nbns import NbnsService
 
@@ -34,6 +35,8 @@ class Service(Protocol):
 
     async def stop(self) -> None: ...
 
+    def status(self) -> dict[str, object]: ...
+
 
 def make_services(loop: asyncio.AbstractEventLoop) -> list[Service]:
     """One instance of each protocol service, in start order."""
@@ -45,6 +48,8 @@ class Daemon:
         self.config = config
         self.loop = loop
         self.services = make_services(loop)
+        self.services.append(HealthService(loop, self.status))
+        self.started_at = time.time()
         self.reloads = 0
         self._reload_lock = asyncio.Lock()  # two quick SIGHUPs apply one after the other
 
@@ -93,6 +98,21 @@ class Daemon:
     async def stop(self) -> None:
         for service in reversed(self.services):
             await service.stop()
+
+    def status(self) -> dict[str, object]:
+        """What /status reports: the config in force and every service's state."""
+        report: dict[str, object] = {
+            "config": self.config.source,
+            "uptime_seconds": round(time.time() - self.started_at, 3),
+            "reloads": self.reloads,
+            "nodes": [
+                {"name": n.cozen_name, "address": str(n.management_ip), "fqdn": n.fqdn}
+                for n in self.config.nodes
+            ],
+        }
+        for service in self.services:
+            report[service.name] = service.status()
+        return report
 
 
 async def run_until_signalled(

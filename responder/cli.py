@@ -31,6 +31,7 @@ def describe(config: Config) -> str:
         f"domain {cluster.dns_domain}, workgroup {cluster.workgroup}",
         f"dns: {listen} port {dns.port} udp+tcp, authoritative for {cluster.dns_domain} "
         f"and each node's reverse name; fast path {'on' if dns.fast_path else 'off'}",
+        f"health: {_endpoint(config.health.listen)}",
         f"{'node':<16}{'management':<18}{'fqdn':<34}{'mac':<19}server guid",
     ]
     for node in config.nodes:
@@ -43,6 +44,14 @@ def describe(config: Config) -> str:
         )
     lines.extend(nbns_lines(config))
     return "\n".join(lines)
+
+
+def _endpoint(endpoint: tuple[str, int] | None) -> str:
+    if endpoint is None:
+        return "off"
+    host, port = endpoint
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}/healthz /status /metrics"
 
 
 def _parser() -> argparse.ArgumentParser:

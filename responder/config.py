@@ -119,6 +119,11 @@ class SmbSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthSettings:
+    listen: tuple[str, int] | None  # /healthz, /status, /metrics; None = off
+
+
+@dataclass(frozen=True, slots=True)
 class DaemonSettings:
     workers: int  # processes sharing each port with SO_REUSEPORT
 
@@ -128,6 +133,7 @@ class Config:
     source: str  # file path, or EMBEDDED_DEFAULT
     cluster: Cluster
     daemon: DaemonSettings
+    health: HealthSettings
     dns: DnsSettings
     netbios: NetbiosSettings
     smb: SmbSettings
@@ -419,6 +425,22 @@ def _parse_smb(section: _Section) -> SmbSettings:
     return smb
 
 
+def _host_port(raw: str) -> tuple[str, int]:
+    host, sep, port = raw.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{raw!r} must be ADDRESS:PORT, e.g. 127.0.0.1:9137")
+    return str(_any_ip(host)), int(port)
+
+
+def _parse_health(section: _Section) -> HealthSettings:
+    health = HealthSettings(
+        listen=section.take_parsed("listen", _host_port) if "listen" in section.table else None
+    )
+    section.finish()
+    return health
+
+
 def _parse_daemon(section: _Section) -> DaemonSettings:
     daemon = DaemonSettings(workers=section.take_int("workers", 1, 1, 64))
     section.finish()
@@ -438,11 +460,13 @@ def parse_config(document: dict[str, Any], source: str) -> Config:
     netbios = _parse_netbios(top.sub("netbios"))
     smb = _parse_smb(top.sub("smb"))
     daemon = _parse_daemon(top.sub("daemon"))
+    health = _parse_health(top.sub("health"))
     top.finish()
     return Config(
         source=source,
         cluster=cluster,
         daemon=daemon,
+        health=health,
         dns=dns,
         netbios=netbios,
         smb=smb,

@@ -157,8 +157,23 @@ class DnsService:
         await listener.start()
         return listener
 
-    def bound(self) -> list[str]:
-        return [f"{host}:{port}" for host, port in self.udp.active]
+    def status(self) -> dict[str, object]:
+        udp = [
+            {
+                "address": f"{h}:{p}",
+                "received": u.counters.received,
+                "answered": u.counters.answered,
+                "send_dropped": u.counters.dropped_send,
+                "handler_bugs": u.counters.handler_bugs,
+            }
+            for (h, p), u in self.udp.active.items()
+        ]
+        tcp = [
+            {"address": f"{h}:{p}", "connections": len(t.connections), "evicted": t.evicted}
+            for (h, p), t in self.tcp.active.items()
+        ]
+        fast = self.answers is not None and self.answers.table is not None
+        return {"fast_path": fast, "udp": udp, "tcp": tcp}
 
 
 async def _close_udp(listener: UdpListener) -> None:

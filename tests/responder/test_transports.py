@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
+import asyncio_dgram
 import pytest
 
 from responder.listeners import BindError, ListenerSet
@@ -53,12 +53,11 @@ def test_udp_listener_answers_and_survives_handler_bug(loop_kind):
             return None if data == b"quiet" else data[::-1]
 
         listener = UdpListener(loop, bind_udp(HOST, 0), handler)
-        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        client.setblocking(False)
+        client = await asyncio_dgram.connect(listener.local_address)
         try:
             for payload in (b"bug", b"quiet", b"abc"):
-                client.sendto(payload, listener.local_address)
-            data = await asyncio.wait_for(loop.sock_recv(client, 100), 5)
+                await client.send(payload)
+            data, _ = await asyncio.wait_for(client.recv(), 5)
             assert data == b"cba"
             assert listener.counters.handler_bugs == 1
             assert listener.counters.received == 3
