@@ -8,6 +8,7 @@ in the client namespace, so what it sees really crossed the segment.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -36,7 +37,14 @@ workgroup = "CORP"
 cozen_name = "SQL01-CZ1"
 management_ip = "{SERVER_IP}"
 mac = "02:00:5e:10:00:11"
+
+[health]
+listen = "127.0.0.1:9137"
 """
+STATUS_FETCH = (
+    "import urllib.request; "
+    "print(urllib.request.urlopen('http://127.0.0.1:9137/status', timeout=5).read().decode())"
+)
 
 
 class Segment:
@@ -205,6 +213,11 @@ def test_owner_present_before_start_puts_the_name_in_conflict(segment, netns_dae
             "SQL01-CZ1" in x and "<00>" in x and "<CONFLICT>" in x for x in status.splitlines()
         ), status
         assert f"{SERVER_IP} SQL01-CZ1<00>" not in nmblookup_bcast(segment, conf, "SQL01-CZ1")
+        fetch = ["ip", "netns", "exec", segment.server, sys.executable, "-c", STATUS_FETCH]
+        report = json.loads(run(fetch, 15).stdout)
+        node = report["nbns"]["nodes"][0]
+        assert node["conflicts"] == ["SQL01-CZ1<00>"]
+        assert node["names"][0]["claim"] == "conflict"
         out = run(
             segment.in_client("nmblookup", "-s", str(conf), "-B", BROADCAST, "SQL01-CZ1#20"), 15
         )
