@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from responder.app import run_until_signalled
 from responder.config import Config, ConfigError, load_config
 from responder.listeners import BindError
+from responder.nbns import describe_lines as nbns_lines
 
 EXIT_CONFIG = 1
 EXIT_BIND = 3
@@ -42,6 +43,7 @@ def describe(config: Config) -> str:
             f"{node.cozen_name:<16}{address:<18}{node.fqdn:<34}"
             f"{node.mac.hex(':'):<19}{node.server_guid}"
         )
+    lines.extend(nbns_lines(config))
     return "\n".join(lines)
 
 
