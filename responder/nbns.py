@@ -41,9 +41,9 @@ from protocols.nbns import (
     WaitForAck,
     decode_packet,
 )
-from protocols.nbns_claim import BNodeClaim, ClaimName
+from protocols.nbns_claim import BNodeClaim
 from protocols.nbns_node import NodeIdentity, NodeState, fast_answer, handle_message
-from protocols.nbns_wins import WinsClient, WinsName, WinsState
+from protocols.nbns_wins import WinsClient, WinsState
 from protocols.netbios import NetBIOSName
 from responder.config import Config, Node
 from responder.interfaces import BroadcastMap, subnet_broadcasts
@@ -248,7 +248,7 @@ class NbnsService:
         state = NodeState(plan.identity, fast_path=plan.fast_path)
         node = _Node(plan, state, listener)
         if plan.broadcast is not None:
-            names = [ClaimName(e.name, e.group) for e in state.table]
+            names = [e for e in state.table]
             node.claim = BNodeClaim(
                 names,
                 plan.address,
@@ -259,7 +259,7 @@ class NbnsService:
             )
         if plan.wins is not None:
             node.wins = WinsClient(
-                [WinsName(e.name, e.group) for e in state.table],
+                [e for e in state.table],
                 plan.address,
                 plan.wins,
                 first_trn_id=self._trn_id(),
