@@ -29,7 +29,6 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from protocols.errors import MalformedMessage
 from protocols.nbns import (
     NBNS_PORT,
     NameRegistrationRequest,
@@ -39,18 +38,16 @@ from protocols.nbns import (
     NmFlags,
     Opcode,
     RegistrationResponse,
-    decode_packet,
 )
 from protocols.nbns_encode import (
     encode_name_registration_request,
     encode_name_release_request,
 )
+from protocols.nbns_engine import Address, NameKey, OwnedName, RegistrationEngine
 from protocols.netbios import NetBIOSName
 
 BCAST_REQ_RETRY_TIMEOUT = 0.25
 BCAST_REQ_RETRY_COUNT = 3
-NameKey = tuple[str, int, str]
-Address = tuple[str, int]
 
 
 class ClaimState(enum.Enum):
@@ -60,12 +57,6 @@ class ClaimState(enum.Enum):
     CONFLICT = "conflict"
     RELEASING = "releasing"
     RELEASED = "released"
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimName:
-    name: NetBIOSName
-    group: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,19 +70,19 @@ class ClaimEvent:
 
 @dataclass(slots=True)
 class _Record:
-    entry: ClaimName
+    entry: OwnedName
     trn_id: int
     state: ClaimState = ClaimState.IDLE
     sent: int = 0
     due: float | None = None
 
 
-class BNodeClaim:
+class BNodeClaim(RegistrationEngine[_Record, "ClaimEvent"]):
     """Claims a node's names by broadcast and releases them at stop."""
 
     def __init__(
         self,
-        names: Iterable[ClaimName],
+        names: Iterable[OwnedName],
         address: str,
         *,
         first_trn_id: int,
@@ -101,17 +92,14 @@ class BNodeClaim:
         retry_timeout: float = BCAST_REQ_RETRY_TIMEOUT,
         retry_count: int = BCAST_REQ_RETRY_COUNT,
     ) -> None:
-        self.address = address
+        super().__init__(address, node_type)
         self.ttl = ttl
-        self.node_type = node_type
         self.broadcast = broadcast
         self.retry_timeout = retry_timeout
         self.retry_count = retry_count
         self._records = {
             n.name.key(): _Record(n, (first_trn_id + i) & 0xFFFF) for i, n in enumerate(names)
         }
-        self._outbox: list[tuple[bytes, Address]] = []
-        self._events: list[ClaimEvent] = []
 
     # -------------------------------------------------------------- driving
 
@@ -129,14 +117,6 @@ class BNodeClaim:
                 record.trn_id = (record.trn_id + len(self._records)) & 0xFFFF
                 self._send(record, now)
 
-    def receive(self, datagram: bytes, now: float) -> None:
-        """Feed one received datagram; malformed ones are ignored."""
-        try:
-            message = decode_packet(datagram)
-        except MalformedMessage:
-            return
-        self.receive_message(message, now)
-
     def receive_message(self, message: NbnsMessage, now: float) -> None:
         """Feed one decoded message (the node engine forwards responses here)."""
         if not isinstance(message, RegistrationResponse) or message.rcode == 0:
@@ -148,27 +128,6 @@ class BNodeClaim:
             return
         record.state, record.due = ClaimState.CONFLICT, None
         self._events.append(ClaimEvent(record.entry.name, message.rcode, message.address))
-
-    def handle_timer(self, now: float) -> None:
-        """Run every retry or completion whose time has come."""
-        for record in self._records.values():
-            if record.due is not None and record.due <= now:
-                self._expire(record, now)
-
-    def next_timer(self) -> float | None:
-        """When :meth:`handle_timer` must next run, or ``None``."""
-        dues = [r.due for r in self._records.values() if r.due is not None]
-        return min(dues, default=None)
-
-    def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
-        """Hand over (and forget) the queued datagrams with their destinations."""
-        out, self._outbox = self._outbox, []
-        return out
-
-    def events(self) -> list[ClaimEvent]:
-        """Hand over (and forget) the conflicts seen since the last call."""
-        out, self._events = self._events, []
-        return out
 
     # -------------------------------------------------------------- status
 
@@ -208,7 +167,7 @@ class BNodeClaim:
     def _send(self, record: _Record, now: float) -> None:
         record.sent += 1
         record.due = now + self.retry_timeout
-        flags = NBFlags(self.node_type | (NBFlags.G if record.entry.group else 0))
+        flags = self._nb_flags(record.entry)
         name = record.entry.name
         if record.state == ClaimState.RELEASING:
             data = encode_name_release_request(

@@ -75,10 +75,11 @@ from protocols.nbns_encode import (
     encode_node_status_response,
     encode_registration_response,
 )
+from protocols.nbns_engine import NameKey, OwnedName
 from protocols.netbios import WILDCARD, NetBIOSName, encode_netbios_name
 
 DEFAULT_TTL = 300_000  # seconds; the Windows default for registered names
-NameKey = tuple[str, int, str]
+
 
 _QUERY_FLAGS = NmFlags.AA | NmFlags.RD
 _STATUS_FLAGS = NmFlags.AA
@@ -102,12 +103,6 @@ class NodeIdentity:
     node_type: NBFlags = NBFlags.ONT_B
 
 
-@dataclass(frozen=True, slots=True)
-class TableEntry:
-    name: NetBIOSName
-    group: bool
-
-
 class RegistrationObserver(Protocol):
     """What a registration engine offers the node engine."""
 
@@ -116,7 +111,7 @@ class RegistrationObserver(Protocol):
     def conflicted(self) -> frozenset[NameKey]: ...
 
 
-def build_name_table(identity: NodeIdentity) -> tuple[TableEntry, ...]:
+def build_name_table(identity: NodeIdentity) -> tuple[OwnedName, ...]:
     """Return the node's names: Cozen <00> (and <20> with SMB), workgroup <00>/<1E>.
 
     Raises:
@@ -125,13 +120,13 @@ def build_name_table(identity: NodeIdentity) -> tuple[TableEntry, ...]:
     cozen = NetBIOSName.make(identity.cozen_name, 0x00, identity.scope)
     if identity.public_name and cozen.key() == NetBIOSName.make(identity.public_name).key():
         raise ValueError("the Cozen name must differ from the cluster's public name")
-    entries = [TableEntry(cozen, False)]
+    entries = [OwnedName(cozen, False)]
     if identity.serve_smb:
         entries.append(
-            TableEntry(NetBIOSName.make(identity.cozen_name, 0x20, identity.scope), False)
+            OwnedName(NetBIOSName.make(identity.cozen_name, 0x20, identity.scope), False)
         )
     entries.extend(
-        TableEntry(NetBIOSName.make(identity.workgroup, suffix, identity.scope), True)
+        OwnedName(NetBIOSName.make(identity.workgroup, suffix, identity.scope), True)
         for suffix in (0x00, 0x1E)
     )
     return tuple(entries)
@@ -152,7 +147,7 @@ class NodeState:
         self._fast: dict[bytes, tuple[bytes, bool]] = {}
         self._rebuild_fast()
 
-    def active_entry(self, name: NetBIOSName) -> TableEntry | None:
+    def active_entry(self, name: NetBIOSName) -> OwnedName | None:
         """Our table entry for ``name`` unless absent or in conflict."""
         key = name.key()
         entry = self._by_key.get(key)

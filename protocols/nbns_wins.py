@@ -35,7 +35,6 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from protocols.errors import MalformedMessage
 from protocols.nbns import (
     NameRegistrationRequest,
     NameReleaseRequest,
@@ -46,18 +45,16 @@ from protocols.nbns import (
     RegistrationResponse,
     ReleaseResponse,
     WaitForAck,
-    decode_packet,
 )
 from protocols.nbns_encode import (
     encode_name_registration_request,
     encode_name_release_request,
 )
+from protocols.nbns_engine import Address, NameKey, OwnedName, RegistrationEngine
 from protocols.netbios import NetBIOSName
 
 UCAST_REQ_RETRY_TIMEOUT = 5.0
 UCAST_REQ_RETRY_COUNT = 3
-NameKey = tuple[str, int, str]
-Address = tuple[str, int]
 
 
 class WinsState(enum.Enum):
@@ -68,12 +65,6 @@ class WinsState(enum.Enum):
     UNREACHABLE = "unreachable"
     RELEASING = "releasing"
     RELEASED = "released"
-
-
-@dataclass(frozen=True, slots=True)
-class WinsName:
-    name: NetBIOSName
-    group: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +88,7 @@ class WinsEvent:
 
 @dataclass(slots=True)
 class _Record:
-    entry: WinsName
+    entry: OwnedName
     trn_id: int
     state: WinsState = WinsState.IDLE
     pending: Opcode | None = None
@@ -108,12 +99,12 @@ class _Record:
     backoff: float = 0.0
 
 
-class WinsClient:
+class WinsClient(RegistrationEngine[_Record, "WinsEvent"]):
     """Registers a node's names with one WINS server and keeps them fresh."""
 
     def __init__(
         self,
-        names: Iterable[WinsName],
+        names: Iterable[OwnedName],
         address: str,
         server: Address,
         *,
@@ -127,10 +118,9 @@ class WinsClient:
         backoff_max: float = 900.0,
         max_wack: float = 300.0,
     ) -> None:
-        self.address = address
+        super().__init__(address, node_type)
         self.server = server
         self.ttl = ttl
-        self.node_type = node_type
         self.retry_timeout = retry_timeout
         self.retry_count = retry_count
         self.release_retry_timeout = release_retry_timeout
@@ -139,8 +129,6 @@ class WinsClient:
         self.max_wack = max_wack
         self._records = {n.name.key(): _Record(n, 0) for n in names}
         self._next_trn_id = first_trn_id & 0xFFFF
-        self._outbox: list[tuple[bytes, Address]] = []
-        self._events: list[WinsEvent] = []
 
     # -------------------------------------------------------------- driving
 
@@ -157,14 +145,6 @@ class WinsClient:
             elif record.state != WinsState.CONFLICT:
                 record.state, record.pending, record.due = WinsState.RELEASED, None, None
 
-    def receive(self, datagram: bytes, now: float) -> None:
-        """Feed one received datagram; malformed ones are ignored."""
-        try:
-            message = decode_packet(datagram)
-        except MalformedMessage:
-            return
-        self.receive_message(message, now)
-
     def receive_message(self, message: NbnsMessage, now: float) -> None:
         """Feed one decoded message (the node engine forwards responses here)."""
         if not isinstance(message, RegistrationResponse | ReleaseResponse | WaitForAck):
@@ -179,26 +159,6 @@ class WinsClient:
                 record.state, record.pending, record.due = WinsState.RELEASED, None, None
         elif record.pending != Opcode.RELEASE:
             self._registration_answer(record, message, now)
-
-    def handle_timer(self, now: float) -> None:
-        """Run every resend, refresh, retry or give-up whose time has come."""
-        for record in self._records.values():
-            if record.due is not None and record.due <= now:
-                self._expire(record, now)
-
-    def next_timer(self) -> float | None:
-        """When :meth:`handle_timer` must next run, or ``None``."""
-        return min((r.due for r in self._records.values() if r.due is not None), default=None)
-
-    def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
-        """Hand over (and forget) the queued datagrams with their destinations."""
-        out, self._outbox = self._outbox, []
-        return out
-
-    def events(self) -> list[WinsEvent]:
-        """Hand over (and forget) the refusals seen since the last call."""
-        out, self._events = self._events, []
-        return out
 
     # -------------------------------------------------------------- status
 
@@ -269,7 +229,7 @@ class WinsClient:
         record.sent += 1
         releasing = record.pending == Opcode.RELEASE
         record.due = now + (self.release_retry_timeout if releasing else self.retry_timeout)
-        flags = NBFlags(self.node_type | (NBFlags.G if record.entry.group else 0))
+        flags = self._nb_flags(record.entry)
         name = record.entry.name
         if releasing:
             data = encode_name_release_request(

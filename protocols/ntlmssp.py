@@ -16,9 +16,12 @@ NEGOTIATE flags, §2.2.2.10 VERSION; §3.2.5.1.1 server receiving NEGOTIATE):
   Windows server grants, plus REQUEST_TARGET, TARGET_INFO and the target type.
   TargetName is the NetBIOS domain name; TargetInfo is an AV_PAIR list in
   Windows' order (NbDomainName, NbComputerName, DnsDomainName,
-  DnsComputerName, DnsTreeName, Timestamp, EOL). The fixed header always
-  holds the 8-byte VERSION slot (zero unless VERSION was negotiated), so the
-  payload starts at offset 56: TargetName, then TargetInfo.
+  DnsComputerName, DnsTreeName, Timestamp, EOL). Like Windows and Samba, the
+  server always sets NTLMSSP_NEGOTIATE_VERSION and fills the VERSION slot
+  with its OS version, whether or not the client asked (clients such as
+  impacket and nmap read it regardless). The fixed header always holds the
+  8-byte VERSION slot, so the payload starts at offset 56: TargetName, then
+  TargetInfo.
 - The server challenge and the timestamp are injected by the caller; this
   module reads no clock and draws no randomness.
 - AUTHENTICATE is decoded only for who the client claims to be and whether
@@ -91,7 +94,6 @@ _MIRRORED = (
     | _F.NTLMSSP_NEGOTIATE_KEY_EXCH
     | _F.NTLMSSP_NEGOTIATE_SIGN
     | _F.NTLMSSP_NEGOTIATE_SEAL
-    | _F.NTLMSSP_NEGOTIATE_VERSION
     | _F.NTLMSSP_NEGOTIATE_ALWAYS_SIGN
     | _F.NTLMSSP_NEGOTIATE_NTLM
 )
@@ -321,10 +323,11 @@ def challenge_flags(client_flags: NegotiateFlags, identity: NtlmIdentity) -> Neg
 
     Mirrors UNICODE (else OEM), EXTENDED_SESSIONSECURITY (preferred over
     LM_KEY) and the options in ``_MIRRORED``; always sets REQUEST_TARGET,
-    TARGET_INFO and the target type of ``identity``.
+    TARGET_INFO, VERSION and the target type of ``identity``.
     """
     flags = client_flags & _MIRRORED
     flags |= _F.NTLMSSP_REQUEST_TARGET | _F.NTLMSSP_NEGOTIATE_TARGET_INFO
+    flags |= _F.NTLMSSP_NEGOTIATE_VERSION
     if client_flags & _F.NTLMSSP_NEGOTIATE_UNICODE:
         flags |= _F.NTLMSSP_NEGOTIATE_UNICODE
     else:
@@ -426,6 +429,7 @@ def encode_challenge(
 ) -> bytes:
     """The CHALLENGE answering a NEGOTIATE with ``client_flags``.
 
+    VERSION is always present, holding ``identity.version``.
     ``server_challenge`` (8 random bytes) and ``timestamp`` (a FILETIME, see
     :func:`filetime`) come from the caller.
 
@@ -438,16 +442,13 @@ def encode_challenge(
     name = identity.nb_domain_name
     if not unicode:
         name = name.encode("latin-1", "replace").decode("latin-1")
-    version = None
-    if flags & _F.NTLMSSP_NEGOTIATE_VERSION:
-        version = encode_version(*identity.version)
     return encode_challenge_message(
         ChallengeMessage(
             flags=flags,
             target_name=name,
             server_challenge=server_challenge,
             target_info=target_info(identity, timestamp),
-            version=version,
+            version=encode_version(*identity.version),
         )
     )
 
@@ -480,13 +481,14 @@ def decode_challenge(token: bytes) -> ChallengeMessage:
 
 
 def _is_anonymous(user: str, lm_response: bytes, nt_response: bytes) -> bool:
-    """MS-NLMP §3.2.5.1.2 anonymous, plus a named user who proves nothing.
+    """MS-NLMP §3.2.5.1.2 anonymous: no user name, and no NT or a Z(1) LM response.
 
-    Samba's ``smbclient -N`` sends its Unix user name with empty LM and NT
-    responses; a server treats that as a null session too.
+    A named user who proves nothing (Samba's ``smbclient -N`` first sends its
+    Unix user name with empty responses) is not anonymous: that logon fails,
+    and the client retries with an empty user name. Treating it as a null
+    session would make the client expect signatures from a key it derived.
     """
-    no_proof = nt_response == b"" and lm_response in (b"", b"\0")
-    return no_proof or (user == "" and (nt_response == b"" or lm_response == b"\0"))
+    return user == "" and (nt_response == b"" or lm_response == b"\0")
 
 
 def decode_authenticate(token: bytes) -> AuthenticateMessage:

@@ -19,7 +19,9 @@ SMB_COM_SESSION_SETUP_ANDX request (MS-SMB §2.2.4.6.1 with extended security,
 WordCount 12; MS-CIFS §2.2.4.53.1 without, WordCount 13) and the responses we
 send: the extended one (WordCount 4, a security blob then NativeOS,
 NativeLanMan and PrimaryDomain, as Windows and Samba send) and an error
-(WordCount 0, ByteCount 0).  Strings are UTF-16LE
+(WordCount 0, ByteCount 0).  A null session also needs SMB_COM_ECHO
+(MS-CIFS §2.2.4.39: EchoCount, data echoed back with a SequenceNumber) and the
+SMB_COM_LOGOFF_ANDX response (§2.2.4.54.2, WordCount 2, ByteCount 0).  Strings are UTF-16LE
 when FLAGS2_UNICODE is set, aligned to 2 bytes from the header start, else
 OEM (Latin-1 here); a missing final terminator is tolerated, as Windows does.
 """
@@ -164,6 +166,13 @@ class NegotiateResponse:
     server_name: str = ""
     server_guid: bytes | None = None
     security_blob: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class EchoRequest:
+    header: Header
+    echo_count: int
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,4 +482,50 @@ def encode_error_response(header: Header) -> bytes:
     writer = Writer()
     _write_header(writer, header)
     writer.write(b"\x00\x00\x00")
+    return writer.getvalue()
+
+
+def decode_echo_request(message: bytes) -> EchoRequest:
+    """Decode SMB_COM_ECHO (header included).
+
+    Raises:
+        MalformedMessage: bad header, WordCount not 1, or data outside ByteCount.
+    """
+    header, words, data = _blocks(message, Command.ECHO)
+    if words.remaining != 2:
+        raise Unsupported(PROTOCOL, HEADER_SIZE, "ECHO WordCount is not 1")
+    return EchoRequest(header, words.u16le(), data.rest())
+
+
+def encode_echo_request(request: EchoRequest) -> bytes:
+    """Encode SMB_COM_ECHO (for tests and probes)."""
+    writer = Writer()
+    _write_header(writer, request.header)
+    writer.u8(1)
+    writer.u16le(request.echo_count)
+    writer.u16le(len(request.data))
+    writer.write(request.data)
+    return writer.getvalue()
+
+
+def encode_echo_response(header: Header, sequence_number: int, data: bytes) -> bytes:
+    """One SMB_COM_ECHO response: WordCount 1 (SequenceNumber), the echoed data.
+
+    Raises:
+        struct.error: ``data`` longer than 65535 bytes (a caller bug).
+    """
+    writer = Writer()
+    _write_header(writer, header)
+    writer.u8(1)
+    writer.u16le(sequence_number)
+    writer.u16le(len(data))
+    writer.write(data)
+    return writer.getvalue()
+
+
+def encode_logoff_response(header: Header) -> bytes:
+    """SMB_COM_LOGOFF_ANDX response: WordCount 2 (no AndX follows), ByteCount 0."""
+    writer = Writer()
+    _write_header(writer, header)
+    writer.write(b"\x02\xff\x00\x00\x00\x00\x00")
     return writer.getvalue()

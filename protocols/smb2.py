@@ -14,8 +14,8 @@ The body follows with its own fixed StructureSize.  Offsets inside bodies
 header, so decoders here take the whole message and check every offset and
 length against it.
 
-Covered bodies: SESSION_SETUP request/response (§2.2.5, §2.2.6), ECHO response
-(§2.2.29) and the ERROR response (§2.2.2).  NEGOTIATE lives in
+Covered bodies: SESSION_SETUP request/response (§2.2.5, §2.2.6), LOGOFF
+response (§2.2.8), ECHO response (§2.2.29) and the ERROR response (§2.2.2).  NEGOTIATE lives in
 :mod:`protocols.smb2_negotiate`.
 """
 
@@ -287,6 +287,11 @@ def encode_error_response(header: Header) -> bytes:
 
 def encode_echo_response(header: Header) -> bytes:
     """MS-SMB2 §2.2.29 ECHO response: StructureSize 4, Reserved."""
+    return encode_header(header) + b"\x04\x00\x00\x00"
+
+
+def encode_logoff_response(header: Header) -> bytes:
+    """MS-SMB2 §2.2.8 LOGOFF response: StructureSize 4, Reserved."""
     return encode_header(header) + b"\x04\x00\x00\x00"
 
 

@@ -24,15 +24,21 @@ place.  The rules:
    highest common dialect (MS-SMB2 §3.3.5.4); no common dialect gets
    STATUS_NOT_SUPPORTED and the state does not move.
 3. After negotiation only the negotiated family is spoken.  SESSION_SETUP
-   runs NTLMSSP (raw or inside SPNEGO) up to the CHALLENGE and answers the
-   AUTHENTICATE with STATUS_LOGON_FAILURE (anonymous: STATUS_ACCESS_DENIED);
-   the connection stays usable for a new SESSION_SETUP.  Other SMB2 commands
-   get STATUS_USER_SESSION_DELETED (no session is ever valid; §3.3.5.2.9),
-   ECHO is answered, CANCEL gets nothing; other SMB1 commands get
-   STATUS_SMB_BAD_UID.  Optionally (``smb1_null_session``) an anonymous
-   SMB1 session setup without extended security succeeds so nmap can read
-   NativeOS; that UID is refused everything afterwards.
-4. Anything not in the table (a second negotiation, the wrong family, a
+   runs NTLMSSP (raw or inside SPNEGO) up to the CHALLENGE and answers a
+   named user's AUTHENTICATE with STATUS_LOGON_FAILURE; the connection stays
+   usable for a new SESSION_SETUP.  Other SMB2 commands get
+   STATUS_USER_SESSION_DELETED (§3.3.5.2.9), ECHO is answered, CANCEL gets
+   nothing; other SMB1 commands get STATUS_SMB_BAD_UID.
+4. Anonymous logons (an NTLMSSP anonymous AUTHENTICATE, MS-NLMP §3.2.5.1.2,
+   or an SMB1 session setup without extended security, no account and no
+   password) follow ``SmbIdentity.null_session``: off, they get
+   STATUS_ACCESS_DENIED; on, they succeed as a null session, as Windows
+   allows (SMB2 SessionFlags IS_NULL, MS-SMB2 §2.2.6; SMB1 Action 0).  That
+   is where nmap's smb-os-discovery reads NativeOS and the CHALLENGE's FQDN.
+   A null session may only LOGOFF and ECHO; everything else on it (TREE_CONNECT
+   above all) gets STATUS_ACCESS_DENIED.  At most ``MAX_SESSIONS`` session
+   IDs live on one connection; one more closes it.
+5. Anything not in the table (a second negotiation, the wrong family, a
    frame type a client never sends, undecodable headers, compound SMB2
    requests, which this server does not implement) closes the connection
    without a reply.  Framing errors and oversized frames close too.
@@ -58,6 +64,7 @@ DEFAULT_NATIVE_LANMAN: Final = "Windows Server 2022 Standard 6.3"
 STATUS_SMB_BAD_UID: Final = 0x005B0002
 _SERVER_SUFFIX: Final = 0x20
 _MAX_CREDITS: Final = 64
+MAX_SESSIONS: Final = 16
 
 
 class State(enum.Enum):
@@ -107,10 +114,9 @@ class SmbIdentity:
     ``accepted_called_names`` are the NBSS called names answered on 139
     (compared without letter case): the Cozen name, "*SMBSERVER", "*SMBSERV"
     and the management address text.  ``boot_time`` is a FILETIME.
-    ``smb1_null_session`` lets an anonymous SMB1 session setup without extended
-    security succeed (WordCount 3 with NativeOS, NativeLanMan, PrimaryDomain),
-    which is where nmap's smb-os-discovery reads the OS; every later command on
-    that UID is still refused.
+    ``null_session`` lets an anonymous logon succeed as a null session (SMB1
+    with or without extended security, SMB2), on which every later command but
+    LOGOFF and ECHO is refused; off, anonymous logons get ACCESS_DENIED.
     """
 
     ntlm: NtlmIdentity
@@ -123,7 +129,7 @@ class SmbIdentity:
     max_dialect: int = neg.Dialect.SMB311
     native_os: str = DEFAULT_NATIVE_OS
     native_lanman: str = DEFAULT_NATIVE_LANMAN
-    smb1_null_session: bool = False
+    null_session: bool = True
 
 
 def default_called_names(cozen_name: str, management_address: str) -> frozenset[str]:
@@ -136,6 +142,10 @@ class _AuthResult:
     status: int
     token: bytes
     finished: bool
+    null_session: bool = False
+
+
+_LOGON_FAILURE: Final = _AuthResult(Status.LOGON_FAILURE, b"", True)
 
 
 class _Close(Exception):
@@ -160,7 +170,8 @@ class SmbSession:
         self._random = random_bytes
         self._clock = clock
         self._framer = nbss.Framer(direct=not netbios, max_message_size=max_message_size)
-        self._sessions: set[int] = set()
+        self._sessions: set[int] = set()  # authentication in progress
+        self._null: set[int] = set()  # established null sessions
         self._called = frozenset(n.upper() for n in identity.accepted_called_names)
 
     @property
@@ -195,6 +206,8 @@ class SmbSession:
         self.state = next_state
 
     def _frame(self, payload: bytes) -> bytes:
+        if not payload:  # nothing to answer (CANCEL, ECHO with EchoCount 0)
+            return b""
         return nbss.encode_frame(nbss.FrameType.SESSION_MESSAGE, payload, direct=not self.netbios)
 
     def _on_frame(self, frame: nbss.Frame) -> bytes:
@@ -232,6 +245,8 @@ class SmbSession:
         self._advance(Event.SMB2_REQUEST)
         if header.command == Command.SESSION_SETUP:
             return self._smb2_session_setup(message, header)
+        if header.session_id in self._null and header.command != Command.CANCEL:
+            return self._smb2_on_null_session(header)
         if header.command == Command.ECHO:
             return smb2.encode_echo_response(self._reply(header, Status.SUCCESS))
         if header.command == Command.CANCEL:
@@ -239,6 +254,14 @@ class SmbSession:
         if header.command not in Command._value2member_map_:
             return smb2.encode_error_response(self._reply(header, Status.INVALID_PARAMETER))
         return smb2.encode_error_response(self._reply(header, Status.USER_SESSION_DELETED))
+
+    def _smb2_on_null_session(self, header: smb2.Header) -> bytes:
+        if header.command == Command.ECHO:
+            return smb2.encode_echo_response(self._reply(header, Status.SUCCESS))
+        if header.command == Command.LOGOFF:
+            self._null.discard(header.session_id)
+            return smb2.encode_logoff_response(self._reply(header, Status.SUCCESS))
+        return smb2.encode_error_response(self._reply(header, Status.ACCESS_DENIED))
 
     def _reply(
         self, request: smb2.Header, status: int, session_id: int | None = None
@@ -303,20 +326,34 @@ class SmbSession:
         except MalformedMessage:
             return smb2.encode_error_response(self._reply(header, Status.INVALID_PARAMETER))
         session_id = header.session_id
-        if session_id and session_id not in self._sessions:
+        if session_id and not self._known_session(session_id):
             return smb2.encode_error_response(self._reply(header, Status.USER_SESSION_DELETED))
         session_id = session_id or self._new_session_id(8)
         result = self._authenticate(request.security_buffer)
         reply = self._reply(header, result.status, session_id)
-        if result.finished:
+        if result.finished and not result.null_session:
             self._sessions.discard(session_id)
             return smb2.encode_error_response(reply)
-        self._sessions.add(session_id)
+        flags = smb2.SessionFlags(0)
+        if result.null_session:
+            self._establish_null(session_id)
+            flags = smb2.SessionFlags.IS_NULL
+        else:
+            self._sessions.add(session_id)
         return smb2.encode_session_setup_response(
-            smb2.SessionSetupResponse(reply, smb2.SessionFlags(0), result.token)
+            smb2.SessionSetupResponse(reply, flags, result.token)
         )
 
+    def _known_session(self, session_id: int) -> bool:
+        return session_id in self._sessions or session_id in self._null
+
+    def _establish_null(self, session_id: int) -> None:
+        self._sessions.discard(session_id)
+        self._null.add(session_id)
+
     def _new_session_id(self, size: int) -> int:
+        if len(self._sessions) + len(self._null) >= MAX_SESSIONS:
+            raise _Close
         value = int.from_bytes(self._random(size), "little") & ((1 << (8 * size - 1)) - 1)
         return value or 1
 
@@ -352,11 +389,18 @@ class SmbSession:
                 return self._challenge(ntlmssp.decode_negotiate(token), wrap=wrap)
             if kind is ntlmssp.MessageType.AUTHENTICATE:
                 anonymous = ntlmssp.decode_authenticate(token).is_anonymous
-                status = Status.ACCESS_DENIED if anonymous else Status.LOGON_FAILURE
-                return _AuthResult(status, b"", True)
+                return self._anonymous(wrap=wrap) if anonymous else _LOGON_FAILURE
         except MalformedMessage:
             pass
         return _AuthResult(Status.INVALID_PARAMETER, b"", True)
+
+    def _anonymous(self, *, wrap: bool) -> _AuthResult:
+        if not self.identity.null_session:
+            return _AuthResult(Status.ACCESS_DENIED, b"", True)
+        token = b""
+        if wrap:
+            token = spnego.encode_neg_token_resp(spnego.NegState.ACCEPT_COMPLETED)
+        return _AuthResult(Status.SUCCESS, token, True, null_session=True)
 
     def _challenge(self, negotiate: ntlmssp.NegotiateMessage, *, wrap: bool) -> _AuthResult:
         challenge = ntlmssp.encode_challenge(
@@ -383,7 +427,23 @@ class SmbSession:
         self._advance(Event.SMB1_REQUEST)
         if header.command == smb1.Command.SESSION_SETUP_ANDX:
             return self._smb1_session_setup(message, header)
+        if header.uid in self._null:
+            return self._smb1_on_null_session(message, header)
         return smb1.encode_error_response(self._smb1_reply(header, STATUS_SMB_BAD_UID))
+
+    def _smb1_on_null_session(self, message: bytes, header: smb1.Header) -> bytes:
+        if header.command == smb1.Command.LOGOFF_ANDX:
+            self._null.discard(header.uid)
+            return smb1.encode_logoff_response(self._smb1_reply(header, Status.SUCCESS))
+        if header.command != smb1.Command.ECHO:
+            return smb1.encode_error_response(self._smb1_reply(header, Status.ACCESS_DENIED))
+        try:
+            echo = smb1.decode_echo_request(message)
+        except MalformedMessage:
+            return smb1.encode_error_response(self._smb1_reply(header, Status.INVALID_PARAMETER))
+        if echo.echo_count == 0:
+            return b""
+        return smb1.encode_echo_response(self._smb1_reply(header, Status.SUCCESS), 1, echo.data)
 
     def _smb1_reply(self, request: smb1.Header, status: int, uid: int | None = None) -> smb1.Header:
         keep = smb1.Flags2.UNICODE | smb1.Flags2.EXTENDED_SECURITY | smb1.Flags2.LONG_NAMES
@@ -456,11 +516,13 @@ class SmbSession:
             return smb1.encode_error_response(
                 self._smb1_reply(request.header, Status.LOGON_FAILURE)
             )
-        if not self.identity.smb1_null_session:
+        if not self.identity.null_session:
             return smb1.encode_error_response(
                 self._smb1_reply(request.header, Status.ACCESS_DENIED)
             )
-        reply = self._smb1_reply(request.header, Status.SUCCESS, self._new_session_id(2))
+        uid = self._new_session_id(2)
+        self._null.add(uid)
+        reply = self._smb1_reply(request.header, Status.SUCCESS, uid)
         response = smb1.SessionSetupResponse(
             reply, 0, b"", self.identity.native_os, self.identity.native_lanman,
             self.identity.workgroup,
@@ -475,15 +537,18 @@ class SmbSession:
         if request.security_blob is None:
             return self._smb1_plain_session_setup(request)
         uid = header.uid
-        if uid and uid not in self._sessions:
+        if uid and not self._known_session(uid):
             return smb1.encode_error_response(self._smb1_reply(header, STATUS_SMB_BAD_UID))
         uid = uid or self._new_session_id(2)
         result = self._authenticate(request.security_blob)
         reply = self._smb1_reply(header, result.status, uid)
-        if result.finished:
+        if result.finished and not result.null_session:
             self._sessions.discard(uid)
             return smb1.encode_error_response(reply)
-        self._sessions.add(uid)
+        if result.null_session:
+            self._establish_null(uid)
+        else:
+            self._sessions.add(uid)
         response = smb1.SessionSetupResponse(
             reply, 0, result.token, self.identity.native_os, self.identity.native_lanman,
             self.identity.workgroup,

@@ -23,6 +23,8 @@ from responder.config import Config, ConfigError, load_config
 from responder.dns import DnsService
 from responder.health import HealthService
 from responder.listeners import BindError
+from responder.nbns import NbnsService
+from responder.smb import SmbService
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,9 @@ class Service(Protocol):
 
 def make_services(loop: asyncio.AbstractEventLoop) -> list[Service]:
     """One instance of each protocol service, in start order."""
-    return [DnsService(loop)]
+    # SMB before NBNS: the <20> name is claimed only once the server behind it listens,
+    # and (stop runs in reverse) names are released before SMB goes away.
+    return [DnsService(loop), SmbService(loop), NbnsService(loop)]
 
 
 class Daemon:

@@ -18,6 +18,7 @@ from responder import workers
 from responder.app import run_until_signalled
 from responder.config import Config, ConfigError, load_config
 from responder.listeners import BindError
+from responder.nbns import describe_lines as nbns_lines
 
 EXIT_CONFIG = 1
 EXIT_BIND = 3
@@ -32,6 +33,7 @@ def describe(config: Config) -> str:
         f"domain {cluster.dns_domain}, workgroup {cluster.workgroup}",
         f"dns: {listen} port {dns.port} udp+tcp, authoritative for {cluster.dns_domain} "
         f"and each node's reverse name; fast path {'on' if dns.fast_path else 'off'}",
+        _describe_smb(config),
         f"health: {_endpoint(config.health.listen)}",
         f"{'node':<16}{'management':<18}{'fqdn':<34}{'mac':<19}server guid",
     ]
@@ -43,7 +45,27 @@ def describe(config: Config) -> str:
             f"{node.cozen_name:<16}{address:<18}{node.fqdn:<34}"
             f"{node.mac.hex(':'):<19}{node.server_guid}"
         )
+    lines.extend(nbns_lines(config))
     return "\n".join(lines)
+
+
+_DIALECT_NAMES = {0x0202: "2.0.2", 0x0210: "2.1", 0x0300: "3.0", 0x0302: "3.0.2", 0x0311: "3.1.1"}
+
+
+def _describe_smb(config: Config) -> str:
+    smb = config.smb
+    if not smb.enabled:
+        return "smb: off (no NBSS 139, no SMB 445)"
+    dialects = [name for value, name in _DIALECT_NAMES.items() if value <= smb.max_dialect]
+    if smb.smb1:
+        dialects.insert(0, "NT LM 0.12")
+    version = ".".join(str(part) for part in smb.os_version)
+    return (
+        f"smb: each node's management address, nbss tcp {smb.netbios_port} + direct tcp "
+        f"{smb.port}; dialects {', '.join(dialects)}; os {version} ({smb.native_os}); "
+        f"null session {'allowed' if smb.null_session else 'denied'}; "
+        f"max {smb.max_connections} connections per listener, idle {smb.idle_timeout:g} s"
+    )
 
 
 def _endpoint(endpoint: tuple[str, int] | None) -> str:

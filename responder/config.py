@@ -99,6 +99,7 @@ class NetbiosSettings:
     fast_path: bool  # precomputed query / node status answers
     wins_server: ipaddress.IPv4Address | None  # H-node registration target
     wins_port: int
+    broadcast: bool  # bind subnet broadcast addresses and claim/release names by broadcast
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,6 +381,7 @@ def _parse_netbios(section: _Section) -> NetbiosSettings:
             section.take_parsed("wins_server", _ipv4) if "wins_server" in section.table else None
         ),
         wins_port=section.take_int("wins_port", 137, 1, 65535),
+        broadcast=section.take("broadcast", bool, True),
     )
     section.finish()
     return netbios

@@ -27,7 +27,8 @@ Address = tuple[str, int]
 
 
 class StreamSession(Protocol):
-    closed: bool
+    @property
+    def closed(self) -> bool: ...
 
     def receive_data(self, data: bytes) -> bytes: ...
 

@@ -75,6 +75,8 @@ class Capture:
             time.sleep(0.3)  # let the last packets reach the capture
             self.proc.terminate()
             self.proc.wait(10)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
 
 
 @pytest.fixture(scope="module")

@@ -76,8 +76,7 @@ def challenge_messages(draw: st.DrawFn) -> ChallengeMessage:
 
 
 def expected_anonymous(user: str, lm: bytes, nt: bytes) -> bool:
-    no_proof = nt == b"" and lm in (b"", b"\0")
-    return no_proof or (user == "" and (nt == b"" or lm == b"\0"))
+    return user == "" and (nt == b"" or lm == b"\0")
 
 
 @st.composite
@@ -148,7 +147,7 @@ def test_encode_challenge_carries_identity(
     assert [av_id for av_id, _ in message.target_info] == [2, 1, 4, 3, 5, 7]
     if message.flags & F.NTLMSSP_NEGOTIATE_UNICODE:
         assert message.target_name == identity.nb_domain_name
-    assert (message.version is None) == (not client & F.NTLMSSP_NEGOTIATE_VERSION)
+    assert message.version == ntlmssp.encode_version(*identity.version)
 
 
 @SETTINGS

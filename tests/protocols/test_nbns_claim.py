@@ -16,10 +16,11 @@ from protocols.nbns import (
     RegistrationResponse,
     decode_packet,
 )
-from protocols.nbns_claim import BNodeClaim, ClaimEvent, ClaimName, ClaimState
+from protocols.nbns_claim import BNodeClaim, ClaimEvent, ClaimState
 from protocols.nbns_encode import (
     encode_packet,
 )
+from protocols.nbns_engine import OwnedName
 from protocols.netbios import NetBIOSName
 
 DATA = Path(__file__).parent.parent / "data"
@@ -30,7 +31,7 @@ BCAST = ("127.255.255.255", 137)
 
 
 def make_claim() -> BNodeClaim:
-    names = [ClaimName(CZ1, False), ClaimName(CZ1_SMB, False), ClaimName(CORP, True)]
+    names = [OwnedName(CZ1, False), OwnedName(CZ1_SMB, False), OwnedName(CORP, True)]
     return BNodeClaim(names, "127.0.0.5", first_trn_id=0x5E36, broadcast=BCAST)
 
 
@@ -77,7 +78,7 @@ def test_matches_nmbd_registration_shape() -> None:
         bytes.fromhex((DATA / "nbns_nmbd_bcast_registration_unique.hex").read_text())
     )
     claim = BNodeClaim(
-        [ClaimName(CZ1, False)],
+        [OwnedName(CZ1, False)],
         "127.0.0.5",
         first_trn_id=0x5E38,
         ttl=0,

@@ -24,14 +24,14 @@ from protocols.nbns import (
     RegistrationResponse,
     decode_packet,
 )
-from protocols.nbns_claim import BNodeClaim, ClaimName, ClaimState
+from protocols.nbns_claim import BNodeClaim, ClaimState
 from protocols.nbns_encode import (
     encode_packet,
 )
+from protocols.nbns_engine import OwnedName
 from protocols.nbns_node import (
     NodeIdentity,
     NodeState,
-    TableEntry,
     build_name_table,
     fast_answer,
     handle_datagram,
@@ -65,10 +65,10 @@ def state(request: pytest.FixtureRequest) -> NodeState:
 
 def test_name_table() -> None:
     assert build_name_table(IDENTITY) == (
-        TableEntry(CZ1, False),
-        TableEntry(CZ1_SMB, False),
-        TableEntry(CORP, True),
-        TableEntry(CORP_1E, True),
+        OwnedName(CZ1, False),
+        OwnedName(CZ1_SMB, False),
+        OwnedName(CORP, True),
+        OwnedName(CORP_1E, True),
     )
 
 
@@ -242,9 +242,7 @@ def test_malformed_datagram_raises(state: NodeState) -> None:
 
 def _claiming_state(fast_path: bool) -> tuple[NodeState, BNodeClaim]:
     state = NodeState(IDENTITY, fast_path=fast_path)
-    claim = BNodeClaim(
-        [ClaimName(e.name, e.group) for e in state.table], "127.0.0.5", first_trn_id=0x100
-    )
+    claim = BNodeClaim([e for e in state.table], "127.0.0.5", first_trn_id=0x100)
     state.engines.append(claim)
     claim.start(0.0)
     return state, claim

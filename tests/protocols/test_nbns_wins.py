@@ -21,7 +21,8 @@ from protocols.nbns import (
 from protocols.nbns_encode import (
     encode_packet,
 )
-from protocols.nbns_wins import WinsClient, WinsEvent, WinsName, WinsNameStatus, WinsState
+from protocols.nbns_engine import OwnedName
+from protocols.nbns_wins import WinsClient, WinsEvent, WinsNameStatus, WinsState
 from protocols.netbios import NetBIOSName
 
 CZ1 = NetBIOSName("SQL01-CZ1")
@@ -30,7 +31,7 @@ SERVER = ("127.0.0.53", 137)
 
 
 def make_client(**kwargs: float) -> WinsClient:
-    names = [WinsName(CZ1, False), WinsName(CORP, True)]
+    names = [OwnedName(CZ1, False), OwnedName(CORP, True)]
     return WinsClient(names, "127.0.0.5", SERVER, first_trn_id=0x100, **kwargs)  # type: ignore[arg-type]
 
 
@@ -226,7 +227,7 @@ def test_real_nmbd_wack_then_refusal() -> None:
     wack = bytes.fromhex((data / "nbns_nmbd_wins_wack.hex").read_text())
     refusal = bytes.fromhex((data / "nbns_nmbd_wins_act_err_registration_response.hex").read_text())
     name = NetBIOSName("SQL01-CZ2")
-    client = WinsClient([WinsName(name, False)], "127.0.0.9", SERVER, first_trn_id=0x4000)
+    client = WinsClient([OwnedName(name, False)], "127.0.0.9", SERVER, first_trn_id=0x4000)
     client.start(0.0)
     client.receive(wack, 0.5)
     assert client.next_timer() == 60.5

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import struct
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -76,11 +77,13 @@ def test_decode_smbclient_authenticate_user() -> None:
     assert not message.is_anonymous
 
 
-def test_decode_smbclient_authenticate_null_session() -> None:
+def test_decode_smbclient_authenticate_named_user_without_proof() -> None:
+    # smbclient -N first tries its Unix user with no password; only the retry
+    # with an empty user name is anonymous (MS-NLMP §3.2.5.1.2).
     message = ntlmssp.decode_authenticate(load("ntlm_smbclient_authenticate_anon"))
     assert message.user == "root"
     assert (message.lm_response, message.nt_response) == (b"", b"")
-    assert message.is_anonymous
+    assert not message.is_anonymous
 
 
 def test_smbclient_negotiate_reencodes_byte_for_byte() -> None:
@@ -180,6 +183,7 @@ def test_challenge_flags_always_set_target_bits() -> None:
     assert flags == (
         F.NTLMSSP_REQUEST_TARGET
         | F.NTLMSSP_NEGOTIATE_TARGET_INFO
+        | F.NTLMSSP_NEGOTIATE_VERSION
         | F.NTLMSSP_TARGET_TYPE_DOMAIN
         | F.NTLM_NEGOTIATE_OEM
     )
@@ -198,10 +202,25 @@ def test_challenge_flags_do_not_grant_unlisted_options() -> None:
     assert not flags & asked
 
 
-def test_challenge_without_version_keeps_a_zero_version_slot() -> None:
+def test_challenge_carries_version_even_when_not_asked() -> None:
     token = our_challenge(F.NTLMSSP_NEGOTIATE_UNICODE | F.NTLMSSP_NEGOTIATE_NTLM)
-    assert token[48:56] == bytes(8)
+    assert token[48:56] == bytes.fromhex("0a007c4f0000000f")
     assert struct.unpack_from("<I", token, 16)[0] == 56
+    message = ntlmssp.decode_challenge(token)
+    assert message.flags & F.NTLMSSP_NEGOTIATE_VERSION
+    assert message.version == bytes.fromhex("0a007c4f0000000f")
+
+
+def test_challenge_version_comes_from_identity() -> None:
+    token = our_challenge(F(0), replace(IDENTITY, version=(6, 3, 9600)))
+    assert ntlmssp.decode_challenge(token).version == ntlmssp.encode_version(6, 3, 9600)
+
+
+def test_message_without_version_keeps_a_zero_version_slot() -> None:
+    token = ntlmssp.encode_challenge_message(
+        replace(ntlmssp.decode_challenge(our_challenge(F(0))), flags=F(0), version=None)
+    )
+    assert token[48:56] == bytes(8)
     assert ntlmssp.decode_challenge(token).version is None
 
 

@@ -130,3 +130,31 @@ def test_reject_security_blob_past_byte_count():
 def test_reject_wrong_command():
     with pytest.raises(Unsupported):
         smb1.decode_session_setup_request(golden("smb_impacket_smb1_negotiate_req")[4:])
+
+
+def test_echo_request_round_trip():
+    request = smb1.EchoRequest(smb1.Header(smb1.Command.ECHO, mid=3), 2, b"ping")
+    assert smb1.decode_echo_request(smb1.encode_echo_request(request)) == request
+
+
+def test_echo_response_layout():
+    message = smb1.encode_echo_response(smb1.Header(smb1.Command.ECHO), 1, b"ab")
+    assert message[32:] == b"\x01\x01\x00\x02\x00ab"
+
+
+def test_logoff_response_layout():
+    message = smb1.encode_logoff_response(smb1.Header(smb1.Command.LOGOFF_ANDX))
+    assert message[4] == smb1.Command.LOGOFF_ANDX
+    assert message[32:] == b"\x02\xff\x00\x00\x00\x00\x00"
+
+
+def test_reject_echo_with_wrong_word_count():
+    message = smb1.encode_error_response(smb1.Header(smb1.Command.ECHO))
+    with pytest.raises(Unsupported):
+        smb1.decode_echo_request(message)
+
+
+def test_reject_echo_data_past_byte_count():
+    message = smb1.encode_echo_request(smb1.EchoRequest(smb1.Header(smb1.Command.ECHO), 1, b"x"))
+    with pytest.raises(Truncated):
+        smb1.decode_echo_request(message[:-1])

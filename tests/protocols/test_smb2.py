@@ -187,3 +187,9 @@ def test_reject_security_buffer_inside_header():
 def test_reject_session_setup_wrong_command():
     with pytest.raises(Unsupported):
         smb2.decode_session_setup_request(golden("smb_smbclient_smb2_negotiate_req")[4:])
+
+
+def test_logoff_response_layout():
+    message = smb2.encode_logoff_response(smb2.Header(smb2.Command.LOGOFF, status=0))
+    assert smb2.decode_header(message).command == smb2.Command.LOGOFF
+    assert message[64:] == b"\x04\x00\x00\x00"

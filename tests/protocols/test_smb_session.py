@@ -12,12 +12,13 @@ from impacket.spnego import SPNEGO_NegTokenResp
 from protocols import nbss, ntlmssp, smb1, smb2, spnego
 from protocols import smb2_negotiate as neg
 from protocols.netbios import NetBIOSName
-from protocols.smb_session import STATUS_SMB_BAD_UID, State
+from protocols.smb_session import MAX_SESSIONS, STATUS_SMB_BAD_UID, SmbSession, State
 from tests.protocols.smb_helpers import (
     BOOT_TIME,
     CLOCK,
     IDENTITY,
     SERVER_GUID,
+    CountingRandom,
     LoopbackServer,
     body,
     golden,
@@ -129,12 +130,85 @@ def test_smb2_authenticate_fails_and_connection_stays_usable():
     assert not session.closed
 
 
-def test_smb2_anonymous_authenticate_is_access_denied():
+def _anonymous_authenticate(session_id):
+    """An SMB2 SESSION_SETUP with an MS-NLMP anonymous AUTHENTICATE in SPNEGO."""
+    flags = ntlmssp.NegotiateFlags
+    token = ntlmssp.encode_authenticate(
+        ntlmssp.AuthenticateMessage(
+            flags=flags.NTLMSSP_NEGOTIATE_UNICODE | flags.NTLMSSP_ANONYMOUS,
+            domain="", user="", workstation="WKS", lm_response=b"\0", nt_response=b"",
+            is_anonymous=True,
+        )
+    )  # fmt: skip
+    blob = spnego.encode_neg_token_resp(None, response_token=token)
+    header = smb2.Header(smb2.Command.SESSION_SETUP, message_id=2, session_id=session_id)
+    request = smb2.SessionSetupRequest(header, 0, 1, 0, 0, 0, blob)
+    return _direct(smb2.encode_session_setup_request(request))
+
+
+def _smb2_anonymous_logon(session):
+    first = session.receive_data(golden("smb_smbclient_smb2_session_setup_negotiate_req"))
+    session_id = _smb2_header(first)["SessionID"]
+    return session_id, session.receive_data(_anonymous_authenticate(session_id))
+
+
+def test_smb2_named_user_without_proof_is_logon_failure():
+    # smbclient -N: its Unix user name, empty responses; it retries anonymously after this.
     session = _negotiated_smb2()
     first = session.receive_data(golden("smb_smbclient_smb2_session_setup_negotiate_req"))
     auth = bytearray(golden("smb_smbclient_smb2_session_setup_auth_req"))
     auth[4 + 40 : 4 + 48] = _smb2_header(first)["SessionID"].to_bytes(8, "little")
-    assert _smb2_header(session.receive_data(bytes(auth)))["Status"] == smb2.Status.ACCESS_DENIED
+    assert _smb2_header(session.receive_data(bytes(auth)))["Status"] == smb2.Status.LOGON_FAILURE
+
+
+def test_smb2_anonymous_authenticate_denied_without_null_session():
+    session = SmbSession(
+        replace(IDENTITY, null_session=False), netbios=False,
+        random_bytes=CountingRandom(), clock=lambda: CLOCK,
+    )  # fmt: skip
+    session.receive_data(golden("smb_smbclient_smb2_negotiate_req"))
+    _, reply = _smb2_anonymous_logon(session)
+    assert _smb2_header(reply)["Status"] == smb2.Status.ACCESS_DENIED
+
+
+def test_smb2_anonymous_authenticate_is_null_session():
+    session = _negotiated_smb2()
+    session_id, reply = _smb2_anonymous_logon(session)
+    response = smb2.decode_session_setup_response(body(reply))
+    assert response.header.status == smb2.Status.SUCCESS
+    assert response.header.session_id == session_id
+    assert response.session_flags == smb2.SessionFlags.IS_NULL
+    assert spnego.decode_client_token(response.security_buffer) == spnego.NegTokenResp(
+        spnego.NegState.ACCEPT_COMPLETED, None, None, None
+    )
+
+
+def _smb2_on(session, command, session_id, body_bytes=b""):
+    header = smb2.Header(command, message_id=9, session_id=session_id)
+    return session.receive_data(_direct(smb2.encode_header(header) + body_bytes))
+
+
+def test_smb2_null_session_refuses_tree_connect_allows_echo_and_logoff():
+    session = _negotiated_smb2()
+    session_id, _ = _smb2_anonymous_logon(session)
+    tree = _smb2_on(session, smb2.Command.TREE_CONNECT, session_id)
+    assert _smb2_header(tree)["Status"] == smb2.Status.ACCESS_DENIED
+    echo = _smb2_on(session, smb2.Command.ECHO, session_id, b"\x04\x00\x00\x00")
+    assert _smb2_header(echo)["Status"] == smb2.Status.SUCCESS
+    logoff = _smb2_on(session, smb2.Command.LOGOFF, session_id, b"\x04\x00\x00\x00")
+    assert _smb2_header(logoff)["Status"] == smb2.Status.SUCCESS
+    assert body(logoff)[64:] == b"\x04\x00\x00\x00"
+    again = _smb2_on(session, smb2.Command.TREE_CONNECT, session_id)
+    assert _smb2_header(again)["Status"] == smb2.Status.USER_SESSION_DELETED
+
+
+def test_reject_too_many_sessions_closes():
+    session = _negotiated_smb2()
+    for _ in range(MAX_SESSIONS):
+        reply = session.receive_data(golden("smb_smbclient_smb2_session_setup_negotiate_req"))
+        assert _smb2_header(reply)["Status"] == smb2.Status.MORE_PROCESSING_REQUIRED
+    assert session.receive_data(golden("smb_smbclient_smb2_session_setup_negotiate_req")) == b""
+    assert session.closed
 
 
 def test_smb2_unknown_session_id_is_deleted():
@@ -180,6 +254,12 @@ def test_smb2_commands_before_authentication(command, status):
     packet = _smb2_header(reply)
     assert (packet["Status"], packet["MessageID"]) == (status, 7)
     assert body(reply)[64:] == b"\x09\x00\x00\x00\x00\x00\x00\x00\x00"
+
+
+def test_smb2_cancel_gets_no_frame():
+    session = _negotiated_smb2()
+    assert _smb2_on(session, smb2.Command.CANCEL, 0) == b""
+    assert not session.closed
 
 
 def test_smb2_echo_is_answered():
@@ -387,9 +467,13 @@ def test_impacket_client_against_session(dialect):
         assert client.getServerDNSDomainName() == "corp.example"
         if dialect == SMB_DIALECT:
             assert client.getServerOS() == IDENTITY.native_os
+        else:
+            assert "20348" in client.getServerOS()
+        client.login("", "")
         with pytest.raises(SessionError) as info:
-            client.login("", "")
+            client.connectTree("IPC$")
         assert info.value.getErrorCode() == smb2.Status.ACCESS_DENIED
+        client.logoff()
         client.close()
     finally:
         server.close()
@@ -412,15 +496,15 @@ def _nmap_smb1_session(identity=IDENTITY):
     return session
 
 
-def test_smb1_anonymous_plain_session_setup_denied_by_default():
-    session = _nmap_smb1_session()
+def test_smb1_anonymous_plain_session_setup_denied_without_null_session():
+    session = _nmap_smb1_session(replace(IDENTITY, null_session=False))
     reply = session.receive_data(golden("smb_nmap_smb1_session_setup_anonymous_req"))
     assert smb1.decode_header(smb1_reader(body(reply))).status == smb2.Status.ACCESS_DENIED
     assert not session.closed
 
 
 def test_smb1_null_session_gives_os_to_nmap():
-    session = _nmap_smb1_session(replace(IDENTITY, smb1_null_session=True))
+    session = _nmap_smb1_session()
     reply = session.receive_data(golden("smb_nmap_smb1_session_setup_anonymous_req"))
     packet = imp_smb.NewSMBPacket(data=body(reply))
     assert packet["ErrorCode"] == 0
@@ -435,10 +519,59 @@ def test_smb1_null_session_gives_os_to_nmap():
         smb1.Header(smb1.Command.TREE_CONNECT_ANDX, uid=packet["Uid"])
     )
     refused = session.receive_data(_direct(tree))
-    assert smb1.decode_header(smb1_reader(body(refused))).status == STATUS_SMB_BAD_UID
+    assert smb1.decode_header(smb1_reader(body(refused))).status == smb2.Status.ACCESS_DENIED
+    echo = smb1.EchoRequest(smb1.Header(smb1.Command.ECHO, uid=packet["Uid"], mid=5), 1, b"hi")
+    answer = body(session.receive_data(_direct(smb1.encode_echo_request(echo))))
+    assert smb1.decode_header(smb1_reader(answer)).mid == 5
+    assert answer[32:] == b"\x01\x01\x00\x02\x00hi"
+    logoff = smb1.encode_error_response(smb1.Header(smb1.Command.LOGOFF_ANDX, uid=packet["Uid"]))
+    answer = body(session.receive_data(_direct(logoff)))
+    assert smb1.decode_header(smb1_reader(answer)).status == smb2.Status.SUCCESS
+    assert answer[32:] == b"\x02\xff\x00\x00\x00\x00\x00"
+    after = session.receive_data(_direct(tree))
+    assert smb1.decode_header(smb1_reader(body(after))).status == STATUS_SMB_BAD_UID
+
+
+def test_smb1_null_session_echo_count_zero_gets_nothing():
+    session = _nmap_smb1_session()
+    reply = session.receive_data(golden("smb_nmap_smb1_session_setup_anonymous_req"))
+    uid = smb1.decode_header(smb1_reader(body(reply))).uid
+    echo = smb1.EchoRequest(smb1.Header(smb1.Command.ECHO, uid=uid), 0, b"")
+    assert session.receive_data(_direct(smb1.encode_echo_request(echo))) == b""
+    assert not session.closed
+
+
+def test_smb1_null_session_malformed_echo_is_invalid_parameter():
+    session = _nmap_smb1_session()
+    reply = session.receive_data(golden("smb_nmap_smb1_session_setup_anonymous_req"))
+    uid = smb1.decode_header(smb1_reader(body(reply))).uid
+    bad = smb1.encode_error_response(smb1.Header(smb1.Command.ECHO, uid=uid))
+    answer = session.receive_data(_direct(bad))
+    assert smb1.decode_header(smb1_reader(body(answer))).status == smb2.Status.INVALID_PARAMETER
 
 
 def test_smb1_null_session_still_refuses_named_user():
-    session = _nmap_smb1_session(replace(IDENTITY, smb1_null_session=True))
+    session = _nmap_smb1_session()
     reply = session.receive_data(golden("smb_nmap_smb1_session_setup_plain_req"))
     assert smb1.decode_header(smb1_reader(body(reply))).status == smb2.Status.LOGON_FAILURE
+
+
+# impacket compares received bytes with int/str internally; -bb would turn that into errors.
+@pytest.mark.filterwarnings("ignore::BytesWarning")
+def test_impacket_smb1_extended_anonymous_is_null_session():
+    server = LoopbackServer()
+    try:
+        client = SMBConnection(
+            "SQL01-CZ2", "127.0.0.1", sess_port=server.port, timeout=5,
+            preferredDialect=SMB_DIALECT,
+        )  # fmt: skip
+        client.login("", "")
+        assert client.getServerDNSHostName() == "sql01-cz2.corp.example"
+        with pytest.raises(SessionError) as info:
+            client.connectTree("IPC$")
+        assert info.value.getErrorCode() == smb2.Status.ACCESS_DENIED
+        client.logoff()
+        client.close()
+    finally:
+        server.close()
+    assert server.errors == []

@@ -73,6 +73,7 @@ def test_derived_identity_is_stable_and_distinct(write_config):
 def test_netbios_and_smb_defaults(write_config):
     config = load_config(str(write_config()))
     assert config.netbios.port == 137 and config.netbios.wins_server is None
+    assert config.netbios.broadcast
     assert config.smb.enabled and config.smb.smb1 and config.smb.null_session
     assert (config.smb.port, config.smb.netbios_port) == (445, 139)
     assert config.smb.max_dialect == 0x0311 and config.smb.os_version == (10, 0, 20348)
@@ -80,11 +81,12 @@ def test_netbios_and_smb_defaults(write_config):
 
 def test_netbios_and_smb_keys(write_config):
     text = BASE_CONFIG + (
-        '[netbios]\nwins_server = "127.0.0.53"\nttl = 600\n'
+        '[netbios]\nwins_server = "127.0.0.53"\nttl = 600\nbroadcast = false\n'
         '[smb]\nsmb1 = false\nmax_dialect = "2.1"\nos_version = "6.3.9600"\n'
     )
     config = load_config(str(write_config(text)))
     assert str(config.netbios.wins_server) == "127.0.0.53" and config.netbios.ttl == 600
+    assert not config.netbios.broadcast
     assert not config.smb.smb1 and config.smb.max_dialect == 0x0210
     assert config.smb.os_version == (6, 3, 9600)
 
@@ -274,6 +276,8 @@ def test_check_prints_table_and_exits_zero(write_config):
     assert result.returncode == 0, result.stderr
     assert "SQL01-CZ1" in result.stdout and "sql01-cz2.corp.example" in result.stdout
     assert "127.0.0.12" in result.stdout
+    assert "SQL01-CZ2<00>, SQL01-CZ2<20>, CORP<00> group, CORP<1e> group" in result.stdout
+    assert "no WINS (B-node)" in result.stdout
 
 
 @pytest.mark.parametrize("command", ["check", "run"])
