@@ -29,6 +29,7 @@ from responder.smb import SmbService
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+WORKER_SERVICES = frozenset({"dns"})  # stateless, bound with SO_REUSEPORT when workers > 1
 
 
 class Service(Protocol):
@@ -54,6 +55,8 @@ class Daemon:
         self.loop = loop
         self.services = make_services(loop)
         self.services.append(HealthService(loop, self.status))
+        if workers.index > 0:  # extra worker processes share only the DNS ports
+            self.services = [s for s in self.services if s.name in WORKER_SERVICES]
         self.started_at = time.time()
         self.reloads = 0
         self._reload_lock = asyncio.Lock()  # two quick SIGHUPs apply one after the other

@@ -1,11 +1,13 @@
 """Worker processes: ``[daemon] workers = N`` runs N processes on the same ports.
 
 The command line forks N-1 workers after the config has been validated and
-before any event loop exists; the parent is worker 0. Every worker builds
-its own services and binds its own sockets with SO_REUSEPORT, so the kernel
-spreads datagrams and connections over them (by a hash of the source
-address and port). Workers share nothing at run time: each one reloads the
-config file itself when the parent forwards SIGHUP.
+before any event loop exists; the parent is worker 0 and runs every
+service. The extra workers run only the stateless DNS service (see
+``WORKER_SERVICES`` in :mod:`responder.app`); every process binds its own
+DNS sockets with SO_REUSEPORT, so the kernel spreads datagrams and
+connections over them (by a hash of the source address and port). Workers
+share nothing at run time: each one reloads the config file itself when
+the parent forwards SIGHUP. The worker count is read at start only.
 
 The parent forwards SIGTERM/SIGINT/SIGHUP to the workers and, once its own
 services are stopped, waits for them briefly and kills stragglers. A worker

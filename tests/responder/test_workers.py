@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -108,3 +109,26 @@ def test_one_worker_keeps_ports_exclusive(write_config, start_daemon):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         with pytest.raises(OSError):
             sock.bind(DNS)
+
+
+def bound_ports(pid: int) -> set[tuple[str, int]]:
+    """(protocol, local port) of every TCP/UDP socket the process holds."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    found = set()
+    for proto in ("tcp", "udp"):
+        for line in Path(f"/proc/{pid}/net/{proto}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                found.add((proto, int(fields[1].split(":")[1], 16)))
+    return found
+
+
+def test_extra_workers_serve_dns_only(two_workers):
+    daemon, worker = two_workers
+    assert bound_ports(worker) == {("udp", 53), ("tcp", 53)}
+    assert {("udp", 53), ("tcp", 53), ("udp", 137), ("tcp", 445)} <= bound_ports(daemon.proc.pid)
