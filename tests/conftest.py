@@ -94,7 +94,10 @@ class DaemonProcess:
     def __init__(self, config_path: Path, loop: str = "uvloop", *extra: str) -> None:
         self.config_path = config_path
         self.stderr_path = config_path.with_suffix(".stderr")
+        self.stdout_path = config_path.with_suffix(".stdout")
         self._stderr = self.stderr_path.open("wb")
+        # A file, not a pipe: nobody reads while it runs, and a big describe() would fill a pipe.
+        self._stdout = self.stdout_path.open("wb")
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -108,7 +111,7 @@ class DaemonProcess:
                 *extra,
             ],
             cwd=REPO,
-            stdout=subprocess.PIPE,
+            stdout=self._stdout,
             stderr=self._stderr,
             start_new_session=True,
         )
@@ -138,8 +141,7 @@ class DaemonProcess:
                 self.proc.kill()
                 self.proc.wait(5)
         self._stderr.close()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        self._stdout.close()
         return self.proc.returncode
 
 
