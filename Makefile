@@ -56,7 +56,7 @@ interop: install tools
 	$(PY) -bb -m pytest -q -m interop
 
 bench: install
-	$(PY) benchmarks/run.py $(BENCH_ARGS)
+	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
 cov: install tools
 	$(PY) -m pip install -q coverage
