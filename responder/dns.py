@@ -126,14 +126,20 @@ class DnsService:
         self._idle_timeout = config.dns.tcp_idle_timeout
         self._reuse_port = config.daemon.workers > 1
         endpoints = [(str(a), config.dns.port) for a in config.dns.listen]
-        previous_udp = list(self.udp.active)
-        await self.udp.update(endpoints)
-        try:
-            await self.tcp.update(endpoints)
-        except BindError:
-            await self.udp.update(previous_udp)
-            raise
+        previous_answers, previous_udp = self.answers, list(self.udp.active)
+        # New answers first: a socket bound below serves at once (and with workers,
+        # SO_REUSEPORT hands it queries at once), so it must never see "no answers".
         self.answers = answers
+        try:
+            await self.udp.update(endpoints)
+            try:
+                await self.tcp.update(endpoints)
+            except BindError:
+                await self.udp.update(previous_udp)
+                raise
+        except BindError:
+            self.answers = previous_answers
+            raise
         for listener in self.tcp.active.values():
             listener.max_connections = config.dns.max_tcp_connections
             listener.idle_timeout = config.dns.tcp_idle_timeout
