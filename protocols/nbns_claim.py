@@ -43,7 +43,7 @@ from protocols.nbns_encode import (
     encode_name_registration_request,
     encode_name_release_request,
 )
-from protocols.nbns_engine import Address, NameKey, OwnedName, RegistrationEngine
+from protocols.nbns_engine import Address, OwnedName, RegistrationEngine
 from protocols.netbios import NetBIOSName
 
 BCAST_REQ_RETRY_TIMEOUT = 0.25
@@ -77,8 +77,10 @@ class _Record:
     due: float | None = None
 
 
-class BNodeClaim(RegistrationEngine[_Record, "ClaimEvent"]):
+class BNodeClaim(RegistrationEngine[_Record, ClaimState, "ClaimEvent"]):
     """Claims a node's names by broadcast and releases them at stop."""
+
+    CONFLICT = ClaimState.CONFLICT
 
     def __init__(
         self,
@@ -130,22 +132,6 @@ class BNodeClaim(RegistrationEngine[_Record, "ClaimEvent"]):
         self._events.append(ClaimEvent(record.entry.name, message.rcode, message.address))
 
     # -------------------------------------------------------------- status
-
-    def state_of(self, name: NetBIOSName) -> ClaimState:
-        """Claim state of ``name``.
-
-        Raises:
-            KeyError: ``name`` is not one of ours.
-        """
-        return self._records[name.key()].state
-
-    def conflicted(self) -> frozenset[NameKey]:
-        """Keys of unique names in conflict."""
-        return frozenset(
-            key
-            for key, r in self._records.items()
-            if r.state == ClaimState.CONFLICT and not r.entry.group
-        )
 
     def finished(self) -> bool:
         """True when no name is claiming or releasing."""

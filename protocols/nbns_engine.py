@@ -11,8 +11,9 @@ the case-insensitive name key, live here once.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from protocols.errors import MalformedMessage
 from protocols.nbns import NBFlags, NbnsMessage, decode_packet
@@ -30,17 +31,29 @@ class OwnedName:
     group: bool
 
 
-class _Timed(Protocol):
+S = TypeVar("S", bound=enum.Enum)
+S_co = TypeVar("S_co", bound=enum.Enum, covariant=True)
+
+
+class _Record(Protocol[S_co]):
     entry: OwnedName
     due: float | None
 
+    @property
+    def state(self) -> S_co: ...
 
-R = TypeVar("R", bound=_Timed)
+
+R = TypeVar("R", bound=_Record[Any])
 E = TypeVar("E")
 
 
-class RegistrationEngine(Generic[R, E]):
-    """Records per name, an outbox of datagrams and a queue of events to log."""
+class RegistrationEngine(Generic[R, S, E]):
+    """Records per name, an outbox of datagrams and a queue of events to log.
+
+    Subclasses set ``CONFLICT`` to their state meaning "refused by another owner".
+    """
+
+    CONFLICT: S
 
     def __init__(self, address: str, node_type: NBFlags) -> None:
         self.address = address
@@ -82,6 +95,23 @@ class RegistrationEngine(Generic[R, E]):
         """Hand over (and forget) the conflicts or refusals seen since the last call."""
         out, self._events = self._events, []
         return out
+
+    def state_of(self, name: NetBIOSName) -> S:
+        """State of ``name``.
+
+        Raises:
+            KeyError: ``name`` is not one of ours.
+        """
+        state: S = self._records[name.key()].state
+        return state
+
+    def conflicted(self) -> frozenset[NameKey]:
+        """Keys of unique names in conflict (group names are shared by nature)."""
+        return frozenset(
+            key
+            for key, r in self._records.items()
+            if r.state == self.CONFLICT and not r.entry.group
+        )
 
     def _nb_flags(self, entry: OwnedName) -> NBFlags:
         return NBFlags(self.node_type | (NBFlags.G if entry.group else 0))

@@ -50,7 +50,7 @@ from protocols.nbns_encode import (
     encode_name_registration_request,
     encode_name_release_request,
 )
-from protocols.nbns_engine import Address, NameKey, OwnedName, RegistrationEngine
+from protocols.nbns_engine import Address, OwnedName, RegistrationEngine
 from protocols.netbios import NetBIOSName
 
 UCAST_REQ_RETRY_TIMEOUT = 5.0
@@ -99,8 +99,10 @@ class _Record:
     backoff: float = 0.0
 
 
-class WinsClient(RegistrationEngine[_Record, "WinsEvent"]):
+class WinsClient(RegistrationEngine[_Record, WinsState, "WinsEvent"]):
     """Registers a node's names with one WINS server and keeps them fresh."""
+
+    CONFLICT = WinsState.CONFLICT
 
     def __init__(
         self,
@@ -168,22 +170,6 @@ class WinsClient(RegistrationEngine[_Record, "WinsEvent"]):
             WinsNameStatus(r.entry.name, r.state, r.ttl, r.rcode, r.due)
             for r in self._records.values()
         ]
-
-    def state_of(self, name: NetBIOSName) -> WinsState:
-        """State of ``name``.
-
-        Raises:
-            KeyError: ``name`` is not one of ours.
-        """
-        return self._records[name.key()].state
-
-    def conflicted(self) -> frozenset[NameKey]:
-        """Keys of unique names the server refused."""
-        return frozenset(
-            key
-            for key, r in self._records.items()
-            if r.state == WinsState.CONFLICT and not r.entry.group
-        )
 
     def finished(self) -> bool:
         """True when no registration, refresh or release is in flight."""
