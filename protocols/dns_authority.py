@@ -40,7 +40,6 @@ without EDNS, is replaced by header + question (+ OPT) with TC=1 (RFC 2181
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 from dataclasses import dataclass, replace
 
@@ -315,20 +314,3 @@ def _rebase_rdata(rdata: Rdata, qname: Name) -> Rdata:
     if isinstance(rdata, SOARdata):
         return replace(rdata, mname=_rebase(rdata.mname, qname), rname=_rebase(rdata.rname, qname))
     return rdata
-
-
-def respond(settings: AuthoritySettings, datagram: bytes, *, udp: bool) -> bytes | None:
-    """:meth:`Authority.respond` for ``settings``, compiled once and cached.
-
-    The cache holds the last few settings (they are frozen and hashable);
-    holding one :class:`Authority` per config load saves the hashing.
-
-    Raises:
-        ValueError: the settings hold an invalid address or name.
-    """
-    return _compiled(settings).respond(datagram, udp=udp)
-
-
-@functools.lru_cache(maxsize=4)
-def _compiled(settings: AuthoritySettings) -> Authority:
-    return Authority(settings)

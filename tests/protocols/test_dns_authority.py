@@ -22,7 +22,7 @@ from protocols.dns import (
     encode_message,
     name_from_text,
 )
-from protocols.dns_authority import Authority, AuthoritySettings, HostRecords, respond
+from protocols.dns_authority import Authority, AuthoritySettings, HostRecords
 from tests.protocols.test_dns import all_captures, capture
 
 SETTINGS = AuthoritySettings(
@@ -310,15 +310,10 @@ def test_captured_queries_get_authoritative_answers(data):
 
 
 def test_captured_mixed_case_aaaa():
-    reply = dns.message.from_wire(respond(SETTINGS, capture("dig_aaaa_norec_mixedcase"), udp=True))
+    reply = dns.message.from_wire(AUTHORITY.respond(capture("dig_aaaa_norec_mixedcase"), udp=True))
     assert str(reply.answer[0].name) == "SQL01-CZ1.corp.example."
     assert texts(reply.answer) == ["fd00::11"]
     assert not reply.flags & dns.flags.RD
-
-
-def test_module_respond_matches_compiled():
-    data = capture("kdig_ptr_v4_tcp")
-    assert respond(SETTINGS, data, udp=False) == AUTHORITY.respond(data, udp=False)
 
 
 def test_exact_answer_bytes_for_captured_plain_query():
