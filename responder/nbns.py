@@ -35,6 +35,7 @@ from protocols.errors import MalformedMessage
 from protocols.nbns import (
     NameQueryResponse,
     NBFlags,
+    NbnsMessage,
     NodeStatusResponse,
     RegistrationResponse,
     ReleaseResponse,
@@ -284,23 +285,39 @@ class NbnsService:
         return self._general(node, data, source, broadcast=False)
 
     def _on_broadcast(self, address: str, data: bytes, source: Address) -> None:
+        # One datagram, every node on the subnet: decode it at most once, on the first miss.
+        message: NbnsMessage | None = None
         for node in self.view.by_broadcast.get(address, ()):
             state = node.state
             reply = fast_answer(state, data, broadcast=True) if state.fast_path else None
             if reply is None:
-                reply = self._general(node, data, source, broadcast=True)
+                if message is None:
+                    message = self._decode(data, source)
+                    if message is None:
+                        return
+                reply = self._dispatch(node, message, source, broadcast=True)
             if reply is not None:
                 node.listener.sendto(reply, source)
 
     def _general(
         self, node: _Node, data: bytes, source: Address, *, broadcast: bool
     ) -> bytes | None:
+        message = self._decode(data, source)
+        if message is None:
+            return None
+        return self._dispatch(node, message, source, broadcast=broadcast)
+
+    def _decode(self, data: bytes, source: Address) -> NbnsMessage | None:
         try:
-            message = decode_packet(data)
+            return decode_packet(data)
         except MalformedMessage as exc:
             self.malformed += 1
             log.debug("nbns: dropped malformed datagram from %s: %s", source, exc)
             return None
+
+    def _dispatch(
+        self, node: _Node, message: NbnsMessage, source: Address, *, broadcast: bool
+    ) -> bytes | None:
         now = self.loop.time()
         reply = handle_message(node.state, message, broadcast=broadcast, now=now)
         if isinstance(message, _RESPONSES):

@@ -209,6 +209,28 @@ def test_broadcast_socket_answers_from_the_management_address(loop_kind):
     run_on(loop_kind, scenario)
 
 
+def test_broadcast_to_several_nodes_is_decoded_once(loop_kind):
+    # Both nodes share one subnet broadcast address: one datagram, one decode.
+    async def scenario() -> None:
+        svc = service(
+            asyncio.get_running_loop(),
+            {"127.0.0.11": "127.0.0.255", "127.0.0.12": "127.0.0.255"},
+        )
+        await svc.apply(make_config(), 1)
+        client = Client()
+        try:
+            client.sock.sendto(b"\x00\x01garbage", ("127.0.0.255", 137))
+            client.send(NameQueryRequest(8, CZ2, NmFlags.RD | NmFlags.B), "127.0.0.255")
+            got = await client.receive()
+            assert got is not None and got[1] == ("127.0.0.12", 137)
+            assert svc.malformed == 1
+        finally:
+            client.close()
+            await svc.stop()
+
+    run_on(loop_kind, scenario)
+
+
 def test_foreign_registration_of_unique_name_is_refused(loop_kind):
     async def scenario() -> None:
         svc = service(asyncio.get_running_loop(), {"127.0.0.11": "127.0.0.255"})
