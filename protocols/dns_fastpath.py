@@ -35,7 +35,9 @@ cookie) with a new ID. :func:`fast_answer` keeps the reply tails of the
 last few thousand UDP queries it answered, keyed by the datagram after its
 ID, and serves a repeat with one dict lookup. The memo is cleared whole
 when full, so a flood of distinct queries costs one failed lookup each;
-only queries up to 512 bytes are kept, so it holds a few MB at most.
+only queries up to 512 bytes are kept, so it holds a few MB at most. The
+daemon's compiled UDP loop (responder/_fastudp.c) reads the same memo and
+answers a repeat before any Python code runs; it never writes it.
 """
 
 from __future__ import annotations

@@ -86,6 +86,7 @@ _STATUS_FLAGS = NmFlags.AA
 _DEFENSE_FLAGS = NmFlags.AA | NmFlags.RD | NmFlags.RA
 _QUESTION_TAIL = {RRType.NB: b"\x00\x20\x00\x01", RRType.NBSTAT: b"\x00\x21\x00\x01"}
 _REQUEST_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x00"
+RECENT_LIMIT = 4096  # memoised unicast queries per node; cleared whole when full
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +136,16 @@ def build_name_table(identity: NodeIdentity) -> tuple[OwnedName, ...]:
 class NodeState:
     """Mutable per-node state: name table, conflicts, engines, precomputed replies."""
 
-    __slots__ = ("_by_key", "_fast", "conflicted", "engines", "fast_path", "identity", "table")
+    __slots__ = (
+        "_by_key",
+        "_fast",
+        "conflicted",
+        "engines",
+        "fast_path",
+        "identity",
+        "recent",
+        "table",
+    )
 
     def __init__(self, identity: NodeIdentity, *, fast_path: bool = True) -> None:
         self.identity = identity
@@ -145,6 +155,9 @@ class NodeState:
         self.engines: list[RegistrationObserver] = []
         self.fast_path = fast_path
         self._fast: dict[bytes, tuple[bytes, bool]] = {}
+        # Unicast repeats: datagram[2:] -> reply[2:], as fast_answer gave them.
+        # Cleared with _fast, so it never outlives the answers it copies.
+        self.recent: dict[bytes, bytes] = {}
         self._rebuild_fast()
 
     def active_entry(self, name: NetBIOSName) -> OwnedName | None:
@@ -164,6 +177,7 @@ class NodeState:
 
     def _rebuild_fast(self) -> None:
         self._fast.clear()
+        self.recent.clear()
         for entry in self.table:
             if entry.name.key() not in self.conflicted:
                 self._add_fast(entry.name, RRType.NB, _query_reply(self, entry.name, 0))
@@ -247,6 +261,11 @@ def fast_answer(state: NodeState, datagram: bytes, *, broadcast: bool) -> bytes 
     hit = state._fast.get(datagram[12:])
     if hit is None or (hit[1] and broadcast):
         return None
+    if not broadcast:  # a hit has one fixed-size question, so keys stay small
+        recent = state.recent
+        if len(recent) >= RECENT_LIMIT:
+            recent.clear()
+        recent[datagram[2:]] = hit[0]
     return datagram[:2] + hit[0]
 
 

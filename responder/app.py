@@ -25,6 +25,7 @@ from responder.health import HealthService
 from responder.listeners import BindError
 from responder.nbns import NbnsService
 from responder.smb import SmbService
+from responder.udp import udp_loop_name
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,7 @@ class Daemon:
             "config": self.config.source,
             "uptime_seconds": round(time.time() - self.started_at, 3),
             "reloads": self.reloads,
+            "udp_loop": udp_loop_name(),
             "nodes": [
                 {"name": n.cozen_name, "address": str(n.management_ip), "fqdn": n.fqdn}
                 for n in self.config.nodes
@@ -156,7 +158,7 @@ async def run_until_signalled(
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, on_stop, sig)
     loop.add_signal_handler(signal.SIGHUP, on_hup)
-    log.info("ready")
+    log.info("ready (%s UDP loop)", udp_loop_name())
     if ready is not None:
         ready.set()
     try:

@@ -5,8 +5,10 @@ and, unless ``dns.fast_path = false``, the precomputed answer table built
 from it). Reload swaps that one object, so every packet sees either the old
 answers or the new ones, never a mix.
 
-Per UDP datagram: the fast path (one dict lookup) or, when it declines, the
-general path. TCP always takes the general path through the RFC 7766 framer.
+Per UDP datagram: an exact repeat of a recent query is answered by the
+compiled UDP loop from the table's memo (see responder/udp.py); otherwise
+the fast path (one dict lookup) or, when it declines, the general path.
+TCP always takes the general path through the RFC 7766 framer.
 """
 
 from __future__ import annotations
@@ -152,6 +154,10 @@ class DnsService:
         answers = self.answers
         return None if answers is None else answers.answer_udp(data)
 
+    def _repeats(self) -> dict[bytes, bytes] | None:
+        answers = self.answers
+        return None if answers is None or answers.table is None else answers.table.recent
+
     def _answer_stream_message(self, message: bytes) -> bytes | None:
         answers = self.answers
         return None if answers is None else answers.answer_tcp(message)
@@ -161,7 +167,7 @@ class DnsService:
             sock = bind_udp(*endpoint, reuse_port=self._reuse_port)
         except OSError as exc:
             raise BindError("dns/udp", *endpoint, exc) from None
-        return UdpListener(self.loop, sock, self._handle_datagram)
+        return UdpListener(self.loop, sock, self._handle_datagram, repeats=self._repeats)
 
     async def _open_tcp(self, endpoint: Endpoint) -> TcpListener:
         try:

@@ -9,8 +9,10 @@ the node owning that address; one on a broadcast socket goes to every node on
 that subnet with ``broadcast=True``, and each node's reply leaves from its
 own unicast socket towards the request's source.
 
-Per datagram: the precomputed fast path (one dict lookup) or the general
-path. Only the general path looks at responses; after one, the registration
+Per datagram: an exact repeat of a recent unicast query is answered by the
+compiled UDP loop from the node's memo (see responder/udp.py); otherwise the
+precomputed fast path (one dict lookup) or the general path. Only the
+general path looks at responses; after one, the registration
 engines' events are logged and the timer rescheduled. Malformed datagrams are
 counted and dropped.
 
@@ -284,6 +286,10 @@ class NbnsService:
                 return reply
         return self._general(node, data, source, broadcast=False)
 
+    def _repeats(self, address: str) -> dict[bytes, bytes] | None:
+        node = self.view.by_address.get(address)
+        return node.state.recent if node is not None and node.state.fast_path else None
+
     def _on_broadcast(self, address: str, data: bytes, source: Address) -> None:
         # One datagram, every node on the subnet: decode it at most once, on the first miss.
         message: NbnsMessage | None = None
@@ -442,7 +448,12 @@ class NbnsService:
         except OSError as exc:
             raise BindError("nbns/udp", *endpoint, exc) from None
         address = endpoint[0]
-        return UdpListener(self.loop, sock, lambda d, s: self._on_unicast(address, d, s))
+        return UdpListener(
+            self.loop,
+            sock,
+            lambda d, s: self._on_unicast(address, d, s),
+            repeats=lambda: self._repeats(address),
+        )
 
     async def _open_broadcast(self, endpoint: Endpoint) -> UdpListener:
         try:

@@ -10,20 +10,46 @@ the reply, as UDP would).
 The handler is one plain call per datagram: ``handler(data, source) -> bytes |
 None``. It must not raise; if it does anyway (a bug), the error is logged and
 counted, and the listener keeps serving.
+
+Repeats. A service may also give a ``repeats`` callable returning its table
+of exact repeats (``datagram[2:] -> reply[2:]``, filled by its own fast path,
+or None). When the compiled module ``responder._fastudp`` is built (it is,
+wherever a C compiler was present at install), the drain loop runs in C and
+answers a datagram found in that table without entering Python at all; any
+other datagram goes to ``handler`` as usual. The pure Python loop below is
+the reference and the fallback; ``COZEN_PURE_PYTHON=1`` in the environment
+selects it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+
+try:
+    from responder import _fastudp
+except ImportError:  # built without a C compiler: the Python loop serves alone
+    _fastudp = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 DatagramHandler = Callable[[bytes, Address], bytes | None]
+RepeatTable = dict[bytes, bytes]
+RepeatSource = Callable[[], RepeatTable | None]
+
+NATIVE_AVAILABLE = _fastudp is not None
+NATIVE_DEFAULT = NATIVE_AVAILABLE and os.environ.get("COZEN_PURE_PYTHON", "") in ("", "0")
+
+
+def udp_loop_name() -> str:
+    """Which drain loop new listeners run: "compiled" or "python" (for logs and /status)."""
+    return "compiled" if NATIVE_DEFAULT else "python"
+
 
 RECEIVE_BUFFER = 4 * 1024 * 1024  # rides out a few-ms stall at 100k qps
 MAX_DATAGRAM = 65535
@@ -77,17 +103,50 @@ class UdpListener:
     """Serves ``handler`` on one bound socket until :meth:`close`."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, handler: DatagramHandler
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        handler: DatagramHandler,
+        *,
+        repeats: RepeatSource | None = None,
+        native: bool | None = None,
     ) -> None:
+        """``native``: run the compiled loop; None means when built and not switched off.
+
+        Raises:
+            ValueError: ``native`` is True but the compiled module is not built.
+        """
+        if native and not NATIVE_AVAILABLE:
+            raise ValueError("the compiled UDP loop (responder._fastudp) is not built")
         self.loop = loop
         self.sock = sock
         self.handler = handler
+        self.repeats = repeats
+        self.native = NATIVE_DEFAULT if native is None else native
         self.counters = Counters()
         self.local_address: Address = sock.getsockname()[:2]
-        loop.add_reader(sock.fileno(), self._drain)
+        self._fd = sock.fileno()
+        loop.add_reader(self._fd, self._drain_native if self.native else self._drain)
+
+    def _drain_native(self) -> None:
+        repeats = None if self.repeats is None else self.repeats()
+        try:
+            received, answered, dropped, failures = _fastudp.drain(
+                self._fd, repeats, self.handler, DRAIN_LIMIT
+            )
+        except OSError as exc:  # an unprintable source address; the datagram is lost
+            log.debug("udp %s: receive error %s", self.local_address, exc)
+            return
+        counters = self.counters
+        counters.received += received
+        counters.answered += answered
+        counters.dropped_send += dropped
+        for data, error in failures or ():
+            self._handler_failed(data, error)
 
     def _drain(self) -> None:
-        # The hot loop: locals only, counters written back once per wake-up.
+        # The reference loop: locals only, counters written back once per wake-up.
+        # Python cannot use ``repeats`` faster than the handler's own fast path does.
         recvfrom, sendto, handler = self.sock.recvfrom, self.sock.sendto, self.handler
         received = answered = dropped = 0
         try:
@@ -102,8 +161,8 @@ class UdpListener:
                 received += 1
                 try:
                     reply = handler(data, source)
-                except Exception:
-                    self._handler_failed(data)
+                except Exception as exc:
+                    self._handler_failed(data, exc)
                     continue
                 if reply is not None:
                     try:
@@ -117,9 +176,11 @@ class UdpListener:
             counters.answered += answered
             counters.dropped_send += dropped
 
-    def _handler_failed(self, data: bytes) -> None:
+    def _handler_failed(self, data: bytes, error: BaseException) -> None:
         self.counters.handler_bugs += 1
-        log.exception("udp %s: handler failed on %d bytes", self.local_address, len(data))
+        log.error(
+            "udp %s: handler failed on %d bytes", self.local_address, len(data), exc_info=error
+        )
 
     def sendto(self, data: bytes, destination: Address) -> bool:
         """Send an unsolicited datagram (registrations); False if it was dropped."""
@@ -132,5 +193,5 @@ class UdpListener:
 
     def close(self) -> None:
         if self.sock.fileno() >= 0:
-            self.loop.remove_reader(self.sock.fileno())
+            self.loop.remove_reader(self._fd)
             self.sock.close()

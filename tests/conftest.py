@@ -91,7 +91,13 @@ def write_config(tmp_path: Path) -> Callable[[str], Path]:
 class DaemonProcess:
     """The real daemon as a subprocess, in its own session, ended by PID."""
 
-    def __init__(self, config_path: Path, loop: str = "uvloop", *extra: str) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        loop: str = "uvloop",
+        *extra: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.config_path = config_path
         self.stderr_path = config_path.with_suffix(".stderr")
         self.stdout_path = config_path.with_suffix(".stdout")
@@ -111,6 +117,7 @@ class DaemonProcess:
                 *extra,
             ],
             cwd=REPO,
+            env=None if env is None else {**os.environ, **env},
             stdout=self._stdout,
             stderr=self._stderr,
             start_new_session=True,
@@ -151,9 +158,13 @@ def start_daemon() -> Iterator[Callable[..., DaemonProcess]]:
     started: list[DaemonProcess] = []
 
     def start(
-        config_path: Path, loop: str = "uvloop", *extra: str, wait_ready: bool = True
+        config_path: Path,
+        loop: str = "uvloop",
+        *extra: str,
+        wait_ready: bool = True,
+        env: dict[str, str] | None = None,
     ) -> DaemonProcess:
-        daemon = DaemonProcess(config_path, loop, *extra)
+        daemon = DaemonProcess(config_path, loop, *extra, env=env)
         started.append(daemon)
         if wait_ready:
             daemon.wait_for_log("ready")

@@ -73,14 +73,20 @@ def get(path: str) -> tuple[int, str]:
         return response.status, response.read().decode()
 
 
-def test_daemon_serves_health_status_and_metrics(write_config, start_daemon):
-    start_daemon(write_config(CONFIG))
-    dns.query.udp(dns.message.make_query("sql01-cz1.corp.example", "A"), "127.0.0.10", timeout=2)
+@pytest.mark.parametrize("udp_loop", ["compiled", "python"])
+def test_daemon_serves_health_status_and_metrics(write_config, start_daemon, udp_loop):
+    switch = {"COZEN_PURE_PYTHON": "1" if udp_loop == "python" else ""}
+    daemon = start_daemon(write_config(CONFIG), env=switch)
+    assert f"ready ({udp_loop} UDP loop)" in daemon.log()
+    query = dns.message.make_query("sql01-cz1.corp.example", "A")
+    for _ in range(3):  # the repeats are answered from the memo (in C, on the compiled loop)
+        dns.query.udp(query, "127.0.0.10", timeout=2)
     assert get("/healthz") == (200, "ok\n")
     status = json.loads(get("/status")[1])
+    assert status["udp_loop"] == udp_loop
     assert [n["name"] for n in status["nodes"]] == ["SQL01-CZ1", "SQL01-CZ2"]
     assert status["dns"]["udp"][0]["address"] == "127.0.0.10:53"
-    assert status["dns"]["udp"][0]["answered"] >= 1
+    assert status["dns"]["udp"][0]["answered"] == status["dns"]["udp"][0]["received"] == 3
     code, metrics = get("/metrics")
     assert code == 200
     assert 'cozen_dns_udp_answered{address="127.0.0.10:53"} ' in metrics
