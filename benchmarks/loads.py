@@ -141,10 +141,13 @@ def run_smb(python: str, cluster: Cluster, bounds: Bounds) -> Result:
 
 def measure(server: RunningServer, run: Callable[[], Result]) -> Result:
     """Run one load and add the server's CPU time over it."""
-    before = server.cpu_seconds()
+    user_before, system_before = server.cpu_times()
     result = run()
-    cpu = server.cpu_seconds() - before
+    user_after, system_after = server.cpu_times()
+    user, cpu = user_after - user_before, user_after + system_after - user_before - system_before
     result["cpu_s"] = cpu
+    result["cpu_user_s"] = user
     received = result["received"]
     result["cpu_us_per_answer"] = cpu * 1e6 / received if received else None
+    result["user_us_per_answer"] = user * 1e6 / received if received else None
     return result

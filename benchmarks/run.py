@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -144,38 +143,30 @@ def open_loop(
     return partial(loads.run_loadgen, ctx.build, ctx.workdir, cluster, wl, b, mode)
 
 
-def repeat(
-    args: argparse.Namespace,
-    server: RunningServer,
-    base: Result,
-    load: str,
-    run: Callable[[], Result],
+def measure_once(
+    ctx: Context, server: RunningServer, wl: Workload, cluster: Cluster, b: Bounds, rep: int
 ) -> list[Result]:
-    return [
-        {**base, "load": load, "rep": rep, **loads.measure(server, run)}
-        for rep in range(args.repeat)
-    ]
-
-
-def measure_workload(
-    args: argparse.Namespace, ctx: Context, server: RunningServer, wl: Workload, cluster: Cluster
-) -> list[Result]:
-    """Closed loop first, then open loop at 10k/s and at 80 % of the measured max."""
-    base = {"server": server.label, "workload": wl.name, "nodes": wl.nodes}
-    b = bounds(args, wl.kind)
-    runs = repeat(args, server, base, "max", closed_loop(ctx, cluster, wl, b))
+    """Closed loop first, then open loop at 10k/s and at 80 % of that closed-loop max."""
+    base = {"server": server.label, "workload": wl.name, "nodes": wl.nodes, "rep": rep}
+    top_run = {**base, "load": "max", **loads.measure(server, closed_loop(ctx, cluster, wl, b))}
+    runs = [top_run]
     if wl.kind == "smb":
         return runs
-    top = statistics.median(r["answered_qps"] for r in runs)
-    for load, rate in (("10k", OPEN_LOOP_RATE), ("80%", SHARE_OF_MAX * top)):
+    for load, rate in (("10k", OPEN_LOOP_RATE), ("80%", SHARE_OF_MAX * top_run["answered_qps"])):
         run = open_loop(ctx, cluster, wl, b, rate)
-        runs += repeat(args, server, {**base, "rate": rate}, load, run)
+        runs.append({**base, "load": load, "rate": rate, **loads.measure(server, run)})
     return runs
 
 
 def serve_and_measure(
-    args: argparse.Namespace, ctx: Context, label: str, workloads: list[Workload], cluster: Cluster
+    args: argparse.Namespace,
+    ctx: Context,
+    label: str,
+    workloads: list[Workload],
+    cluster: Cluster,
+    rep: int,
 ) -> tuple[list[Result], list[str]]:
+    """One repetition of every workload on one freshly started server."""
     kind = workloads[0].kind
     try:
         server = servers.start(ctx, label, kind, cluster)
@@ -184,10 +175,11 @@ def serve_and_measure(
     runs, errors = [], []
     try:
         for wl in workloads:
-            print(f"  {label:14} {wl.name}", flush=True)
+            print(f"  {label:14} {wl.name} (repetition {rep + 1})", flush=True)
             problem = servers.check_answers(kind, cluster, wl.queries(cluster))
             try:
-                runs += [] if problem else measure_workload(args, ctx, server, wl, cluster)
+                b = bounds(args, wl.kind)
+                runs += [] if problem else measure_once(ctx, server, wl, cluster, b, rep)
             except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as exc:
                 problem = f"load failed: {exc}"
             if problem:
@@ -237,13 +229,16 @@ def run_suite(args: argparse.Namespace) -> int:
         for nodes, kind in groups:
             cluster = make_cluster(nodes)
             group = [w for w in workloads if (w.nodes, w.kind) == (nodes, kind)]
-            for label in [s for s in labels if kind in servers.SERVERS[s].kinds]:
-                workdir = Path(tmp) / f"{label}-{kind}-{nodes}"
-                workdir.mkdir()
-                ctx = Context(sys.executable, HERE / "build", workdir)
-                found, failed = serve_and_measure(args, ctx, label, group, cluster)
-                runs += found
-                errors += failed
+            # Interleaved: every server once, then every server again, so that slow
+            # drift in the machine (other tenants, clock) falls on all of them alike.
+            for rep in range(args.repeat):
+                for label in [s for s in labels if kind in servers.SERVERS[s].kinds]:
+                    workdir = Path(tmp) / f"{label}-{kind}-{nodes}-{rep}"
+                    workdir.mkdir()
+                    ctx = Context(sys.executable, HERE / "build", workdir)
+                    found, failed = serve_and_measure(args, ctx, label, group, cluster, rep)
+                    runs += found
+                    errors += failed
         measured: list[Result] = []
         if "cozen" in labels and any(w.kind == "dns" for w in workloads) and not args.workloads:
             measured, failed = measure_extras(args, Path(tmp))
@@ -255,6 +250,7 @@ def run_suite(args: argparse.Namespace) -> int:
         "quick": args.quick,
         "servers": labels,
     }
+    errors = list(dict.fromkeys(errors))  # the same failure in every repetition, once
     paths = report.write(args.out, runs, meta, errors, measured)
     print("\n".join(["wrote:", *(f"  {p}" for p in paths), *(f"error: {e}" for e in errors)]))
     return 1 if errors else 0

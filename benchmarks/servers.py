@@ -191,11 +191,14 @@ def cozen_config_path(ctx: Context) -> Path:
 
 
 def cozen_command(
-    fast_path: bool, workers: int = 1
+    fast_path: bool, workers: int = 1, *, pure_python: bool = False
 ) -> Callable[[Context, str, Cluster], list[str]]:
+    """``pure_python``: the daemon's Python UDP loop instead of the compiled one."""
+
     def command(ctx: Context, kind: str, cluster: Cluster) -> list[str]:
         text = cozen_config(cluster, fast_path, workers)
-        return daemon_command(ctx.python, _write(ctx, cozen_config_path(ctx).name, text))
+        argv = daemon_command(ctx.python, _write(ctx, cozen_config_path(ctx).name, text))
+        return ["env", "COZEN_PURE_PYTHON=1", *argv] if pure_python else argv
 
     return command
 
@@ -214,6 +217,7 @@ SERVERS = {
         ServerDef("c-ref", frozenset({"dns", "nbns"}), c_command),
         ServerDef("cozen", frozenset({"dns", "nbns", "smb"}), cozen_command(fast_path=True)),
         ServerDef("cozen-general", frozenset({"dns"}), cozen_command(fast_path=False)),
+        ServerDef("cozen-py", frozenset({"dns", "nbns"}), cozen_command(True, pure_python=True)),
         # Worker scaling: two processes on the two CPUs (the load generator shares CPU 1).
         ServerDef("cozen-w2", frozenset({"dns"}), cozen_command(True, workers=2), "0,1"),
         ServerDef("knot", frozenset({"dns"}), knot_command),
@@ -250,14 +254,19 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime+stime+cutime+cstime of pid and its live descendants, in seconds."""
-    ticks = 0
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) seconds of pid and its live descendants, reaped children included.
+
+    User time is the server's own code; system time is mostly the kernel's
+    UDP receive and send path, which every server here pays alike.
+    """
+    user = system = 0
     for p in [pid, *descendants(pid)]:
         fields = _stat_fields(p)
         if fields is not None:
-            ticks += sum(int(v) for v in fields[11:15])
-    return ticks / CLK_TCK
+            user += int(fields[11]) + int(fields[13])  # utime + cutime
+            system += int(fields[12]) + int(fields[14])  # stime + cstime
+    return user / CLK_TCK, system / CLK_TCK
 
 
 def rss_bytes(pid: int) -> int:
@@ -293,8 +302,8 @@ class RunningServer:
     def pid(self) -> int:
         return self.proc.pid
 
-    def cpu_seconds(self) -> float:
-        return cpu_seconds(self.pid)
+    def cpu_times(self) -> tuple[float, float]:
+        return cpu_times(self.pid)
 
     def rss_bytes(self) -> int:
         return rss_bytes(self.pid)

@@ -43,12 +43,15 @@ def test_quick_run_writes_json_with_every_row(quick_run: Path) -> None:
     assert rows == expected_rows()
     assert document["errors"] == []
     assert all(r["received"] > 0 for r in document["runs"])
+    # CPU is split: the server's own code (user) is part of the whole.
+    assert all(0 <= r["cpu_user_s"] <= r["cpu_s"] + 1e-9 for r in document["runs"])
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_quick_run_writes_markdown_table_and_chart(quick_run: Path) -> None:
     table = (quick_run / "bench.md").read_text()
+    assert "| of which user µs |" in table
     for workload, server in expected_rows():
         assert f"| {workload} | {server} |" in table
     assert (quick_run / "bench.png").read_bytes().startswith(b"\x89PNG")
@@ -62,4 +65,5 @@ def test_quick_run_reports_reload_under_load_and_memory_under_flood(quick_run: P
     assert extras[0]["nodes"] == 1000 and extras[0]["reload_s"] is not None
     assert extras[1]["peak_mib"] >= extras[1]["idle_mib"] > 0
     table = (quick_run / "bench.md").read_text()
+    assert "| of which user µs |" in table
     assert "| reload | 1000 | reload " in table
