@@ -92,10 +92,13 @@ answer_repeat(PyObject *repeats, const char *pkt, Py_ssize_t n, int fd,
     return 1;
 }
 
-/* Append (datagram, exception) to *failures, creating the list on first use. */
-static int
-record_failure(PyObject **failures, PyObject *data)
+/* The exception being raised, with its traceback attached; the error indicator is cleared. */
+static PyObject *
+take_exception(void)
 {
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback);
     PyErr_NormalizeException(&type, &value, &traceback);
@@ -103,6 +106,15 @@ record_failure(PyObject **failures, PyObject *data)
         PyException_SetTraceback(value, traceback);
     Py_XDECREF(type);
     Py_XDECREF(traceback);
+    return value;
+#endif
+}
+
+/* Append (datagram, exception) to *failures, creating the list on first use. */
+static int
+record_failure(PyObject **failures, PyObject *data)
+{
+    PyObject *value = take_exception();
     if (*failures == NULL && (*failures = PyList_New(0)) == NULL) {
         Py_XDECREF(value);
         return -1;
