@@ -31,13 +31,10 @@ table entry by entry, so a caller can build a large table in slices
 between other work.
 
 Repeats. Resolvers repeat the same query bytes (same letter case, same
-cookie) with a new ID. :func:`fast_answer` keeps the reply tails of the
-last few thousand UDP queries it answered, keyed by the datagram after its
-ID, and serves a repeat with one dict lookup. The memo is cleared whole
-when full, so a flood of distinct queries costs one failed lookup each;
-only queries up to 512 bytes are kept, so it holds a few MB at most. The
-daemon's compiled UDP loop (responder/_fastudp.c) reads the same memo and
-answers a repeat before any Python code runs; it never writes it.
+cookie) with a new ID. :func:`fast_answer` keeps the replies to the last
+few thousand UDP queries it answered in the shared memo of
+:mod:`protocols.repeats`; only queries up to 512 bytes are kept, so it
+holds a few MB at most.
 """
 
 from __future__ import annotations
@@ -65,6 +62,7 @@ from protocols.dns_authority import (
     AuthoritySettings,
     reverse_name,
 )
+from protocols.repeats import recall, remember
 
 _PLAIN_UDP_LIMIT = 512
 _COUNTS_PLAIN = b"\x00\x01\x00\x00\x00\x00\x00\x00"
@@ -74,9 +72,7 @@ _COPIED_FLAGS = 0x0110  # RD and CD are echoed
 _TC = 0x0200
 _OPT_FIXED = 11  # root name, TYPE, CLASS, TTL, RDLENGTH
 _EDNS_VARIANTS = (Edns(OUR_UDP_PAYLOAD), Edns(OUR_UDP_PAYLOAD, do=True))
-RECENT_LIMIT = 4096  # memoised exact queries
 RECENT_MAX_QUERY = 512  # longer queries (padded options) are answered, not memoised
-_ID_SIZE = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,15 +219,12 @@ def fast_answer(table: AnswerTable, datagram: bytes, *, udp: bool = True) -> byt
     """
     if not udp:
         return _splice(table, datagram, udp=False)
-    recent = table.recent
-    tail = recent.get(datagram[_ID_SIZE:])
-    if tail is not None:
-        return datagram[:_ID_SIZE] + tail
+    reply = recall(table.recent, datagram)
+    if reply is not None:
+        return reply
     reply = _splice(table, datagram, udp=True)
     if reply is not None and len(datagram) <= RECENT_MAX_QUERY:
-        if len(recent) >= RECENT_LIMIT:
-            recent.clear()
-        recent[datagram[_ID_SIZE:]] = reply[_ID_SIZE:]
+        remember(table.recent, datagram, reply)
     return reply
 
 

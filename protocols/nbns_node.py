@@ -77,6 +77,7 @@ from protocols.nbns_encode import (
 )
 from protocols.nbns_engine import NameKey, OwnedName
 from protocols.netbios import WILDCARD, NetBIOSName, encode_netbios_name
+from protocols.repeats import recall, remember
 
 DEFAULT_TTL = 300_000  # seconds; the Windows default for registered names
 
@@ -86,7 +87,6 @@ _STATUS_FLAGS = NmFlags.AA
 _DEFENSE_FLAGS = NmFlags.AA | NmFlags.RD | NmFlags.RA
 _QUESTION_TAIL = {RRType.NB: b"\x00\x20\x00\x01", RRType.NBSTAT: b"\x00\x21\x00\x01"}
 _REQUEST_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x00"
-RECENT_LIMIT = 4096  # memoised unicast queries per node; cleared whole when full
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +155,7 @@ class NodeState:
         self.engines: list[RegistrationObserver] = []
         self.fast_path = fast_path
         self._fast: dict[bytes, tuple[bytes, bool]] = {}
-        # Unicast repeats: datagram[2:] -> reply[2:], as fast_answer gave them.
+        # Unicast repeats (protocols.repeats), as fast_answer gave them.
         # Cleared with _fast, so it never outlives the answers it copies.
         self.recent: dict[bytes, bytes] = {}
         self._rebuild_fast()
@@ -256,17 +256,19 @@ def fast_answer(state: NodeState, datagram: bytes, *, broadcast: bool) -> bytes 
     Returns ``None`` whenever the general path must decide (it may still
     answer); never a reply the general path would not give.
     """
+    if not broadcast:
+        reply = recall(state.recent, datagram)
+        if reply is not None:
+            return reply
     if len(datagram) < 50 or datagram[2] & 0xF8 or datagram[4:12] != _REQUEST_COUNTS:
         return None
     hit = state._fast.get(datagram[12:])
     if hit is None or (hit[1] and broadcast):
         return None
+    reply = datagram[:2] + hit[0]
     if not broadcast:  # a hit has one fixed-size question, so keys stay small
-        recent = state.recent
-        if len(recent) >= RECENT_LIMIT:
-            recent.clear()
-        recent[datagram[2:]] = hit[0]
-    return datagram[:2] + hit[0]
+        remember(state.recent, datagram, reply)
+    return reply
 
 
 def _notify_engines(state: NodeState, message: NbnsMessage, now: float) -> None:

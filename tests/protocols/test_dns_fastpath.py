@@ -19,11 +19,11 @@ from protocols.dns import (
 )
 from protocols.dns_authority import Authority, AuthoritySettings, HostRecords
 from protocols.dns_fastpath import (
-    RECENT_LIMIT,
     build_answer_table,
     fast_answer,
     iter_answer_entries,
 )
+from protocols.repeats import MEMO_LIMIT
 from tests.protocols.test_dns import all_captures, capture
 from tests.protocols.test_dns_authority import AUTHORITY, SETTINGS
 
@@ -189,10 +189,10 @@ def test_memo_skips_long_queries():
 def test_memo_is_cleared_when_full():
     table = build_answer_table(SETTINGS)
     rng = random.Random(7)
-    for _ in range(RECENT_LIMIT + 10):
+    for _ in range(MEMO_LIMIT + 10):
         spelling = random_case(A_NAME, rng)
         fast_answer(table, query(spelling, RRType.A, Edns(rng.randrange(512, 4096))))
-    assert 0 < len(table.recent) <= RECENT_LIMIT
+    assert 0 < len(table.recent) <= MEMO_LIMIT
 
 
 def test_entries_come_one_by_one_and_make_the_table():
