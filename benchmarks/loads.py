@@ -29,6 +29,10 @@ LOAD_CPU = "1"
 NBNS_WINDOW = 64
 DNSPERF_OUTSTANDING = 64
 SMB_CONCURRENCY = 4
+# Paired latency: turns short enough that machine drift cancels, long enough
+# (500 queries at 10k/s) that each turn is a steady open-loop stretch.
+PAIRED_TURN_MS = 50
+PAIRED_FIGURES = ("sent", "lost", "p50_us", "p99_us", "p999_us")
 
 Result = dict[str, Any]
 
@@ -50,9 +54,7 @@ class Workload:
         return []  # SMB handshakes are built by the handshake driver
 
     def target(self, cluster: Cluster) -> tuple[str, int]:
-        if self.kind == "dns":
-            return DNS_LISTEN, 53
-        return cluster.nodes[0].ip, 137 if self.kind == "nbns" else 445
+        return records.service_address(self.kind, cluster)
 
 
 WORKLOADS = [
@@ -82,14 +84,32 @@ def _run_json(argv: list[str], timeout: float) -> Result:
 
 
 def run_loadgen(
-    build: Path, workdir: Path, cluster: Cluster, wl: Workload, bounds: Bounds, mode: list[str]
+    build: Path,
+    workdir: Path,
+    cluster: Cluster,
+    wl: Workload,
+    bounds: Bounds,
+    mode: list[str],
+    paired: str | None = None,
+    turn_ms: int = PAIRED_TURN_MS,
 ) -> Result:
-    """mode is ["-r", RATE] (open loop) or ["-w", WINDOW] (closed loop)."""
+    """mode is ["-r", RATE] (open loop) or ["-w", WINDOW] (closed loop).
+
+    ``paired``: the address of a reference on the same port; the open loop then
+    alternates between the server and it in turns of ``turn_ms``, and the
+    reference's figures come back as ``paired_*`` beside the server's own.
+    """
     path = records.write_blobs(workdir / f"queries-{wl.name}.bin", wl.queries(cluster))
     address, port = wl.target(cluster)
     argv = ["taskset", "-c", LOAD_CPU, str(build / "loadgen"), "-s", address, "-p", str(port)]
+    if paired is not None:
+        argv += ["-s", paired, "-S", str(turn_ms)]
     argv += ["-f", str(path), *mode, "-d", str(bounds.duration), "-n", str(bounds.count)]
-    return _run_json([*argv, "-T", "500"], bounds.duration + 30)
+    result = _run_json([*argv, "-T", "500"], bounds.duration + 30)
+    for reference in result.pop("beside", [])[:1]:
+        result.update({f"paired_{key}": reference[key] for key in PAIRED_FIGURES})
+        result["p50_vs_paired"] = result["p50_us"] / max(reference["p50_us"], 1e-9)
+    return result
 
 
 DNSPERF_PATTERNS = {
@@ -99,6 +119,12 @@ DNSPERF_PATTERNS = {
     "elapsed_s": r"Run time \(s\):\s+([\d.]+)",
     "mean_us": r"Average Latency \(s\):\s+([\d.]+)",
 }
+
+
+def paired_turn_ms(bounds: Bounds, rate: float) -> int:
+    """PAIRED_TURN_MS, or shorter when the count bounds the run (--quick), so both get turns."""
+    run_ms = 1000 * min(bounds.duration, bounds.count / max(rate, 1.0))
+    return max(1, min(PAIRED_TURN_MS, int(run_ms / 4)))
 
 
 def parse_dnsperf(text: str) -> Result:

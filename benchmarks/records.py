@@ -8,7 +8,8 @@ node status requests and their replies (RFC 1002 §4.2.12, §4.2.13, §4.2.17,
 
 Nodes get management addresses in 127.0.0.0/8: .11, .12 for a two-node
 cluster, and 127.0.1.0 upwards for larger ones (Linux answers the whole /8 on
-lo, so nothing has to be added).
+lo, so nothing has to be added).  A second C reference runs beside each
+server at PAIRED_LISTEN, for latency measured in alternating turns.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pathlib import Path
 from dnslib import EDNS0, QTYPE, RR, A, DNSHeader, DNSQuestion, DNSRecord, EDNSOption
 
 DNS_LISTEN = "127.0.0.10"
+PAIRED_LISTEN = "127.0.0.9"
+PORTS = {"dns": 53, "nbns": 137, "smb": 445}
 DNS_TTL = 300
 EDNS_PAYLOAD = 1232
 COOKIE_OPTION = 10
@@ -74,6 +77,11 @@ def node_ip(index: int, count: int) -> str:
     if count <= 2:
         return f"127.0.0.{11 + index}"
     return str(IPv4Address("127.0.1.0") + index)
+
+
+def service_address(kind: str, cluster: Cluster) -> tuple[str, int]:
+    """Where every server under test serves one protocol kind."""
+    return (DNS_LISTEN if kind == "dns" else cluster.nodes[0].ip), PORTS[kind]
 
 
 def make_cluster(count: int) -> Cluster:

@@ -3,7 +3,10 @@
 Each run is one dict (server, workload, nodes, load, rep and the load
 generator's figures).  Runs of the same (workload, server, load) are reduced
 to the median and the range over repetitions; every server is also shown as a
-ratio to the C reference measured in the same run and workload.
+ratio to the C reference measured in the same run and workload.  Latency at
+10k/s is also given as a ratio to the C reference running beside the server
+in alternating turns of the same load-generator run (per repetition, then the
+median): drift in the machine between runs cannot enter that ratio.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import statistics
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from benchmarks.loads import PAIRED_TURN_MS
 
 REFERENCE = "c-ref"
 LOADS = ("max", "10k", "80%")
@@ -50,6 +55,8 @@ def summarize(runs: list[Run]) -> list[dict[str, Any]]:
                     "p50_us",
                     "p99_us",
                     "p999_us",
+                    "p50_vs_paired",
+                    "paired_p50_us",
                 )
             }
             sent = sum(r["sent"] for r in load_runs)
@@ -96,10 +103,18 @@ def _loss(row: dict[str, Any], load: str) -> str:
     return f"{row[load]['loss_pct']:.2f}%" if load in row else "–"
 
 
+def _paired(row: dict[str, Any]) -> str:
+    value = row.get("10k", {}).get("p50_vs_paired")
+    if not value:
+        return "–"
+    median, low, high = value
+    return f"{median:.2f}× ({low:.2f}–{high:.2f})"
+
+
 HEADER = (
     "| workload | server | max answered/s | ×C | CPU µs/answer @max | ×C "
-    "| of which user µs | CPU µs/answer @10k | p50 / p99 / p99.9 µs @10k | loss @10k "
-    "| p50 / p99 / p99.9 µs @80% | loss @80% |"
+    "| of which user µs | CPU µs/answer @10k | p50 / p99 / p99.9 µs @10k | p50 ×C paired @10k "
+    "| loss @10k | p50 / p99 / p99.9 µs @80% | loss @80% |"
 )
 
 
@@ -116,7 +131,11 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any], errors: list[str]
         "server's own code (utime), the rest is kernel time. Repetitions are "
         "interleaved (every server once, then again), so drift in the machine "
         "falls on all servers alike. max = closed loop (dnsperf for DNS, "
-        "64 outstanding for NBNS, 4 connections for SMB handshakes).",
+        "64 outstanding for NBNS, 4 connections for SMB handshakes). "
+        '"p50 ×C paired" = the server\'s p50 over the p50 of a second C reference '
+        "running beside it on the same CPU, the 10k/s open loop alternating "
+        f"between the two in {PAIRED_TURN_MS} ms turns; median (min–max) over repetitions. The "
+        "c-ref row's paired ratio is the method's own noise (C against C).",
         "",
         HEADER,
         "|" + "---|" * HEADER.count(" | ") + "---|",
@@ -133,6 +152,7 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any], errors: list[str]
             _fmt(_figure(row, "max", "user_us_per_answer"), 2),
             _fmt(_figure(row, "10k", "cpu_us_per_answer")),
             _latency(row, "10k"),
+            _paired(row),
             _loss(row, "10k"),
             _latency(row, "80%"),
             _loss(row, "80%"),

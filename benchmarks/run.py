@@ -13,20 +13,21 @@ median and range in benchmarks/results/ (bench.md, bench.json, bench.png).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from types import FrameType
 
 from benchmarks import extras, install, loads, report, servers
 from benchmarks.loads import Bounds, Result, Workload
-from benchmarks.records import Cluster, make_cluster
+from benchmarks.records import PAIRED_LISTEN, Cluster, make_cluster
 from benchmarks.servers import HERE, REPO, Context, RunningServer, ServerError
 
 QUICK_SERVERS = ("c-ref", "cozen")
@@ -137,25 +138,51 @@ def closed_loop(ctx: Context, cluster: Cluster, wl: Workload, b: Bounds) -> Call
 
 
 def open_loop(
-    ctx: Context, cluster: Cluster, wl: Workload, b: Bounds, rate: float
+    ctx: Context, cluster: Cluster, wl: Workload, b: Bounds, rate: float, paired: str | None = None
 ) -> Callable[[], Result]:
     mode = ["-r", f"{max(rate, 1.0):.0f}"]
-    return partial(loads.run_loadgen, ctx.build, ctx.workdir, cluster, wl, b, mode)
+    turn_ms = loads.paired_turn_ms(b, rate)
+    return partial(loads.run_loadgen, ctx.build, ctx.workdir, cluster, wl, b, mode, paired, turn_ms)
 
 
 def measure_once(
-    ctx: Context, server: RunningServer, wl: Workload, cluster: Cluster, b: Bounds, rep: int
+    ctx: Context,
+    server: RunningServer,
+    wl: Workload,
+    cluster: Cluster,
+    b: Bounds,
+    rep: int,
+    paired: RunningServer | None = None,
 ) -> list[Result]:
-    """Closed loop first, then open loop at 10k/s and at 80 % of that closed-loop max."""
+    """Closed loop first, then open loop at 10k/s and at 80 % of that closed-loop max.
+
+    With a ``paired`` reference running, the 10k/s run alternates between the
+    server and it (each gets the full rate in its turns), so the latency ratio
+    to C is measured under the same conditions of the machine.
+    """
     base = {"server": server.label, "workload": wl.name, "nodes": wl.nodes, "rep": rep}
     top_run = {**base, "load": "max", **loads.measure(server, closed_loop(ctx, cluster, wl, b))}
     runs = [top_run]
     if wl.kind == "smb":
         return runs
-    for load, rate in (("10k", OPEN_LOOP_RATE), ("80%", SHARE_OF_MAX * top_run["answered_qps"])):
-        run = open_loop(ctx, cluster, wl, b, rate)
+    beside = PAIRED_LISTEN if paired is not None else None
+    for load, rate, with_ref in (
+        ("10k", OPEN_LOOP_RATE, beside),
+        ("80%", SHARE_OF_MAX * top_run["answered_qps"], None),
+    ):
+        run = open_loop(ctx, cluster, wl, b, rate, with_ref)
         runs.append({**base, "load": load, "rate": rate, **loads.measure(server, run)})
     return runs
+
+
+@contextlib.contextmanager
+def running(start: Callable[..., RunningServer], *args: object) -> Iterator[RunningServer]:
+    """A started server, stopped on the way out whatever happens."""
+    server = start(*args)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def serve_and_measure(
@@ -168,24 +195,26 @@ def serve_and_measure(
 ) -> tuple[list[Result], list[str]]:
     """One repetition of every workload on one freshly started server."""
     kind = workloads[0].kind
-    try:
-        server = servers.start(ctx, label, kind, cluster)
-    except ServerError as exc:
-        return [], [f"{label} ({kind}, {len(cluster.nodes)} nodes): {exc}"]
-    runs, errors = [], []
-    try:
+    runs: list[Result] = []
+    errors: list[str] = []
+    with contextlib.ExitStack() as stack:
+        try:
+            paired = None
+            if kind in servers.C_KINDS:
+                paired = stack.enter_context(running(servers.start_paired, ctx, kind, cluster))
+            server = stack.enter_context(running(servers.start, ctx, label, kind, cluster))
+        except ServerError as exc:
+            return [], [f"{label} ({kind}, {len(cluster.nodes)} nodes): {exc}"]
         for wl in workloads:
             print(f"  {label:14} {wl.name} (repetition {rep + 1})", flush=True)
             problem = servers.check_answers(kind, cluster, wl.queries(cluster))
             try:
                 b = bounds(args, wl.kind)
-                runs += [] if problem else measure_once(ctx, server, wl, cluster, b, rep)
+                runs += [] if problem else measure_once(ctx, server, wl, cluster, b, rep, paired)
             except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as exc:
                 problem = f"load failed: {exc}"
             if problem:
                 errors.append(f"{label} {wl.name}: {problem}")
-    finally:
-        server.stop()
     return runs, errors
 
 

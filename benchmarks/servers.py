@@ -6,6 +6,10 @@ foreground, with its configuration in a private temporary directory.  It is
 stopped by PID (its own and the descendants it forked).  Its CPU time comes
 from /proc: utime + stime + cutime + cstime of the process and of every live
 descendant (threads are included in a process's own figures).
+
+For DNS and NBNS a second C reference (`start_paired`) runs beside every
+server, on the same CPU at PAIRED_LISTEN, so that latency at 10k/s can be
+measured against it in alternating turns of one run.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import records
-from benchmarks.records import DNS_LISTEN, Cluster
+from benchmarks.records import DNS_LISTEN, PAIRED_LISTEN, Cluster
 
 SERVER_CPU = "0"
+PAIRED_LABEL = "c-ref-paired"
+C_KINDS = frozenset({"dns", "nbns"})  # what the C reference serves
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 READY_TIMEOUT = 30.0
 HERE = Path(__file__).resolve().parent
@@ -153,12 +159,14 @@ def _write(ctx: Context, name: str, text: str | bytes) -> Path:
     return path
 
 
-def c_command(ctx: Context, kind: str, cluster: Cluster) -> list[str]:
+def c_command(ctx: Context, kind: str, cluster: Cluster, address: str | None = None) -> list[str]:
+    """``address``: where to listen instead of the server address (the paired reference)."""
     pairs = records.c_templates(cluster, kind)
     blobs = [b for q, r in pairs for b in (records.question_key(q), r)]
     path = records.write_blobs(ctx.workdir / f"templates-{kind}.bin", blobs)
-    address, port = (DNS_LISTEN, "53") if kind == "dns" else (cluster.nodes[0].ip, "137")
-    return [str(ctx.build / "responder"), "-a", address, "-p", port, "-m", kind, "-t", str(path)]
+    host, port = records.service_address(kind, cluster)
+    argv = [str(ctx.build / "responder"), "-a", address or host, "-p", str(port), "-m", kind]
+    return [*argv, "-t", str(path)]
 
 
 def knot_command(ctx: Context, kind: str, cluster: Cluster) -> list[str]:
@@ -214,7 +222,7 @@ class ServerDef:
 SERVERS = {
     s.label: s
     for s in [
-        ServerDef("c-ref", frozenset({"dns", "nbns"}), c_command),
+        ServerDef("c-ref", C_KINDS, c_command),
         ServerDef("cozen", frozenset({"dns", "nbns", "smb"}), cozen_command(fast_path=True)),
         ServerDef("cozen-general", frozenset({"dns"}), cozen_command(fast_path=False)),
         ServerDef("cozen-py", frozenset({"dns", "nbns"}), cozen_command(True, pure_python=True)),
@@ -337,24 +345,32 @@ def start(ctx: Context, label: str, kind: str, cluster: Cluster) -> RunningServe
     argv = definition.command(ctx, kind, cluster)
     log = ctx.workdir / f"{label}-{kind}.log"
     server = RunningServer(label, kind, argv, log, definition.cpus)
+    return _ready(server, cluster, records.service_address(kind, cluster))
+
+
+def start_paired(ctx: Context, kind: str, cluster: Cluster) -> RunningServer:
+    """The C reference at PAIRED_LISTEN, on the servers' CPU, beside the server under test."""
+    argv = c_command(ctx, kind, cluster, PAIRED_LISTEN)
+    server = RunningServer(PAIRED_LABEL, kind, argv, ctx.workdir / f"paired-{kind}.log")
+    return _ready(server, cluster, (PAIRED_LISTEN, records.PORTS[kind]))
+
+
+def _ready(server: RunningServer, cluster: Cluster, address: tuple[str, int]) -> RunningServer:
+    """Wait until ``server`` answers at ``address``; stop it if it never does."""
+    deadline = time.monotonic() + READY_TIMEOUT
     try:
-        _wait_ready(server, cluster)
+        while time.monotonic() < deadline:
+            if server.proc.poll() is not None:
+                code = server.proc.returncode
+                raise ServerError(f"{server.label} exited ({code}): {server.log_tail()}")
+            if PROBES[server.kind](cluster, address):
+                return server
+            time.sleep(0.2)
+        waited = f"{READY_TIMEOUT:.0f}s"
+        raise ServerError(f"{server.label} did not answer {server.kind} within {waited}")
     except BaseException:
         server.stop()
         raise
-    return server
-
-
-def _wait_ready(server: RunningServer, cluster: Cluster) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            code = server.proc.returncode
-            raise ServerError(f"{server.label} exited ({code}): {server.log_tail()}")
-        if PROBES[server.kind](cluster):
-            return
-        time.sleep(0.2)
-    raise ServerError(f"{server.label} did not answer {server.kind} within {READY_TIMEOUT:.0f}s")
 
 
 def _udp_exchange(packet: bytes, address: tuple[str, int]) -> bytes | None:
@@ -367,25 +383,25 @@ def _udp_exchange(packet: bytes, address: tuple[str, int]) -> bytes | None:
             return None
 
 
-def probe_dns(cluster: Cluster) -> bool:
+def probe_dns(cluster: Cluster, address: tuple[str, int]) -> bool:
     query = records.dns_query(cluster.nodes[0].fqdn(cluster.domain), "A", edns=False)
-    return _udp_exchange(query, (DNS_LISTEN, 53)) is not None
+    return _udp_exchange(query, address) is not None
 
 
-def probe_nbns(cluster: Cluster) -> bool:
+def probe_nbns(cluster: Cluster, address: tuple[str, int]) -> bool:
     query = records.nbns_name_query(cluster.nodes[0].cozen_name, 0x20)
-    return _udp_exchange(query, (cluster.nodes[0].ip, 137)) is not None
+    return _udp_exchange(query, address) is not None
 
 
-def probe_smb(cluster: Cluster) -> bool:
+def probe_smb(cluster: Cluster, address: tuple[str, int]) -> bool:
     try:
-        with socket.create_connection((cluster.nodes[0].ip, 445), timeout=0.2):
+        with socket.create_connection(address, timeout=0.2):
             return True
     except OSError:
         return False
 
 
-PROBES: dict[str, Callable[[Cluster], bool]] = {
+PROBES: dict[str, Callable[[Cluster, tuple[str, int]], bool]] = {
     "dns": probe_dns,
     "nbns": probe_nbns,
     "smb": probe_smb,
@@ -399,7 +415,7 @@ def check_answers(kind: str, cluster: Cluster, queries: list[bytes]) -> str | No
     """
     if kind == "smb":
         return None
-    address = (DNS_LISTEN, 53) if kind == "dns" else (cluster.nodes[0].ip, 137)
+    address = records.service_address(kind, cluster)
     for query in list(dict.fromkeys(queries))[:8]:
         reply = _udp_exchange(query, address)
         if reply is None or len(reply) < 12:

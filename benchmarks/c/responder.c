@@ -143,6 +143,10 @@ static int make_key(const uint8_t *pkt, size_t len, uint8_t *key, size_t *key_le
 static int open_socket(const char *addr, int port)
 {
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    /* Beside a server that holds the port on the wildcard address with
+     * SO_REUSEADDR (nmbd does), a specific address binds only with it too. */
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     if (fd < 0 || inet_pton(AF_INET, addr, &sin.sin_addr) != 1 ||
         bind(fd, (struct sockaddr *)&sin, sizeof sin) != 0) {

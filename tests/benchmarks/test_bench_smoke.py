@@ -49,6 +49,19 @@ def test_quick_run_writes_json_with_every_row(quick_run: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
+def test_quick_run_measures_latency_at_10k_paired_with_a_c_reference(quick_run: Path) -> None:
+    document = json.loads((quick_run / "bench.json").read_text())
+    at_10k = [r for r in document["runs"] if r["load"] == "10k"]
+    assert {r["workload"] for r in at_10k} == {w.name for w in WORKLOADS if w.kind != "smb"}
+    for run in at_10k:
+        assert run["paired_sent"] > 0 and run["paired_lost"] == 0, run
+        assert run["p50_vs_paired"] == pytest.approx(run["p50_us"] / run["paired_p50_us"])
+    assert all("paired_sent" not in r for r in document["runs"] if r["load"] != "10k")
+    assert "| p50 ×C paired @10k |" in (quick_run / "bench.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_quick_run_writes_markdown_table_and_chart(quick_run: Path) -> None:
     table = (quick_run / "bench.md").read_text()
     assert "| of which user µs |" in table
