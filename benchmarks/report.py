@@ -241,6 +241,48 @@ def extras_markdown(extras: list[Run]) -> list[str]:
     return lines
 
 
+SCALE_WORKLOAD = "dns-1000-nodes"
+SCALE_BASES = ("dns-a", "dns-ptr")  # its questions (A and PTR) with 2 nodes
+
+
+def scale_ratios(runs: list[Run]) -> dict[str, list[float]]:
+    """Per server, per repetition: CPU per answer at 1,000 nodes over the 2-node mean.
+
+    Both sides of each ratio come from the same repetition, a minute apart.
+    """
+    cpu = {
+        (r["workload"], r["server"], r["rep"]): r["cpu_us_per_answer"]
+        for r in runs
+        if r["load"] == "max" and r.get("cpu_us_per_answer")
+    }
+    ratios: dict[str, list[float]] = {}
+    for (workload, server, rep), big in cpu.items():
+        bases = [cpu.get((b, server, rep)) for b in SCALE_BASES]
+        if workload == SCALE_WORKLOAD and all(bases):
+            ratios.setdefault(server, []).append(big / statistics.mean(b or 0.0 for b in bases))
+    return ratios
+
+
+def scale_markdown(runs: list[Run]) -> list[str]:
+    ratios = scale_ratios(runs)
+    if not ratios:
+        return []
+    lines = [
+        "",
+        "## Scale: CPU per answer with 1,000 nodes over the 2-node figure",
+        "",
+        "Per repetition, the dns-1000-nodes figure at max over the mean of dns-a and "
+        "dns-ptr (the same questions with 2 nodes) of the same server; median (min–max).",
+        "",
+        "| server | 1,000 nodes ÷ 2 nodes |",
+        "|---|---|",
+    ]
+    for server, values in ratios.items():
+        median = statistics.median(values)
+        lines.append(f"| {server} | {median:.2f}× ({min(values):.2f}–{max(values):.2f}) |")
+    return lines
+
+
 def write(
     out: Path,
     runs: list[Run],
@@ -253,8 +295,16 @@ def write(
     rows = summarize(runs)
     paths = [out / "bench.md", out / "bench.json", out / "bench.png"]
     text = markdown(rows, meta, errors)
-    paths[0].write_text(text + "\n".join(extras_markdown(extras or [])) + "\n")
-    document = {"meta": meta, "errors": errors, "summary": rows, "runs": runs, "extras": extras}
+    tail = scale_markdown(runs) + extras_markdown(extras or [])
+    paths[0].write_text(text + "\n".join(tail) + "\n")
+    document = {
+        "meta": meta,
+        "errors": errors,
+        "summary": rows,
+        "scale": scale_ratios(runs),
+        "runs": runs,
+        "extras": extras,
+    }
     paths[1].write_text(json.dumps(document, indent=1) + "\n")
     chart(rows, paths[2])
     return paths

@@ -45,6 +45,8 @@ def test_quick_run_writes_json_with_every_row(quick_run: Path) -> None:
     assert all(r["received"] > 0 for r in document["runs"])
     # CPU is split: the server's own code (user) is part of the whole.
     assert all(0 <= r["cpu_user_s"] <= r["cpu_s"] + 1e-9 for r in document["runs"])
+    # A quick run is too short for 10 ms CPU ticks, so the scale ratios may be empty.
+    assert isinstance(document["scale"], dict)
 
 
 @pytest.mark.slow
