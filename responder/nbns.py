@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -443,24 +444,17 @@ class NbnsService:
     # ------------------------------------------------------------ sockets
 
     async def _open_unicast(self, endpoint: Endpoint) -> UdpListener:
-        try:
-            sock = bind_udp(*endpoint, broadcast=True, reuse_addr=True)
-        except OSError as exc:
-            raise BindError("nbns/udp", *endpoint, exc) from None
         address = endpoint[0]
         return UdpListener(
             self.loop,
-            sock,
+            _bind_nbns("nbns/udp", endpoint),
             lambda d, s: self._on_unicast(address, d, s),
             repeats=lambda: self._repeats(address),
         )
 
     async def _open_broadcast(self, endpoint: Endpoint) -> UdpListener:
-        try:
-            sock = bind_udp(*endpoint, broadcast=True, reuse_addr=True)
-        except OSError as exc:
-            raise BindError("nbns/udp-broadcast", *endpoint, exc) from None
         address = endpoint[0]
+        sock = _bind_nbns("nbns/udp-broadcast", endpoint)
         return UdpListener(self.loop, sock, lambda d, s: self._on_broadcast(address, d, s))
 
     # ------------------------------------------------------------ status
@@ -532,3 +526,11 @@ def describe_lines(config: Config) -> list[str]:
         names += [f"{workgroup}<00> group", f"{workgroup}<1e> group"]
         lines.append(f"  {node.cozen_name:<16}{node.management_ip!s:<18}{', '.join(names)}")
     return lines
+
+
+def _bind_nbns(service: str, endpoint: Endpoint) -> socket.socket:
+    """Unicast and broadcast sockets share port 137 (and may send broadcasts)."""
+    try:
+        return bind_udp(*endpoint, broadcast=True, reuse_addr=True)
+    except OSError as exc:
+        raise BindError(service, *endpoint, exc) from None

@@ -88,6 +88,21 @@ def write_config(tmp_path: Path) -> Callable[[str], Path]:
     return write
 
 
+def end_process(
+    proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 10.0
+) -> None:
+    """Stop a process the suite started, by its PID: ``sig``, then SIGKILL if it lingers."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 class DaemonProcess:
     """The real daemon as a subprocess, in its own session, ended by PID."""
 
@@ -140,13 +155,7 @@ class DaemonProcess:
         self.proc.send_signal(sig)
 
     def stop(self, timeout: float = 5.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        end_process(self.proc, signal.SIGTERM, timeout)
         self._stderr.close()
         self._stdout.close()
         return self.proc.returncode

@@ -13,9 +13,7 @@ import re
 import socket
 import struct
 import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import dns.flags
 import dns.message
@@ -25,6 +23,7 @@ import dns.rdatatype
 import pytest
 
 from tests.conftest import DaemonProcess
+from tests.interop.tshark import Capture, fields, read
 
 pytestmark = pytest.mark.interop
 
@@ -54,36 +53,11 @@ management_ip = "127.0.0.12"
 """.replace("'", '"')
 
 
-class Capture:
-    """tshark writing everything on port 53 of lo to a file until stopped."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.proc = subprocess.Popen(
-            ["tshark", "-i", "lo", "-f", "port 53", "-w", str(path), "-q"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not (path.exists() and path.stat().st_size > 0):
-            time.sleep(0.05)
-        assert path.exists(), "tshark did not start capturing"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            time.sleep(0.3)  # let the last packets reach the capture
-            self.proc.terminate()
-            self.proc.wait(10)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
-
-
 @pytest.fixture(scope="module")
 def capture(tmp_path_factory) -> Iterator[Capture]:
-    cap = Capture(tmp_path_factory.mktemp("dns-capture") / "dns.pcapng")
-    yield cap
-    cap.stop()
+    path = tmp_path_factory.mktemp("dns-capture") / "dns.pcapng"
+    with Capture("lo", path, "port 53") as cap:
+        yield cap
 
 
 @pytest.fixture(scope="module")
@@ -323,30 +297,12 @@ def test_capture_decodes_without_warnings(daemon, capture):
     """Runs last in this module: every packet above decodes without a warning or error."""
     dig("sql01-cz1.corp.example")  # at least one exchange even when run alone
     capture.stop()
-    decoded = run(
-        "tshark", "-r", str(capture.path), "-Y", "dns", "-T", "fields", "-e", "frame.number"
-    )
-    assert len(decoded.split()) >= 40
-    ours_decoded = run(
-        "tshark",
-        "-r",
-        str(capture.path),
-        "-Y",
-        "dns.flags.response == 1",
-        "-T",
-        "fields",
-        "-e",
-        "frame.number",
-    )
-    assert len(ours_decoded.split()) >= 20
+    assert len(fields(capture.path, "dns", "frame.number")) >= 40
+    assert len(fields(capture.path, "dns.flags.response == 1", "frame.number")) >= 20
     # expert severities: chat 0x200000, note 0x400000, warning 0x600000, error 0x800000
     # Only what the daemon sent: test_garbage_does_not_hurt sends malformed queries on purpose.
     ours = "(udp.srcport == 53 or tcp.srcport == 53)"
-    malformed = run(
-        "tshark",
-        "-r",
-        str(capture.path),
-        "-Y",
-        f"{ours} and (_ws.malformed or _ws.expert.severity >= 0x600000)",
+    malformed = read(
+        capture.path, "-Y", f"{ours} and (_ws.malformed or _ws.expert.severity >= 0x600000)"
     )
     assert malformed.strip() == "", malformed

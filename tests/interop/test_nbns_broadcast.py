@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.interop.nbns_tools import capture, client_smb_conf, expert_problems, fields, run
+from tests.interop.nbns_tools import client_smb_conf, run
+from tests.interop.tshark import Capture, expert_problems, fields
 
 pytestmark = pytest.mark.interop
 
@@ -150,7 +151,9 @@ def nmblookup_bcast(segment: Segment, conf: Path, name: str) -> str:
 
 def test_claim_answer_defend_and_release_on_the_wire(segment, netns_daemon, tmp_path):
     conf = client_smb_conf(tmp_path, f"{CLIENT_IP}/24")
-    with capture(segment.veth, tmp_path / "bcast.pcapng", netns=segment.client) as pcap:
+    with Capture(
+        segment.veth, tmp_path / "bcast.pcapng", "udp port 137", netns=segment.client
+    ) as cap:
         daemon = netns_daemon(segment)
         daemon.wait_for_log("ready")
         time.sleep(1.0)  # the claim: 3 broadcasts 250 ms apart
@@ -171,7 +174,7 @@ def test_claim_answer_defend_and_release_on_the_wire(segment, netns_daemon, tmp_
         assert f"{SERVER_IP} SQL01-CZ1<00>" in out, out
         assert daemon.terminate() < 2.0
     registrations = fields(
-        pcap,
+        cap.path,
         f"ip.src == {SERVER_IP} && nbns.flags.opcode == 5 && nbns.flags.response == 0",
         "ip.dst",
         "nbns.name",
@@ -181,14 +184,14 @@ def test_claim_answer_defend_and_release_on_the_wire(segment, netns_daemon, tmp_
     names = {row[1].split(",")[0] for row in registrations}
     assert {"SQL01-CZ1<00>", "SQL01-CZ1<20>", "CORP<00>", "CORP<1e>"} == names
     releases = fields(
-        pcap,
+        cap.path,
         f"ip.src == {SERVER_IP} && nbns.flags.opcode == 6 && nbns.flags.response == 0",
         "ip.dst",
         "nbns.name",
     )
     assert {row[1].split(",")[0] for row in releases} == names, releases
     assert {row[0] for row in releases} == {BROADCAST}
-    assert expert_problems(pcap) == []
+    assert expert_problems(cap.path) == []
 
 
 def test_owner_present_before_start_puts_the_name_in_conflict(segment, netns_daemon, tmp_path):

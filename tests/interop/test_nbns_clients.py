@@ -8,14 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BASE_CONFIG
-from tests.interop.nbns_tools import (
-    capture,
-    client_smb_conf,
-    decode,
-    expert_problems,
-    fields,
-    run,
-)
+from tests.interop.nbns_tools import client_smb_conf, run
+from tests.interop.tshark import Capture, decode, expert_problems, fields
 
 pytestmark = pytest.mark.interop
 
@@ -94,15 +88,15 @@ def test_nmap_nbstat_shows_the_cozen_name_and_mac(daemon):
 
 
 def test_tshark_decodes_every_packet_without_warnings(daemon, smb_conf, tmp_path):
-    with capture("lo", tmp_path / "nbns.pcapng") as pcap:
+    with Capture("lo", tmp_path / "nbns.pcapng", "udp port 137") as cap:
         nmblookup(smb_conf, "-U", "127.0.0.11", "SQL01-CZ1")
         nmblookup(smb_conf, "-U", "127.0.0.11", "--recursion", "CORP#1e")
         nmblookup(smb_conf, "-A", "127.0.0.12")
         run(["nbtscan", "127.0.0.11"], timeout=15)
         run(["nmap", "-n", "-Pn", "-sU", "-p137", "--script", "nbstat", "127.0.0.11"], timeout=60)
-    responses = fields(pcap, "nbns.flags.response == 1", "ip.src", "nbns.name")
+    responses = fields(cap.path, "nbns.flags.response == 1", "ip.src", "nbns.name")
     assert len(responses) >= 5, responses
     assert {row[0] for row in responses} == {"127.0.0.11", "127.0.0.12"}
-    text = decode(pcap)
+    text = decode(cap.path, "nbns")
     assert "SQL01-CZ1" in text and "02:00:5e:10:00:11" in text
-    assert expert_problems(pcap) == []
+    assert expert_problems(cap.path) == []

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.nbns_tools import capture, client_smb_conf, expert_problems, fields, run
+from tests.conftest import end_process
+from tests.interop.nbns_tools import client_smb_conf, run
+from tests.interop.tshark import Capture, expert_problems, fields
 
 pytestmark = pytest.mark.interop
 
@@ -84,20 +83,14 @@ def nmbd(tmp_path: Path) -> Iterator[Path]:
             time.sleep(0.2)
         yield client
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        end_process(proc)
         log.close()
 
 
 def test_names_registered_with_wins_and_released_at_stop(
     nmbd, write_config, start_daemon, tmp_path
 ):
-    with capture("lo", tmp_path / "wins.pcapng") as pcap:
+    with Capture("lo", tmp_path / "wins.pcapng", "udp port 137") as cap:
         daemon = start_daemon(write_config(CONFIG))
         daemon.wait_for_log("SQL01-CZ1<00> for 127.0.0.11 is registered")
         out = wins_lookup(nmbd, "SQL01-CZ1")
@@ -112,7 +105,7 @@ def test_names_registered_with_wins_and_released_at_stop(
         out = wins_lookup(nmbd, "SQL01-CZ1")
         assert "name_query failed to find name SQL01-CZ1" in out, out
     registrations = fields(
-        pcap,
+        cap.path,
         "ip.src == 127.0.0.11 && nbns.flags.opcode == 5 && nbns.flags.response == 0",
         "ip.dst",
         "nbns.nb_flags.ont",
@@ -120,4 +113,4 @@ def test_names_registered_with_wins_and_released_at_stop(
     assert len(registrations) >= 4
     assert {row[0] for row in registrations} == {WINS_IP}
     assert {row[1] for row in registrations} == {"3"}  # H-node
-    assert expert_problems(pcap) == []
+    assert expert_problems(cap.path) == []

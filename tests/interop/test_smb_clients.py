@@ -11,7 +11,6 @@ from port 139 or 445 still fails.
 from __future__ import annotations
 
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +24,8 @@ from impacket.smbconnection import SessionError, SMBConnection
 
 from protocols import nbss
 from protocols.netbios import NetBIOSName
-from tests.conftest import BASE_CONFIG, REPO, DaemonProcess
+from tests.conftest import BASE_CONFIG, REPO, DaemonProcess, end_process
+from tests.interop.tshark import Capture, fields, read
 
 pytestmark = [pytest.mark.interop, pytest.mark.filterwarnings("ignore::BytesWarning")]
 
@@ -33,62 +33,26 @@ NODES = {"SQL01-CZ1": "127.0.0.11", "SQL01-CZ2": "127.0.0.12"}
 STATUS_LOGON_FAILURE = 0xC000006D
 
 
-class Capture:
-    """tshark on lo for the SMB ports, stopped by PID."""
-
-    def __init__(self, directory: Path) -> None:
-        self.path = directory / "smb.pcapng"
-        self.log = directory / "tshark.stderr"
-        with self.log.open("wb") as stderr:
-            self.proc = subprocess.Popen(
-                ["tshark", "-i", "lo", "-f", "tcp port 445 or tcp port 139", "-w", str(self.path)],
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + 15
-        while "Capturing on" not in self.log.read_text(errors="replace"):
-            assert self.proc.poll() is None, self.log.read_text(errors="replace")
-            assert time.monotonic() < deadline, "tshark did not start capturing"
-            time.sleep(0.05)
-        time.sleep(1)  # "Capturing on" comes a moment before the filter is live
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            time.sleep(0.3)  # let the last packets reach the capture
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-    def check(self, *, min_packets: int = 1) -> None:
-        """Stop capturing; assert our packets dissect cleanly (see module docstring)."""
-        self.stop()
-        packets = run(["tshark", "-r", str(self.path), "-Y", "smb || smb2 || nbss"]).stdout
-        assert len(packets.splitlines()) >= min_packets
-        fields = ["frame.number", "tcp.srcport", "tcp.flags.reset", "_ws.expert.message"]
-        flagged = run(
-            ["tshark", "-r", str(self.path), "-Y", f"_ws.malformed || {_WARNING_OR_WORSE}",
-             "-T", "fields", *(arg for f in fields for arg in ("-e", f))]
-        ).stdout  # fmt: skip
-        ours = [row for row in flagged.splitlines() if not _client_reset(row)]
-        expert = run(["tshark", "-r", str(self.path), "-q", "-z", "expert"]).stdout
-        assert ours == [], expert
-        verbose = run(["tshark", "-r", str(self.path), "-V"]).stdout
-        assert "Malformed" not in verbose
-        assert "[Expert Info (Error" not in verbose
+SMB_PORTS = "tcp port 445 or tcp port 139"
 
 
-# Wireshark's expert severities: chat 0x200000, note 0x400000, warning 0x600000, error 0x800000.
+def check_capture(cap: Capture, *, min_packets: int = 1) -> None:
+    """Stop capturing; assert our packets dissect cleanly (see module docstring)."""
+    cap.stop()
+    assert len(fields(cap.path, "smb || smb2 || nbss", "frame.number")) >= min_packets
+    names = ["frame.number", "tcp.srcport", "tcp.flags.reset", "_ws.expert.message"]
+    flagged = fields(cap.path, f"_ws.malformed || {_WARNING_OR_WORSE}", *names)
+    ours = [row for row in flagged if not _client_reset(row)]
+    assert ours == [], read(cap.path, "-q", "-z", "expert")
+    assert "Malformed" not in read(cap.path, "-V")
+
+
 _WARNING_OR_WORSE = "_ws.expert.severity >= 0x600000"
 
 
-def _client_reset(row: str) -> bool:
+def _client_reset(row: list[str]) -> bool:
     """A TCP RST sent by a client (nmap's SYN probe, a client aborting): not ours."""
-    parts = row.split("\t")
-    return len(parts) >= 3 and parts[2] in ("1", "True") and parts[1] not in ("139", "445")
+    return len(row) >= 3 and row[2] in ("1", "True") and row[1] not in ("139", "445")
 
 
 def run(argv: list[str], timeout: float = 30, **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -99,9 +63,8 @@ def run(argv: list[str], timeout: float = 30, **kwargs: object) -> subprocess.Co
 
 @pytest.fixture
 def capture(tmp_path: Path) -> Iterator[Capture]:
-    cap = Capture(tmp_path)
-    yield cap
-    cap.stop()
+    with Capture("lo", tmp_path / "smb.pcapng", SMB_PORTS) as cap:
+        yield cap
 
 
 @pytest.fixture
@@ -131,7 +94,7 @@ def test_impacket_reads_each_node_identity(daemon, capture, dialect):
         assert client.getServerDNSDomainName() == "corp.example"
         assert "20348" in client.getServerOS()
         client.close()
-    capture.check(min_packets=8)
+    check_capture(capture, min_packets=8)
 
 
 def test_server_guids_differ_and_survive_restart(write_config, start_daemon, capture):
@@ -143,7 +106,7 @@ def test_server_guids_differ_and_survive_restart(write_config, start_daemon, cap
     after = {host: server_guid(host) for host in NODES.values()}
     assert before == after
     assert len(set(before.values())) == 2
-    capture.check(min_packets=4)
+    check_capture(capture, min_packets=4)
 
 
 def smbclient(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -162,7 +125,7 @@ def test_smbclient_list_ends_cleanly(daemon, capture, tmp_path, protocol):
     assert "NT_STATUS_ACCESS_DENIED" in output
     assert "signature" not in output.lower()
     assert result.returncode == 1
-    capture.check(min_packets=6)
+    check_capture(capture, min_packets=6)
 
 
 def test_netbios_session_accepts_cozen_name_refuses_public_name(daemon, capture, tmp_path):
@@ -174,7 +137,7 @@ def test_netbios_session_accepts_cozen_name_refuses_public_name(daemon, capture,
             request = nbss.SessionRequest(NetBIOSName(called, 0x20), NetBIOSName("PROBE", 0))
             sock.sendall(nbss.encode_session_request(request))
             assert sock.recv(16) == expected
-    capture.check(min_packets=6)
+    check_capture(capture, min_packets=6)
 
 
 NMAP_SCRIPTS = "smb-os-discovery,smb-protocols,smb2-capabilities,smb2-time"
@@ -206,7 +169,7 @@ def test_nmap_reads_identity_dialects_and_time(daemon, capture):
     assert re.search(r'<elem key="date">\d{4}-\d\d-\d\dT', xml)
     assert re.search(r'<elem key="start_date">\d{4}-\d\d-\d\dT', xml)
     assert "SQL01-CZ1" not in xml
-    capture.check(min_packets=20)
+    check_capture(capture, min_packets=20)
 
 
 def test_default_config_done_when(capture, tmp_path):
@@ -230,9 +193,8 @@ def test_default_config_done_when(capture, tmp_path):
         assert "NetBIOS computer name: SQL01-CZ2" in result.stdout, result.stdout
         assert "FQDN: sql01-cz2.corp.example" in result.stdout, result.stdout
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
-    capture.check(min_packets=10)
+        end_process(proc)
+    check_capture(capture, min_packets=10)
 
 
 def wait_ready(stderr_path: Path, proc: subprocess.Popen[bytes]) -> None:
@@ -245,7 +207,7 @@ def wait_ready(stderr_path: Path, proc: subprocess.Popen[bytes]) -> None:
 
 def test_capture_helper_flags_malformed(tmp_path: Path) -> None:
     """The tshark check itself must notice a malformed SMB2 packet."""
-    cap = Capture(tmp_path)
+    cap = Capture("lo", tmp_path / "smb.pcapng", SMB_PORTS)
     server = socket.create_server(("127.0.0.13", 445))
     try:
         client = socket.create_connection(("127.0.0.13", 445), timeout=5)
@@ -256,4 +218,4 @@ def test_capture_helper_flags_malformed(tmp_path: Path) -> None:
     finally:
         server.close()
     with pytest.raises(AssertionError, match=r"Malformed|Expert Info|Errors"):
-        cap.check()
+        check_capture(cap)
