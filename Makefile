@@ -14,7 +14,7 @@ DEBIAN_TOOLS := ip:iproute2 dig:bind9-dnsutils kdig:knot-dnsutils tshark:tshark 
 
 .PHONY: install tools run check-config fmt lint type test test-debug interop bench cov clean check
 
-$(STAMP): pyproject.toml setup.py responder/_fastudp.c
+$(STAMP): pyproject.toml setup.py responder/net/_udploop.c
 	test -x $(PY) || $(PYTHON3) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,bench]'

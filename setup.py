@@ -9,8 +9,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "responder._fastudp",
-            sources=["responder/_fastudp.c"],
+            "responder.net._udploop",
+            sources=["responder/net/_udploop.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"],
             optional=True,
         )

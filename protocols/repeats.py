@@ -4,7 +4,7 @@ Clients repeat the same query bytes with a new 2-byte ID (DNS, NBNS). A
 fast path that answered a datagram may remember the reply for the rest of
 the datagram: ``memo[datagram[2:]] = reply[2:]``. The fast path then serves a
 repeat with one dict lookup, and the daemon's compiled UDP loop
-(responder/_fastudp.c) serves it without entering Python; that loop only
+(responder/net/_udploop.c) serves it without entering Python; that loop only
 reads the memo.
 
 The memo is cleared whole when full, so a flood of distinct queries costs

@@ -20,12 +20,12 @@ from typing import Protocol
 
 from responder import workers
 from responder.config import Config, ConfigError, load_config
-from responder.dns import DnsService
-from responder.health import HealthService
-from responder.listeners import BindError
-from responder.nbns import NbnsService
-from responder.smb import SmbService
-from responder.udp import udp_loop_name
+from responder.net.listeners import BindError
+from responder.net.udp import udp_loop_name
+from responder.services.dns import DnsService
+from responder.services.health import HealthService
+from responder.services.nbns import NbnsService
+from responder.services.smb import SmbService
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from responder import workers
 from responder.app import run_until_signalled
 from responder.config import Config, ConfigError, load_config
-from responder.listeners import BindError
-from responder.nbns import describe_lines as nbns_lines
+from responder.net.listeners import BindError
+from responder.services.nbns import describe_lines as nbns_lines
 
 EXIT_CONFIG = 1
 EXIT_BIND = 3

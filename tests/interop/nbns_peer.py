@@ -15,7 +15,8 @@ import sys
 import time
 
 from protocols.errors import MalformedMessage
-from protocols.nbns import (
+from protocols.netbios.names import NetBIOSName
+from protocols.netbios.nbns import (
     NameRegistrationRequest,
     NBFlags,
     NmFlags,
@@ -24,8 +25,7 @@ from protocols.nbns import (
     RegistrationResponse,
     decode_packet,
 )
-from protocols.nbns_encode import encode_packet
-from protocols.netbios import NetBIOSName
+from protocols.netbios.nbns_encode import encode_packet
 
 
 def register(name: str, to: str, address: str) -> str:

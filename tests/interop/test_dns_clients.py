@@ -22,7 +22,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.conftest import DaemonProcess
+from tests.helpers import DaemonProcess
 from tests.interop.tshark import Capture, fields, read
 
 pytestmark = pytest.mark.interop

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 from tests.interop.nbns_tools import client_smb_conf, run
 from tests.interop.tshark import Capture, expert_problems, fields
 

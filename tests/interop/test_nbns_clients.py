@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BASE_CONFIG
+from tests.helpers import BASE_CONFIG
 from tests.interop.nbns_tools import client_smb_conf, run
 from tests.interop.tshark import Capture, decode, expert_problems, fields
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import end_process
+from tests.helpers import end_process
 from tests.interop.nbns_tools import client_smb_conf, run
 from tests.interop.tshark import Capture, expert_problems, fields
 

@@ -22,9 +22,9 @@ import pytest
 from impacket.smb import SMB_DIALECT
 from impacket.smbconnection import SessionError, SMBConnection
 
-from protocols import nbss
-from protocols.netbios import NetBIOSName
-from tests.conftest import BASE_CONFIG, REPO, DaemonProcess, end_process
+from protocols.netbios import nbss
+from protocols.netbios.names import NetBIOSName
+from tests.helpers import BASE_CONFIG, REPO, DaemonProcess, end_process
 from tests.interop.tshark import Capture, fields, read
 
 pytestmark = [pytest.mark.interop, pytest.mark.filterwarnings("ignore::BytesWarning")]

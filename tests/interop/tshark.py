@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from tests.conftest import end_process
+from tests.helpers import end_process
 
 START_TIMEOUT = 15.0
 # "Capturing on" is printed a moment before the capture filter is live.

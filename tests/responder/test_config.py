@@ -16,7 +16,7 @@ from responder.config import (
     derived_server_guid,
     load_config,
 )
-from tests.conftest import BASE_CONFIG, REPO
+from tests.helpers import BASE_CONFIG, REPO
 
 
 def test_base_config_parses(write_config):

@@ -12,7 +12,7 @@ from pathlib import Path
 import dns.message
 import pytest
 
-from tests.conftest import BASE_CONFIG
+from tests.helpers import BASE_CONFIG
 
 TWO_WORKERS = BASE_CONFIG + "\n[daemon]\nworkers = 2\n"
 DNS = ("127.0.0.10", 53)

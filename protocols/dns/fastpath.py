@@ -1,0 +1,258 @@
+"""Precomputed DNS answers for the common queries (sans-IO fast path).
+
+Theory of operation
+-------------------
+Almost every query a Cozen responder sees is one of a few hundred: A/AAAA
+for a host, PTR for one of its addresses, SOA/NS at an apex, with or without
+one EDNS OPT (RFC 6891 §6.1.2), often carrying a COOKIE option (RFC 7873)
+that the general path ignores anyway. :func:`build_answer_table` asks the
+general :class:`~protocols.dns.authority.Authority` once per (name, type)
+and EDNS variant (none, DO=0, DO=1) and keeps the reply's counts and the
+bytes after its question. The general path makes every name in that tail
+either literal or a pointer into the question (RFC 1035 §4.1.4), whose
+layout does not depend on letter case, so one tail serves every 0x20
+spelling of the name.
+
+:func:`fast_answer` checks the header (RFC 1035 §4.1.1: QR=0, opcode
+QUERY, TC=0, QDCOUNT=1, ANCOUNT=NSCOUNT=0, ARCOUNT 0 or 1), walks the
+question name without pointers, checks that the only additional record is a
+well-formed version-0 OPT with its options skipped, looks the case-folded
+question up and splices: query ID, stored flags plus the query's RD and CD,
+stored counts, the query's own question bytes, stored tail. Whatever it does
+not recognise returns None and the caller falls back to the general path,
+so the two can only differ by the fast path declining.
+
+Cost. The general path runs once per (name, type) without OPT; the two EDNS
+variants are that reply plus our OPT record (RFC 6891 §7), the only
+additional record the general path ever emits, with ARCOUNT one higher.
+They are asked of the general path only when the plain reply was not
+stored (truncated at 512 bytes). :func:`iter_answer_entries` yields the
+table entry by entry, so a caller can build a large table in slices
+between other work.
+
+Repeats. Resolvers repeat the same query bytes (same letter case, same
+cookie) with a new ID. :func:`fast_answer` keeps the replies to the last
+few thousand UDP queries it answered in the shared memo of
+:mod:`protocols.repeats`; only queries up to 512 bytes are kept, so it
+holds a few MB at most.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from protocols.dns.authority import (
+    OUR_UDP_PAYLOAD,
+    Authority,
+    AuthoritySettings,
+    reverse_name,
+)
+from protocols.dns.message import (
+    HEADER_SIZE,
+    MAX_LABEL,
+    Edns,
+    Header,
+    Message,
+    Name,
+    Question,
+    RRClass,
+    RRType,
+    encode_message,
+    name_from_text,
+    name_key,
+)
+from protocols.repeats import recall, remember
+
+_PLAIN_UDP_LIMIT = 512
+_COUNTS_PLAIN = b"\x00\x01\x00\x00\x00\x00\x00\x00"
+_COUNTS_OPT = b"\x00\x01\x00\x00\x00\x00\x00\x01"
+_REFUSED_FLAGS = 0xFA00  # QR, OPCODE and TC must all be zero in a query
+_COPIED_FLAGS = 0x0110  # RD and CD are echoed
+_TC = 0x0200
+_OPT_FIXED = 11  # root name, TYPE, CLASS, TTL, RDLENGTH
+_EDNS_VARIANTS = (Edns(OUR_UDP_PAYLOAD), Edns(OUR_UDP_PAYLOAD, do=True))
+RECENT_MAX_QUERY = 512  # longer queries (padded options) are answered, not memoised
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """One precomputed reply: flags (RD/CD clear), counts and the post-question tail."""
+
+    flags: int
+    counts: bytes
+    tail: bytes
+
+
+Variants = tuple[Stored | None, Stored | None, Stored | None]
+"""Replies for: no OPT, OPT with DO=0, OPT with DO=1."""
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerTable:
+    """Question key (lower-cased QNAME wire + QTYPE + QCLASS) -> replies.
+
+    ``entries`` is a plain dict for lookup speed; treat it as read-only.
+    ``recent`` memoises UDP replies: datagram after the ID -> reply after
+    the ID; :func:`fast_answer` alone writes it.
+    """
+
+    entries: dict[bytes, Variants]
+    recent: dict[bytes, bytes] = field(default_factory=dict, compare=False)
+
+
+def _questions(settings: AuthoritySettings) -> list[tuple[Name, int]]:
+    apexes = [name_from_text(settings.domain)]
+    wanted: list[tuple[Name, int]] = []
+    for host in settings.hosts:
+        owner = name_from_text(host.fqdn)
+        wanted += [(owner, RRType.A), (owner, RRType.AAAA)]
+        if host.reverse:
+            apexes += [reverse_name(text) for text in (*host.ipv4, *host.ipv6)]
+    for apex in dict.fromkeys(apexes):
+        wanted += [(apex, RRType.PTR), (apex, RRType.SOA), (apex, RRType.NS)]
+    return wanted
+
+
+def _store(authority: Authority, question: Question, edns: Edns | None) -> Stored | None:
+    additionals = () if edns is None else (edns.to_record(),)
+    query = encode_message(Message(Header(0), (question,), (), (), additionals))
+    reply = authority.respond(query, udp=True)
+    if reply is None:
+        return None
+    flags = int.from_bytes(reply[2:4])
+    question_end = _question_end(query)
+    if flags & _TC or reply[HEADER_SIZE:question_end] != query[HEADER_SIZE:question_end]:
+        return None
+    return Stored(flags & ~_COPIED_FLAGS, reply[4:HEADER_SIZE], reply[question_end:])
+
+
+def _opt_bytes(edns: Edns) -> bytes:
+    """Our OPT record as the general path encodes it in an answer."""
+    ours = Edns(OUR_UDP_PAYLOAD, do=edns.do)
+    return encode_message(Message(Header(0), additionals=(ours.to_record(),)))[HEADER_SIZE:]
+
+
+def _with_opt(plain: Stored, opt: bytes) -> Stored:
+    arcount = int.from_bytes(plain.counts[6:8]) + 1
+    return Stored(plain.flags, plain.counts[:6] + arcount.to_bytes(2), plain.tail + opt)
+
+
+def _variants(authority: Authority, question: Question, opts: tuple[bytes, bytes]) -> Variants:
+    plain = _store(authority, question, None)
+    if plain is None:  # truncated at 512: ask the general path for each EDNS size
+        s1, s2 = (_store(authority, question, edns) for edns in _EDNS_VARIANTS)
+        return None, s1, s2
+    return plain, _with_opt(plain, opts[0]), _with_opt(plain, opts[1])
+
+
+def iter_answer_entries(authority: Authority) -> Iterator[tuple[bytes, Variants]]:
+    """The table entries for ``authority``'s settings, one (key, variants) at a time.
+
+    Raises:
+        Nothing: ``authority`` was validated when it was compiled.
+    """
+    opts = (_opt_bytes(_EDNS_VARIANTS[0]), _opt_bytes(_EDNS_VARIANTS[1]))
+    for name, qtype in _questions(authority.settings):
+        question = Question(name_key(name), qtype, RRClass.IN)
+        yield _question_bytes(question), _variants(authority, question, opts)
+
+
+def build_answer_table(settings: AuthoritySettings) -> AnswerTable:
+    """Run the general path once per configured (name, type).
+
+    Covers A and AAAA of every host, and PTR, SOA and NS at every apex
+    (the forward zone and each reverse name); negative answers are stored too.
+
+    Raises:
+        ValueError: the settings hold an invalid address or name.
+    """
+    return AnswerTable(dict(iter_answer_entries(Authority(settings))))
+
+
+def _question_bytes(question: Question) -> bytes:
+    query = encode_message(Message(Header(0), (question,)))
+    return query[HEADER_SIZE:]
+
+
+def _question_end(datagram: bytes) -> int:
+    """Offset after QTYPE/QCLASS of an uncompressed first question, or -1."""
+    offset, size = HEADER_SIZE, len(datagram)
+    while offset < size:
+        length = datagram[offset]
+        if length == 0:
+            end = offset + 5
+            return end if end <= size else -1
+        if length > MAX_LABEL:
+            return -1
+        offset += length + 1
+    return -1
+
+
+def _opt_limit(datagram: bytes, start: int) -> tuple[int, bool] | None:
+    """(UDP limit, DO) for a lone well-formed version-0 OPT filling the rest."""
+    if len(datagram) - start < _OPT_FIXED or datagram[start : start + 3] != b"\x00\x00\x29":
+        return None
+    payload = int.from_bytes(datagram[start + 3 : start + 5])
+    ext_rcode, version, eflags = datagram[start + 5], datagram[start + 6], datagram[start + 7]
+    rdlength = int.from_bytes(datagram[start + 9 : start + 11])
+    offset = start + _OPT_FIXED
+    if ext_rcode or version or offset + rdlength != len(datagram):
+        return None
+    while offset < len(datagram):
+        if offset + 4 > len(datagram):
+            return None
+        offset += 4 + int.from_bytes(datagram[offset + 2 : offset + 4])
+    if offset != len(datagram):
+        return None
+    return max(_PLAIN_UDP_LIMIT, payload), bool(eflags & 0x80)
+
+
+def fast_answer(table: AnswerTable, datagram: bytes, *, udp: bool = True) -> bytes | None:
+    """The precomputed reply to ``datagram``, or None to use the general path.
+
+    When it returns bytes they equal what
+    :meth:`~protocols.dns.authority.Authority.respond` would return.
+
+    Raises:
+        Nothing for any input.
+    """
+    if not udp:
+        return _splice(table, datagram, udp=False)
+    reply = recall(table.recent, datagram)
+    if reply is not None:
+        return reply
+    reply = _splice(table, datagram, udp=True)
+    if reply is not None and len(datagram) <= RECENT_MAX_QUERY:
+        remember(table.recent, datagram, reply)
+    return reply
+
+
+def _splice(table: AnswerTable, datagram: bytes, *, udp: bool) -> bytes | None:
+    """The table lookup and splice behind :func:`fast_answer`."""
+    if len(datagram) <= HEADER_SIZE:
+        return None
+    flags = datagram[2] << 8 | datagram[3]
+    counts = datagram[4:HEADER_SIZE]
+    if flags & _REFUSED_FLAGS or counts not in (_COUNTS_PLAIN, _COUNTS_OPT):
+        return None
+    end = _question_end(datagram)
+    if end < 0:
+        return None
+    variants = table.entries.get(datagram[HEADER_SIZE : end - 4].lower() + datagram[end - 4 : end])
+    if variants is None:
+        return None
+    if counts == _COUNTS_PLAIN:
+        limit, stored = _PLAIN_UDP_LIMIT, variants[0] if end == len(datagram) else None
+    else:
+        opt = _opt_limit(datagram, end)
+        if opt is None:
+            return None
+        limit, stored = opt[0], variants[2 if opt[1] else 1]
+    if stored is None:
+        return None
+    head = (stored.flags | flags & _COPIED_FLAGS).to_bytes(2) + stored.counts
+    reply = datagram[:2] + head + datagram[HEADER_SIZE:end] + stored.tail
+    if udp and len(reply) > limit:
+        return None
+    return reply

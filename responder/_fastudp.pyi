@@ -1,9 +1,0 @@
-# The compiled drain loop; see responder/_fastudp.c and responder/udp.py.
-from collections.abc import Callable
-
-def drain(
-    fd: int,
-    repeats: dict[bytes, bytes] | None,
-    handler: Callable[[bytes, tuple[str, int]], bytes | None],
-    limit: int,
-) -> tuple[int, int, int, list[tuple[bytes, BaseException]] | None]: ...

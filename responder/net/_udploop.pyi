@@ -1,0 +1,9 @@
+# The compiled drain loop; see responder/net/_udploop.c and responder/net/udp.py.
+from collections.abc import Callable
+
+def drain(
+    fd: int,
+    repeats: dict[bytes, bytes] | None,
+    handler: Callable[[bytes, tuple[str, int]], bytes | None],
+    limit: int,
+) -> tuple[int, int, int, list[tuple[bytes, BaseException]] | None]: ...

@@ -1,0 +1,175 @@
+"""The SMB identity service: NBSS on TCP 139 and direct SMB on TCP 445, per node.
+
+Every node gets two listeners on its management address: ``smb.netbios_port``
+(NetBIOS session service, the first frame is a SESSION REQUEST) and
+``smb.port`` (direct TCP). Each accepted connection runs one sans-IO
+:class:`~protocols.smb.session.SmbSession` built from the identity of the node
+whose address it arrived on.
+
+Per config load we build one :class:`SmbIdentity` per management address and
+swap the whole mapping at once, so a connection sees either the old identities
+or the new ones. Listeners are opened before the swap (bind new first, see
+:class:`~responder.net.listeners.ListenerSet`); while they come up the mapping
+holds old and new nodes together, so a new listener never meets a missing
+identity.
+
+Limits come from ``TcpListener``: at most ``smb.max_connections`` connections
+per listener (a new client evicts the one idle the longest, so a flood of idle
+or half-sent connections cannot lock anyone out) and ``smb.idle_timeout``
+seconds without bytes before a connection is closed. No session ever
+authenticates, so every connection is pre-authentication and the idle timeout
+applies throughout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from collections.abc import Mapping
+
+from protocols.auth.ntlmssp import NtlmIdentity, filetime
+from protocols.smb.session import SmbIdentity, SmbSession, default_called_names
+from responder.config import Config, Node
+from responder.net.listeners import BindError, ListenerSet
+from responder.net.tcp import Address, StreamSession, TcpListener, bind_tcp
+
+log = logging.getLogger(__name__)
+
+# (host, port, netbios): the NBSS flag is part of the key so that swapping the
+# two port numbers on reload rebinds instead of reusing a listener of the other kind.
+Endpoint = tuple[str, int, bool]
+
+
+def node_identity(config: Config, node: Node, boot_time: int) -> SmbIdentity:
+    """What ``node`` presents over SMB under ``config``; ``boot_time`` is a FILETIME."""
+    cluster, smb = config.cluster, config.smb
+    return SmbIdentity(
+        ntlm=NtlmIdentity(
+            nb_computer_name=node.cozen_name,
+            nb_domain_name=cluster.workgroup,
+            dns_computer_name=node.fqdn,
+            dns_domain_name=cluster.dns_domain,
+            dns_tree_name=cluster.dns_domain,
+            version=smb.os_version,
+        ),
+        server_guid=node.server_guid.bytes_le,
+        workgroup=cluster.workgroup,
+        cozen_name=node.cozen_name,
+        accepted_called_names=default_called_names(node.cozen_name, str(node.management_ip)),
+        boot_time=boot_time,
+        smb1=smb.smb1,
+        max_dialect=smb.max_dialect,
+        native_os=smb.native_os,
+        native_lanman=smb.native_lanman,
+        null_session=smb.null_session,
+    )
+
+
+class _Refused:
+    """Session for a connection whose node vanished in a reload: close at once."""
+
+    closed = True
+
+    def receive_data(self, data: bytes) -> bytes:
+        return b""
+
+
+class SmbService:
+    """Binds 139 and 445 on every node's management address and runs the sessions."""
+
+    name = "smb"
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.boot_time = filetime(time.time())  # ServerStartTime, fixed for the daemon's life
+        self.identities: Mapping[str, SmbIdentity] = {}
+        self._max_connections = 64
+        self._idle_timeout = 10.0
+        self._max_message_size = 65536
+        self.tcp: ListenerSet[Endpoint, TcpListener] = ListenerSet(self._open, _close)
+
+    async def apply(self, config: Config, serial: int) -> None:
+        """Start serving ``config``, or switch to it.
+
+        Raises:
+            BindError: a new address could not be bound (nothing changed).
+        """
+        smb = config.smb
+        nodes = config.nodes if smb.enabled else ()
+        identities = {str(n.management_ip): node_identity(config, n, self.boot_time) for n in nodes}
+        endpoints: list[Endpoint] = []
+        for address in identities:
+            endpoints += [(address, smb.netbios_port, True), (address, smb.port, False)]
+        previous = self.identities
+        self.identities = {**previous, **identities}
+        self._max_connections = smb.max_connections
+        self._idle_timeout = smb.idle_timeout
+        self._max_message_size = smb.max_message_size
+        try:
+            await self.tcp.update(endpoints)
+        except BindError:
+            self.identities = previous
+            raise
+        self.identities = identities
+        for listener in self.tcp.active.values():
+            listener.max_connections = smb.max_connections
+            listener.idle_timeout = smb.idle_timeout
+
+    async def stop(self) -> None:
+        await self.tcp.close()
+
+    def status(self) -> dict[str, object]:
+        """Listeners, node identities and connection counters, JSON-able."""
+        return {
+            "listeners": [
+                {
+                    "address": f"{host}:{port}",
+                    "transport": "nbss" if netbios else "direct",
+                    "connections": len(listener.connections),
+                    "evicted": listener.evicted,
+                }
+                for (host, port, netbios), listener in self.tcp.active.items()
+            ],
+            "nodes": {
+                address: {
+                    "cozen_name": identity.cozen_name,
+                    "server_guid": str(uuid.UUID(bytes_le=identity.server_guid)),
+                }
+                for address, identity in self.identities.items()
+            },
+        }
+
+    def _session(self, local: Address, netbios: bool) -> StreamSession:
+        identity = self.identities.get(local[0])
+        if identity is None:
+            return _Refused()
+        return SmbSession(
+            identity,
+            netbios=netbios,
+            random_bytes=os.urandom,
+            clock=time.time,
+            max_message_size=self._max_message_size,
+        )
+
+    async def _open(self, endpoint: Endpoint) -> TcpListener:
+        host, port, netbios = endpoint
+        try:
+            sock = bind_tcp(host, port)
+        except OSError as exc:
+            raise BindError("nbss/tcp" if netbios else "smb/tcp", host, port, exc) from None
+        listener = TcpListener(
+            self.loop,
+            sock,
+            lambda peer, local: self._session(local, netbios),
+            max_connections=self._max_connections,
+            idle_timeout=self._idle_timeout,
+        )
+        await listener.start()
+        return listener
+
+
+async def _close(listener: TcpListener) -> None:
+    await listener.close()

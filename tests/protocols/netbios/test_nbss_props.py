@@ -1,0 +1,83 @@
+"""NBSS: round trips and totality of the framer and the SESSION REQUEST decoder."""
+
+import contextlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protocols.errors import MalformedMessage
+from protocols.netbios import nbss
+from protocols.netbios.names import NetBIOSName
+from tests.helpers import golden
+
+SETTINGS = settings(max_examples=300, deadline=None)
+
+names = st.builds(
+    NetBIOSName,
+    st.text(st.characters(min_codepoint=0x21, max_codepoint=0xFF), min_size=1, max_size=15),
+    st.integers(0, 255),
+    st.lists(st.text("abcdefghij0123456789-", min_size=1, max_size=20), max_size=3).map(".".join),
+)
+
+
+@SETTINGS
+@given(names, names)
+def test_session_request_round_trip(called, calling):
+    raw = nbss.encode_session_request(nbss.SessionRequest(called, calling))
+    framer = nbss.Framer(direct=False)
+    framer.feed(raw)
+    frame = framer.next_frame()
+    assert frame is not None
+    assert nbss.decode_session_request(frame.payload) == nbss.SessionRequest(called, calling)
+
+
+# hypothesis' own example cache compares bytes with int under -bb.
+@pytest.mark.filterwarnings("ignore::BytesWarning")
+@SETTINGS
+@given(st.lists(st.binary(max_size=300), max_size=6), st.booleans(), st.data())
+def test_framer_reassembles_any_segmentation(payloads, direct, data):
+    stream = b"".join(
+        nbss.encode_frame(nbss.FrameType.SESSION_MESSAGE, p, direct=direct) for p in payloads
+    )
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
+    framer = nbss.Framer(direct=direct)
+    got = []
+    for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        framer.feed(stream[start:end])
+        while (frame := framer.next_frame()) is not None:
+            got.append(frame.payload)
+    assert got == payloads
+
+
+@SETTINGS
+@given(st.binary(max_size=200), st.booleans())
+def test_framer_total(data, direct):
+    framer = nbss.Framer(direct=direct, max_message_size=100)
+    framer.feed(data)
+    try:
+        for _ in range(100):
+            if framer.next_frame() is None:
+                break
+    except MalformedMessage:
+        pass
+
+
+@SETTINGS
+@given(st.binary(max_size=120))
+def test_decode_session_request_total(data):
+    with contextlib.suppress(MalformedMessage):
+        nbss.decode_session_request(data)
+
+
+def test_session_request_every_truncation_and_bit_flip():
+    raw = golden("smb_smbclient_nbss_session_request")[4:]
+    variants = [raw[:i] for i in range(len(raw))]
+    variants += [
+        raw[:i] + bytes((raw[i] ^ (1 << b),)) + raw[i + 1 :]
+        for i in range(len(raw))
+        for b in range(8)
+    ]
+    for variant in variants:
+        with contextlib.suppress(MalformedMessage):
+            nbss.decode_session_request(variant)

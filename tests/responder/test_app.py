@@ -1,0 +1,176 @@
+"""The daemon process: clean stop, reload with good and bad configs, bind errors.
+
+Each test runs the real daemon (``python -m responder run``) on both event
+loops and talks to it over DNS with dnspython.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+from tests.helpers import BASE_CONFIG, REPO
+
+SERVER = "127.0.0.10"
+THIRD_NODE = """
+[[node]]
+cozen_name = "SQL01-CZ3"
+management_ip = "127.0.0.13"
+"""
+
+
+def lookup(name: str, server: str = SERVER) -> tuple[str, list[str]]:
+    reply = dns.query.udp(dns.message.make_query(name, "A"), server, timeout=2)
+    addresses = [r.address for rrset in reply.answer for r in rrset]
+    return dns.rcode.to_text(reply.rcode()), addresses
+
+
+def wait_until(check, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+        except (AssertionError, dns.exception.Timeout):
+            if time.monotonic() > deadline:
+                raise
+        else:
+            return result
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_ends_cleanly_within_two_seconds(sig, loop_kind, write_config, start_daemon):
+    daemon = start_daemon(write_config(), loop_kind)
+    assert lookup("sql01-cz1.corp.example") == ("NOERROR", ["127.0.0.11"])
+    started = time.monotonic()
+    daemon.signal(sig)
+    assert daemon.proc.wait(5) == 0
+    assert time.monotonic() - started < 2.0
+    assert "stopped" in daemon.log()
+    assert "Traceback" not in daemon.log()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((SERVER, 53))  # the port was released
+
+
+def test_reload_with_valid_config_serves_new_answers(loop_kind, write_config, start_daemon):
+    path = write_config()
+    daemon = start_daemon(path, loop_kind)
+    assert lookup("sql01-cz3.corp.example")[0] == "NXDOMAIN"
+    path.write_text(BASE_CONFIG.replace('"127.0.0.10"', '"127.0.0.10", "127.0.0.20"') + THIRD_NODE)
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for_log("reloaded")
+    assert lookup("sql01-cz3.corp.example") == ("NOERROR", ["127.0.0.13"])
+    assert lookup("sql01-cz1.corp.example", "127.0.0.20") == ("NOERROR", ["127.0.0.11"])
+    # and back: the added listen address is released again
+    path.write_text(BASE_CONFIG)
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for_log("reloaded", count=2)
+    assert lookup("sql01-cz3.corp.example")[0] == "NXDOMAIN"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.20", 53))
+
+
+def test_reload_with_broken_config_keeps_old_answers(loop_kind, write_config, start_daemon):
+    path = write_config()
+    daemon = start_daemon(path, loop_kind)
+    path.write_text(BASE_CONFIG.replace('"127.0.0.12"', '"127.0.0.999"') + THIRD_NODE)
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for_log("reload failed")
+    assert "node[1].management_ip" in daemon.log()
+    assert lookup("sql01-cz2.corp.example") == ("NOERROR", ["127.0.0.12"])
+    assert lookup("sql01-cz3.corp.example")[0] == "NXDOMAIN"
+    assert daemon.proc.poll() is None
+
+
+def test_reload_that_cannot_bind_keeps_old_config(write_config, start_daemon):
+    path = write_config()
+    daemon = start_daemon(path)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as blocker:
+        blocker.bind(("127.0.0.21", 53))
+        path.write_text(
+            BASE_CONFIG.replace('"127.0.0.10"', '"127.0.0.10", "127.0.0.21"') + THIRD_NODE
+        )
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_for_log("reload failed")
+    assert "127.0.0.21:53" in daemon.log()
+    assert lookup("sql01-cz3.corp.example")[0] == "NXDOMAIN"
+    assert lookup("sql01-cz1.corp.example") == ("NOERROR", ["127.0.0.11"])
+
+
+def test_bind_failure_at_start_is_one_line_and_exit_3(write_config):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as blocker:
+        blocker.bind((SERVER, 53))
+        result = subprocess.run(
+            [sys.executable, "-m", "responder", "run", "--config", str(write_config())],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert result.returncode == 3
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("cozen-responder: dns/udp: cannot bind 127.0.0.10:53")
+    assert "Traceback" not in result.stderr
+
+
+def test_fast_path_switch_gives_identical_answers(write_config, start_daemon):
+    queries = [
+        dns.message.make_query(n, t, use_edns=e)
+        for n in ("sql01-cz1.corp.example", "SQL01-cz2.CORP.example")
+        for t in ("A", "AAAA", "MX")
+        for e in (False, 0)
+    ]
+    queries.append(dns.message.make_query("12.0.0.127.in-addr.arpa", "PTR"))
+    replies = {}
+    for fast in ("true", "false"):
+        daemon = start_daemon(
+            write_config(BASE_CONFIG.replace("[dns]\n", f"[dns]\nfast_path = {fast}\n"))
+        )
+        replies[fast] = [
+            _without_serial(dns.query.udp(q, SERVER, timeout=2).to_wire()) for q in queries
+        ]
+        daemon.stop()
+    assert replies["true"] == replies["false"]
+
+
+def _without_serial(wire: bytes) -> bytes:
+    """The reply with any SOA serial zeroed: each daemon start takes its load time."""
+    message = dns.message.from_wire(wire)
+    for rrset in message.authority:
+        if rrset.rdtype == dns.rdatatype.SOA:
+            (soa,) = rrset
+            if soa.serial:
+                wire = wire.replace(soa.serial.to_bytes(4, "big"), bytes(4))
+    return wire
+
+
+def test_embedded_default_serves_the_documented_answers(start_daemon, tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "responder", "run"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        text=True,
+    )
+    try:
+        assert wait_until(lambda: lookup("sql01-cz1.corp.example")) == ("NOERROR", ["127.0.0.11"])
+        reply = dns.query.udp(
+            dns.message.make_query("12.0.0.127.in-addr.arpa", "PTR"), SERVER, timeout=2
+        )
+        assert reply.answer[0][0].target.to_text() == "sql01-cz2.corp.example."
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=5)
+    assert "SQL01-CZ1" in out and "<embedded default>" in out
+    assert process.returncode == 0, err
