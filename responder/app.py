@@ -20,6 +20,7 @@ from typing import Protocol
 
 from responder import workers
 from responder.config import Config, ConfigError, load_config
+from responder.identity import node_identities
 from responder.net.listeners import BindError
 from responder.net.udp import udp_loop_name
 from responder.services.dns import DnsService
@@ -30,11 +31,13 @@ from responder.services.smb import SmbService
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-WORKER_SERVICES = frozenset({"dns"})  # stateless, bound with SO_REUSEPORT when workers > 1
 
 
 class Service(Protocol):
+    """What the daemon drives: every protocol service has these verbs."""
+
     name: str
+    per_worker: bool  # stateless: every worker process runs one (SO_REUSEPORT)
 
     async def apply(self, config: Config, serial: int) -> None: ...
 
@@ -51,13 +54,15 @@ def make_services(loop: asyncio.AbstractEventLoop) -> list[Service]:
 
 
 class Daemon:
-    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop) -> None:
+    """The services of one process; ``worker`` > 0 in the extra worker processes."""
+
+    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop, worker: int = 0) -> None:
         self.config = config
         self.loop = loop
         self.services = make_services(loop)
         self.services.append(HealthService(loop, self.status))
-        if workers.index > 0:  # extra worker processes share only the DNS ports
-            self.services = [s for s in self.services if s.name in WORKER_SERVICES]
+        if worker > 0:  # extra worker processes share only the per-worker services' ports
+            self.services = [s for s in self.services if s.per_worker]
         self.started_at = time.time()
         self.reloads = 0
         self._reload_lock = asyncio.Lock()  # two quick SIGHUPs apply one after the other
@@ -116,8 +121,8 @@ class Daemon:
             "reloads": self.reloads,
             "udp_loop": udp_loop_name(),
             "nodes": [
-                {"name": n.cozen_name, "address": str(n.management_ip), "fqdn": n.fqdn}
-                for n in self.config.nodes
+                {"name": n.cozen_name, "address": n.address, "fqdn": n.fqdn}
+                for n in node_identities(self.config)
             ],
         }
         for service in self.services:
@@ -129,6 +134,7 @@ async def run_until_signalled(
     config: Config,
     config_path: str | None,
     ready: asyncio.Event | None = None,
+    worker: int = 0,
     forward_to: Sequence[int] = (),
 ) -> None:
     """Serve ``config`` until SIGTERM/SIGINT; SIGHUP re-reads ``config_path``.
@@ -140,7 +146,7 @@ async def run_until_signalled(
         BindError: the initial bind failed.
     """
     loop = asyncio.get_running_loop()
-    daemon = Daemon(config, loop)
+    daemon = Daemon(config, loop, worker)
     await daemon.start()
     stop = asyncio.Event()
     reloading: set[asyncio.Task[None]] = set()

@@ -12,19 +12,29 @@ document; this module is its single implementation.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import re
 import tomllib
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-T = TypeVar("T")
+from protocols.smb.negotiate import DIALECT_NAMES, Dialect
+from responder._toml import ConfigError as ConfigError  # what every caller catches
+from responder._toml import (
+    IPAddress,
+    Section,
+    any_ip,
+    guid,
+    host_port,
+    ipv4,
+    ipv6,
+    mac,
+)
+from responder.identity import cozen_fqdn, derived_mac, derived_server_guid
 
 EMBEDDED_DEFAULT = "<embedded default>"
 
@@ -34,19 +44,6 @@ _HOST_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$")
 _DNS_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$")
 # Characters Windows refuses in NetBIOS names (workgroups may hold spaces, dots, ...).
 _NETBIOS_FORBIDDEN = set('\\/:*?"<>|')
-_MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}$")
-# Fixed namespace for derived identities; changing it would change every node's GUID.
-_IDENTITY_NAMESPACE = uuid.UUID("6c1f1e2a-5d1b-4c59-9a53-2f0c8f3b7e10")
-
-
-class ConfigError(Exception):
-    """One invalid setting: ``str(err)`` is the one-line message for operators."""
-
-    def __init__(self, source: str, key: str, reason: str) -> None:
-        super().__init__(f"{source}: {key}: {reason}")
-        self.source = source
-        self.key = key
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +51,6 @@ class Cluster:
     name: str  # shared public NetBIOS name, upper-case; never served
     dns_domain: str  # lower-case, no trailing dot
     workgroup: str  # upper-case NetBIOS workgroup / domain
-
-    @property
-    def public_fqdn(self) -> str:
-        return f"{self.name.lower()}.{self.dns_domain}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +60,6 @@ class Node:
     management_ipv6: ipaddress.IPv6Address | None
     mac: bytes  # 6 bytes: NBSTAT unit ID
     server_guid: uuid.UUID  # SMB ServerGuid
-    fqdn: str  # lower(cozen_name) + "." + dns_domain
 
     @property
     def addresses(self) -> tuple[IPAddress, ...]:
@@ -140,66 +132,6 @@ class Config:
     nodes: tuple[Node, ...]
 
 
-class _Section:
-    """A TOML table being validated; remembers its dotted key for messages."""
-
-    def __init__(self, source: str, key: str, table: object) -> None:
-        if not isinstance(table, dict):
-            raise ConfigError(source, key or "<top>", "must be a table")
-        self.source = source
-        self.key = key
-        self.table: dict[str, Any] = dict(table)
-
-    def error(self, name: str, reason: str) -> ConfigError:
-        key = f"{self.key}.{name}" if self.key else name
-        return ConfigError(self.source, key, reason)
-
-    def take(self, name: str, kind: type[T], default: T | None = None) -> T:
-        if name not in self.table:
-            if default is None:
-                raise self.error(name, "required key is missing")
-            return default
-        value = self.table.pop(name)
-        # bool is an int in Python; never accept one for the other.
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise self.error(name, f"must be {_KIND_NAMES.get(kind, kind.__name__)}, got {value!r}")
-        return value
-
-    def take_int(self, name: str, default: int, low: int, high: int) -> int:
-        value = self.take(name, int, default)
-        if not low <= value <= high:
-            raise self.error(name, f"must be between {low} and {high}, got {value}")
-        return value
-
-    def take_parsed(self, name: str, parse: Callable[[str], T], default: T | None = None) -> T:
-        if name not in self.table and default is not None:
-            return default
-        raw = self.take(name, str)
-        try:
-            return parse(raw)
-        except ValueError as exc:
-            raise self.error(name, str(exc)) from None
-
-    def sub(self, name: str) -> _Section:
-        return _Section(
-            self.source, f"{self.key}.{name}" if self.key else name, self.table.pop(name, {})
-        )
-
-    def finish(self) -> None:
-        for name in self.table:
-            raise self.error(name, "unknown key")
-
-
-_KIND_NAMES = {
-    str: "a string",
-    int: "an integer",
-    bool: "true or false",
-    list: "a list",
-    float: "a number",
-    dict: "a table",
-}
-
-
 def _netbios_name(raw: str) -> str:
     if not 1 <= len(raw) <= 15:
         raise ValueError(f"{raw!r} must be 1 to 15 characters (NetBIOS)")
@@ -231,55 +163,7 @@ def _dns_name(raw: str) -> str:
     return name
 
 
-def _ipv4(raw: str) -> ipaddress.IPv4Address:
-    try:
-        return ipaddress.IPv4Address(raw)
-    except ValueError:
-        raise ValueError(f"{raw!r} is not an IPv4 address") from None
-
-
-def _ipv6(raw: str) -> ipaddress.IPv6Address:
-    try:
-        return ipaddress.IPv6Address(raw)
-    except ValueError:
-        raise ValueError(f"{raw!r} is not an IPv6 address") from None
-
-
-def _any_ip(raw: str) -> IPAddress:
-    try:
-        return ipaddress.ip_address(raw)
-    except ValueError:
-        raise ValueError(f"{raw!r} is not an IP address") from None
-
-
-def _mac(raw: str) -> bytes:
-    if not _MAC.match(raw):
-        raise ValueError(f"{raw!r} is not a MAC address like 02:00:5e:10:00:11")
-    mac = bytes.fromhex(raw.replace(":", "").replace("-", ""))
-    if mac[0] & 1:
-        raise ValueError(f"{raw!r} is a multicast address")
-    return mac
-
-
-def _guid(raw: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise ValueError(f"{raw!r} is not a GUID") from None
-
-
-def derived_mac(cozen_name: str) -> bytes:
-    """A stable locally administered unicast MAC for a node without ``mac``."""
-    digest = hashlib.sha256(b"cozen-responder/mac/" + cozen_name.encode()).digest()
-    return bytes([(digest[0] & 0xFC) | 0x02]) + digest[1:6]
-
-
-def derived_server_guid(cluster_name: str, cozen_name: str) -> uuid.UUID:
-    """A stable ServerGuid from the cluster and Cozen names (never shared by two nodes)."""
-    return uuid.uuid5(_IDENTITY_NAMESPACE, f"{cluster_name}/{cozen_name}")
-
-
-def _parse_cluster(section: _Section) -> Cluster:
+def _parse_cluster(section: Section) -> Cluster:
     cluster = Cluster(
         name=section.take_parsed("name", _host_name),
         dns_domain=section.take_parsed("dns_domain", _dns_name),
@@ -289,7 +173,7 @@ def _parse_cluster(section: _Section) -> Cluster:
     return cluster
 
 
-def _parse_node(section: _Section, cluster: Cluster) -> Node:
+def _parse_node(section: Section, cluster: Cluster) -> Node:
     cozen = section.take_parsed("cozen_name", _host_name)
     if cozen == cluster.name:
         raise section.error("cozen_name", f"{cozen!r} equals the public name cluster.name")
@@ -297,17 +181,12 @@ def _parse_node(section: _Section, cluster: Cluster) -> Node:
         raise section.error("cozen_name", f"{cozen!r} equals cluster.workgroup")
     node = Node(
         cozen_name=cozen,
-        management_ip=section.take_parsed("management_ip", _ipv4),
-        management_ipv6=(
-            section.take_parsed("management_ipv6", _ipv6)
-            if "management_ipv6" in section.table
-            else None
-        ),
-        mac=section.take_parsed("mac", _mac, derived_mac(cozen)),
+        management_ip=section.take_parsed("management_ip", ipv4),
+        management_ipv6=section.take_parsed_optional("management_ipv6", ipv6),
+        mac=section.take_parsed("mac", mac, derived_mac(cozen)),
         server_guid=section.take_parsed(
-            "server_guid", _guid, derived_server_guid(cluster.name, cozen)
+            "server_guid", guid, derived_server_guid(cluster.name, cozen)
         ),
-        fqdn=f"{cozen.lower()}.{cluster.dns_domain}",
     )
     section.finish()
     return node
@@ -316,9 +195,7 @@ def _parse_node(section: _Section, cluster: Cluster) -> Node:
 def _parse_nodes(source: str, raw: object, cluster: Cluster) -> tuple[Node, ...]:
     if not isinstance(raw, list) or not raw:
         raise ConfigError(source, "node", "at least one [[node]] table is required")
-    nodes = tuple(
-        _parse_node(_Section(source, f"node[{i}]", t), cluster) for i, t in enumerate(raw)
-    )
+    nodes = tuple(_parse_node(Section(source, f"node[{i}]", t), cluster) for i, t in enumerate(raw))
     _reject_duplicates(source, "cozen_name", [n.cozen_name for n in nodes])
     _reject_duplicates(source, "management_ip", [a for n in nodes for a in n.addresses])
     _reject_duplicates(source, "mac", [n.mac.hex(":") for n in nodes])
@@ -334,14 +211,14 @@ def _reject_duplicates(source: str, key: str, values: Iterable[object]) -> None:
         seen.add(value)
 
 
-def _parse_listen(section: _Section, nodes: tuple[Node, ...]) -> tuple[IPAddress, ...]:
+def _parse_listen(section: Section, nodes: tuple[Node, ...]) -> tuple[IPAddress, ...]:
     if "listen" not in section.table:
         return tuple(a for n in nodes for a in n.addresses)
     raw = section.take("listen", list)
     if not raw or not all(isinstance(item, str) for item in raw):
         raise section.error("listen", "must be a non-empty list of IP address strings")
     try:
-        addresses = tuple(_any_ip(item) for item in raw)
+        addresses = tuple(any_ip(item) for item in raw)
     except ValueError as exc:
         raise section.error("listen", str(exc)) from None
     if len(set(addresses)) != len(addresses):
@@ -349,7 +226,7 @@ def _parse_listen(section: _Section, nodes: tuple[Node, ...]) -> tuple[IPAddress
     return addresses
 
 
-def _parse_dns(section: _Section, cluster: Cluster, nodes: tuple[Node, ...]) -> DnsSettings:
+def _parse_dns(section: Section, cluster: Cluster, nodes: tuple[Node, ...]) -> DnsSettings:
     domain = cluster.dns_domain
     dns = DnsSettings(
         listen=_parse_listen(section, nodes),
@@ -366,20 +243,21 @@ def _parse_dns(section: _Section, cluster: Cluster, nodes: tuple[Node, ...]) -> 
         tcp_idle_timeout=float(section.take_int("tcp_idle_timeout", 10, 1, 3600)),
     )
     section.finish()
-    taken = {n.fqdn for n in nodes} | {cluster.public_fqdn}
+    taken = {
+        cozen_fqdn(name, cluster.dns_domain)
+        for name in (cluster.name, *(n.cozen_name for n in nodes))
+    }
     if dns.ns_name in taken:
         raise section.error("ns_name", f"{dns.ns_name!r} is already a node's or the public name")
     return dns
 
 
-def _parse_netbios(section: _Section) -> NetbiosSettings:
+def _parse_netbios(section: Section) -> NetbiosSettings:
     netbios = NetbiosSettings(
         port=section.take_int("port", 137, 0, 65535),
         ttl=section.take_int("ttl", 300_000, 1, 2**31 - 1),
         fast_path=section.take("fast_path", bool, True),
-        wins_server=(
-            section.take_parsed("wins_server", _ipv4) if "wins_server" in section.table else None
-        ),
+        wins_server=section.take_parsed_optional("wins_server", ipv4),
         wins_port=section.take_int("wins_port", 137, 1, 65535),
         broadcast=section.take("broadcast", bool, True),
     )
@@ -387,7 +265,7 @@ def _parse_netbios(section: _Section) -> NetbiosSettings:
     return netbios
 
 
-_DIALECTS = {"2.0.2": 0x0202, "2.1": 0x0210, "3.0": 0x0300, "3.0.2": 0x0302, "3.1.1": 0x0311}
+_DIALECTS = {name: int(value) for value, name in DIALECT_NAMES.items()}
 
 
 def _dialect(raw: str) -> int:
@@ -406,14 +284,14 @@ def _os_version(raw: str) -> tuple[int, int, int]:
     return major, minor, build
 
 
-def _parse_smb(section: _Section) -> SmbSettings:
+def _parse_smb(section: Section) -> SmbSettings:
     smb = SmbSettings(
         enabled=section.take("enabled", bool, True),
         smb1=section.take("smb1", bool, True),
         null_session=section.take("null_session", bool, True),
         port=section.take_int("port", 445, 0, 65535),
         netbios_port=section.take_int("netbios_port", 139, 0, 65535),
-        max_dialect=section.take_parsed("max_dialect", _dialect, 0x0311),
+        max_dialect=section.take_parsed("max_dialect", _dialect, int(Dialect.SMB311)),
         max_connections=section.take_int("max_connections", 64, 1, 65535),
         idle_timeout=float(section.take_int("idle_timeout", 10, 1, 3600)),
         max_message_size=section.take_int("max_message_size", 65536, 4096, 16 * 1024 * 1024),
@@ -425,23 +303,13 @@ def _parse_smb(section: _Section) -> SmbSettings:
     return smb
 
 
-def _host_port(raw: str) -> tuple[str, int]:
-    host, sep, port = raw.rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{raw!r} must be ADDRESS:PORT, e.g. 127.0.0.1:9137")
-    return str(_any_ip(host)), int(port)
-
-
-def _parse_health(section: _Section) -> HealthSettings:
-    health = HealthSettings(
-        listen=section.take_parsed("listen", _host_port) if "listen" in section.table else None
-    )
+def _parse_health(section: Section) -> HealthSettings:
+    health = HealthSettings(listen=section.take_parsed_optional("listen", host_port))
     section.finish()
     return health
 
 
-def _parse_daemon(section: _Section) -> DaemonSettings:
+def _parse_daemon(section: Section) -> DaemonSettings:
     daemon = DaemonSettings(workers=section.take_int("workers", 1, 1, 64))
     section.finish()
     return daemon
@@ -453,7 +321,7 @@ def parse_config(document: dict[str, Any], source: str) -> Config:
     Raises:
         ConfigError: naming the first invalid key and why.
     """
-    top = _Section(source, "", document)
+    top = Section(source, "", document)
     cluster = _parse_cluster(top.sub("cluster"))
     nodes = _parse_nodes(source, top.table.pop("node", None), cluster)
     dns = _parse_dns(top.sub("dns"), cluster, nodes)

@@ -2,8 +2,8 @@
 
 The command line forks N-1 workers after the config has been validated and
 before any event loop exists; the parent is worker 0 and runs every
-service. The extra workers run only the stateless DNS service (see
-``WORKER_SERVICES`` in :mod:`responder.app`); every process binds its own
+service. The extra workers run only the services that may run once per
+worker (``per_worker`` in :mod:`responder.app`: DNS); every process binds its own
 DNS sockets with SO_REUSEPORT, so the kernel spreads datagrams and
 connections over them (by a hash of the source address and port). Workers
 share nothing at run time: each one reloads the config file itself when
@@ -30,16 +30,11 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 REAP_TIMEOUT = 1.5  # seconds; the parent as a whole must stop within 2 s
 
-index = 0
-"""This process's worker number: 0 in the parent, 1..N-1 in the forked workers.
 
-A service that must run once per daemon rather than once per worker (one
-that holds state or a port without SO_REUSEPORT) serves only when it is 0.
-"""
+def spawn(count: int) -> tuple[int, list[int]]:
+    """Fork ``count`` workers; return this process's worker number and its workers' PIDs.
 
-
-def spawn(count: int) -> list[int] | None:
-    """Fork ``count`` workers: in the parent, their PIDs; in a worker, None.
+    The parent gets ``(0, pids)``; worker N (1..count) gets ``(N, [])``.
 
     Raises:
         OSError: fork failed (the workers already forked are stopped first).
@@ -48,7 +43,6 @@ def spawn(count: int) -> list[int] | None:
     pids: list[int] = []
     sys.stdout.flush()
     sys.stderr.flush()
-    global index  # set once, in the fresh child, before anything runs
     for number in range(1, count + 1):
         try:
             pid = os.fork()
@@ -57,10 +51,9 @@ def spawn(count: int) -> list[int] | None:
             raise
         if pid == 0:
             _die_with(parent)
-            index = number
-            return None
+            return number, []
         pids.append(pid)
-    return pids
+    return 0, pids
 
 
 def _die_with(parent: int) -> None:

@@ -45,6 +45,7 @@ from dataclasses import dataclass, replace
 
 from protocols.dns.message import (
     HEADER_SIZE,
+    PLAIN_UDP_LIMIT,
     AAAARdata,
     ARdata,
     Edns,
@@ -69,7 +70,6 @@ from protocols.dns.message import (
 from protocols.errors import MalformedMessage
 
 OUR_UDP_PAYLOAD = 1232
-_PLAIN_UDP_LIMIT = 512
 _TCP_LIMIT = 65535
 _ANY_PREFERENCE = (RRType.SOA, RRType.A, RRType.AAAA, RRType.PTR, RRType.NS)
 _TRANSFERS = (RRType.AXFR, RRType.IXFR)
@@ -294,8 +294,8 @@ def _size_limit(edns: Edns | None, *, udp: bool) -> int:
     if not udp:
         return _TCP_LIMIT
     if edns is None:
-        return _PLAIN_UDP_LIMIT
-    return max(_PLAIN_UDP_LIMIT, edns.payload)
+        return PLAIN_UDP_LIMIT
+    return max(PLAIN_UDP_LIMIT, edns.payload)
 
 
 def _rebase(name: Name, qname: Name) -> Name:

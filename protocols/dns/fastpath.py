@@ -32,7 +32,7 @@ between other work.
 
 Repeats. Resolvers repeat the same query bytes (same letter case, same
 cookie) with a new ID. :func:`fast_answer` keeps the replies to the last
-few thousand UDP queries it answered in the shared memo of
+few thousand UDP queries it answered in the shared repeats table of
 :mod:`protocols.repeats`; only queries up to 512 bytes are kept, so it
 holds a few MB at most.
 """
@@ -51,6 +51,8 @@ from protocols.dns.authority import (
 from protocols.dns.message import (
     HEADER_SIZE,
     MAX_LABEL,
+    MIN_RR,
+    PLAIN_UDP_LIMIT,
     Edns,
     Header,
     Message,
@@ -62,17 +64,15 @@ from protocols.dns.message import (
     name_from_text,
     name_key,
 )
-from protocols.repeats import recall, remember
+from protocols.repeats import Repeats, recall, remember
 
-_PLAIN_UDP_LIMIT = 512
 _COUNTS_PLAIN = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 _COUNTS_OPT = b"\x00\x01\x00\x00\x00\x00\x00\x01"
 _REFUSED_FLAGS = 0xFA00  # QR, OPCODE and TC must all be zero in a query
 _COPIED_FLAGS = 0x0110  # RD and CD are echoed
 _TC = 0x0200
-_OPT_FIXED = 11  # root name, TYPE, CLASS, TTL, RDLENGTH
 _EDNS_VARIANTS = (Edns(OUR_UDP_PAYLOAD), Edns(OUR_UDP_PAYLOAD, do=True))
-RECENT_MAX_QUERY = 512  # longer queries (padded options) are answered, not memoised
+REPEATS_MAX_QUERY = 512  # longer queries (padded options) are answered, not remembered as repeats
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +93,12 @@ class AnswerTable:
     """Question key (lower-cased QNAME wire + QTYPE + QCLASS) -> replies.
 
     ``entries`` is a plain dict for lookup speed; treat it as read-only.
-    ``recent`` memoises UDP replies: datagram after the ID -> reply after
-    the ID; :func:`fast_answer` alone writes it.
+    ``repeats`` keeps UDP replies (:mod:`protocols.repeats`): datagram after
+    the ID -> reply after the ID; :func:`fast_answer` alone writes it.
     """
 
     entries: dict[bytes, Variants]
-    recent: dict[bytes, bytes] = field(default_factory=dict, compare=False)
+    repeats: Repeats = field(default_factory=dict, compare=False)
 
 
 def _questions(settings: AuthoritySettings) -> list[tuple[Name, int]]:
@@ -191,12 +191,12 @@ def _question_end(datagram: bytes) -> int:
 
 def _opt_limit(datagram: bytes, start: int) -> tuple[int, bool] | None:
     """(UDP limit, DO) for a lone well-formed version-0 OPT filling the rest."""
-    if len(datagram) - start < _OPT_FIXED or datagram[start : start + 3] != b"\x00\x00\x29":
+    if len(datagram) - start < MIN_RR or datagram[start : start + 3] != b"\x00\x00\x29":
         return None
     payload = int.from_bytes(datagram[start + 3 : start + 5])
     ext_rcode, version, eflags = datagram[start + 5], datagram[start + 6], datagram[start + 7]
     rdlength = int.from_bytes(datagram[start + 9 : start + 11])
-    offset = start + _OPT_FIXED
+    offset = start + MIN_RR
     if ext_rcode or version or offset + rdlength != len(datagram):
         return None
     while offset < len(datagram):
@@ -205,7 +205,7 @@ def _opt_limit(datagram: bytes, start: int) -> tuple[int, bool] | None:
         offset += 4 + int.from_bytes(datagram[offset + 2 : offset + 4])
     if offset != len(datagram):
         return None
-    return max(_PLAIN_UDP_LIMIT, payload), bool(eflags & 0x80)
+    return max(PLAIN_UDP_LIMIT, payload), bool(eflags & 0x80)
 
 
 def fast_answer(table: AnswerTable, datagram: bytes, *, udp: bool = True) -> bytes | None:
@@ -219,12 +219,12 @@ def fast_answer(table: AnswerTable, datagram: bytes, *, udp: bool = True) -> byt
     """
     if not udp:
         return _splice(table, datagram, udp=False)
-    reply = recall(table.recent, datagram)
+    reply = recall(table.repeats, datagram)
     if reply is not None:
         return reply
     reply = _splice(table, datagram, udp=True)
-    if reply is not None and len(datagram) <= RECENT_MAX_QUERY:
-        remember(table.recent, datagram, reply)
+    if reply is not None and len(datagram) <= REPEATS_MAX_QUERY:
+        remember(table.repeats, datagram, reply)
     return reply
 
 
@@ -243,7 +243,7 @@ def _splice(table: AnswerTable, datagram: bytes, *, udp: bool) -> bytes | None:
     if variants is None:
         return None
     if counts == _COUNTS_PLAIN:
-        limit, stored = _PLAIN_UDP_LIMIT, variants[0] if end == len(datagram) else None
+        limit, stored = PLAIN_UDP_LIMIT, variants[0] if end == len(datagram) else None
     else:
         opt = _opt_limit(datagram, end)
         if opt is None:

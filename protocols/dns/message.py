@@ -48,7 +48,8 @@ MAX_LABEL = 63
 MAX_NAME_WIRE = 255
 MAX_POINTER_HOPS = 64
 _MIN_QUESTION = 5  # root name + QTYPE + QCLASS
-_MIN_RR = 11  # root name + TYPE + CLASS + TTL + RDLENGTH
+MIN_RR = 11  # root name + TYPE + CLASS + TTL + RDLENGTH: also an OPT record's fixed size
+PLAIN_UDP_LIMIT = 512  # a UDP message without EDNS (RFC 1035 §4.2.1)
 
 Name = tuple[bytes, ...]
 """A domain name as its labels, exact bytes, without the empty root label."""
@@ -310,7 +311,7 @@ def decode_message(data: bytes) -> Message:
 
 def _decode_body(reader: Reader, header: Header, counts: tuple[int, int, int, int]) -> Message:
     qdcount, ancount, nscount, arcount = counts
-    needed = qdcount * _MIN_QUESTION + (ancount + nscount + arcount) * _MIN_RR
+    needed = qdcount * _MIN_QUESTION + (ancount + nscount + arcount) * MIN_RR
     if needed > reader.remaining:
         raise Truncated(PROTOCOL, reader.offset, f"counts need {needed} bytes")
     questions = tuple(_decode_question(reader) for _ in range(qdcount))

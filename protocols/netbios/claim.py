@@ -29,12 +29,12 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from protocols.netbios.names import NetBIOSName
+from protocols.netbios.names import NetbiosName
 from protocols.netbios.nbns import (
     NBNS_PORT,
     NameRegistrationRequest,
     NameReleaseRequest,
-    NBFlags,
+    NbFlags,
     NbnsMessage,
     NmFlags,
     Opcode,
@@ -63,7 +63,7 @@ class ClaimState(enum.Enum):
 class ClaimEvent:
     """A conflict to log: which name, the RCODE, and the objector's reply address field."""
 
-    name: NetBIOSName
+    name: NetbiosName
     rcode: int
     address: str
 
@@ -89,7 +89,7 @@ class BNodeClaim(RegistrationEngine[_Record, ClaimState, "ClaimEvent"]):
         *,
         first_trn_id: int,
         ttl: int = 300_000,
-        node_type: NBFlags = NBFlags.ONT_B,
+        node_type: NbFlags = NbFlags.ONT_B,
         broadcast: Address = ("255.255.255.255", NBNS_PORT),
         retry_timeout: float = BCAST_REQ_RETRY_TIMEOUT,
         retry_count: int = BCAST_REQ_RETRY_COUNT,

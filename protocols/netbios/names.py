@@ -17,7 +17,7 @@ Theory of operation (RFC 1001 §14.1, RFC 1002 §4.1):
 
 Name characters are kept as Latin-1 text exactly as received: letter case is
 the caller's business (NetBIOS compares names case-insensitively;
-:meth:`NetBIOSName.key` gives the comparison key). :meth:`NetBIOSName.make`
+:meth:`NetbiosName.key` gives the comparison key). :meth:`NetbiosName.make`
 builds the upper-cased form a node announces.
 """
 
@@ -47,7 +47,7 @@ def ascii_upper(text: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class NetBIOSName:
+class NetbiosName:
     """A 16-byte NetBIOS name plus its scope (dot-separated, may be empty)."""
 
     name: str
@@ -65,7 +65,7 @@ class NetBIOSName:
                 raise ValueError(f"bad scope label in {self.scope!r}")
 
     @classmethod
-    def make(cls, name: str, suffix: int = 0x00, scope: str = "") -> NetBIOSName:
+    def make(cls, name: str, suffix: int = 0x00, scope: str = "") -> NetbiosName:
         """Build the upper-cased name a node announces (ASCII letters only)."""
         return cls(ascii_upper(name), suffix, scope)
 
@@ -88,13 +88,13 @@ def _scope_labels(scope: str) -> list[bytes]:
     return [label.encode("latin-1") for label in scope.split(".")] if scope else []
 
 
-def encode_first_level(name: NetBIOSName) -> bytes:
+def encode_first_level(name: NetbiosName) -> bytes:
     """Return the 32 'A'..'P' bytes of ``name`` (no length byte, no scope)."""
     raw = name.padded() + bytes((name.suffix,))
     return b"".join(_ENCODE_TABLE[b] for b in raw)
 
 
-def encode_netbios_name(name: NetBIOSName) -> bytes:
+def encode_netbios_name(name: NetbiosName) -> bytes:
     """Return the full wire form: length 32, encoded name, scope labels, zero.
 
     Raises:
@@ -128,18 +128,18 @@ def decode_first_level(encoded: bytes, protocol: str = PROTOCOL, offset: int = 0
     return bytes(out)
 
 
-def _name_from_raw(raw: bytes, scope: str) -> NetBIOSName:
+def _name_from_raw(raw: bytes, scope: str) -> NetbiosName:
     body = raw[:NAME_LENGTH]
     if body[:1] == b"*" and not body[1:].strip(b"\x00"):
         text = WILDCARD
     else:
         text = body.rstrip(b" ").decode("latin-1") or " "
-    return NetBIOSName(text, raw[NAME_LENGTH], scope)
+    return NetbiosName(text, raw[NAME_LENGTH], scope)
 
 
 def decode_netbios_name(
     data: bytes, offset: int = 0, *, compression: bool = False, protocol: str = PROTOCOL
-) -> tuple[NetBIOSName, int]:
+) -> tuple[NetbiosName, int]:
     """Decode the name starting at ``offset``; return it and the offset after it.
 
     With ``compression`` false (NBSS), a pointer byte is an error. With it true

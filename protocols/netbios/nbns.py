@@ -33,7 +33,7 @@ from enum import IntEnum, IntFlag
 
 from protocols._wire import Reader
 from protocols.errors import MalformedMessage, Unsupported
-from protocols.netbios.names import NetBIOSName, decode_netbios_name
+from protocols.netbios.names import NetbiosName, decode_netbios_name
 
 PROTOCOL = "nbns"
 NBNS_PORT = 137
@@ -85,7 +85,7 @@ class RRType(IntEnum):
     NBSTAT = 0x0021
 
 
-class NBFlags(IntFlag):
+class NbFlags(IntFlag):
     """NB_FLAGS (RFC 1002 §4.2.1.3): group bit and owner node type."""
 
     G = 0x8000
@@ -118,7 +118,7 @@ class NameFlags(IntFlag):
 class AddressEntry:
     """One (NB_FLAGS, NB_ADDRESS) pair of an NB record."""
 
-    flags: NBFlags
+    flags: NbFlags
     address: str
 
 
@@ -134,14 +134,14 @@ class NodeStatusEntry:
 @dataclass(frozen=True, slots=True)
 class NameQueryRequest:
     trn_id: int
-    name: NetBIOSName
+    name: NetbiosName
     nm_flags: NmFlags = NmFlags.RD
 
 
 @dataclass(frozen=True, slots=True)
 class NodeStatusRequest:
     trn_id: int
-    name: NetBIOSName
+    name: NetbiosName
     nm_flags: NmFlags = NmFlags.NONE
 
 
@@ -150,7 +150,7 @@ class NameQueryResponse:
     """Positive (rcode 0, entries) or negative (rcode != 0, usually no entries)."""
 
     trn_id: int
-    name: NetBIOSName
+    name: NetbiosName
     nm_flags: NmFlags
     rcode: int
     ttl: int
@@ -161,7 +161,7 @@ class NameQueryResponse:
 @dataclass(frozen=True, slots=True)
 class NodeStatusResponse:
     trn_id: int
-    name: NetBIOSName
+    name: NetbiosName
     nm_flags: NmFlags
     names: tuple[NodeStatusEntry, ...]
     statistics: bytes
@@ -180,20 +180,20 @@ class NameRegistrationRequest:
 
     trn_id: int
     opcode: Opcode
-    name: NetBIOSName
+    name: NetbiosName
     nm_flags: NmFlags
     ttl: int
-    flags: NBFlags
+    flags: NbFlags
     address: str
 
 
 @dataclass(frozen=True, slots=True)
 class NameReleaseRequest:
     trn_id: int
-    name: NetBIOSName
+    name: NetbiosName
     nm_flags: NmFlags
     ttl: int
-    flags: NBFlags
+    flags: NbFlags
     address: str
 
 
@@ -203,22 +203,22 @@ class RegistrationResponse:
 
     trn_id: int
     opcode: Opcode
-    name: NetBIOSName
+    name: NetbiosName
     nm_flags: NmFlags
     rcode: int
     ttl: int
-    flags: NBFlags
+    flags: NbFlags
     address: str
 
 
 @dataclass(frozen=True, slots=True)
 class ReleaseResponse:
     trn_id: int
-    name: NetBIOSName
+    name: NetbiosName
     nm_flags: NmFlags
     rcode: int
     ttl: int
-    flags: NBFlags
+    flags: NbFlags
     address: str
 
 
@@ -230,7 +230,7 @@ class WaitForAck:
     """
 
     trn_id: int
-    name: NetBIOSName
+    name: NetbiosName
     nm_flags: NmFlags
     ttl: int
     request_flags: int
@@ -313,7 +313,7 @@ def _expect_counts(reader: Reader, header: _Header, expected: tuple[int, int, in
         raise Unsupported(PROTOCOL, 4, f"section counts {header.counts}, expected {expected}")
 
 
-def _decode_name(data: bytes, reader: Reader) -> NetBIOSName:
+def _decode_name(data: bytes, reader: Reader) -> NetbiosName:
     name, end = decode_netbios_name(data, reader.offset, compression=True, protocol=PROTOCOL)
     reader.skip(end - reader.offset)
     return name
@@ -325,7 +325,7 @@ def _expect_class(reader: Reader) -> None:
         raise MalformedMessage(PROTOCOL, offset, "class is not IN")
 
 
-def _decode_question(data: bytes, reader: Reader) -> tuple[NetBIOSName, int]:
+def _decode_question(data: bytes, reader: Reader) -> tuple[NetbiosName, int]:
     name = _decode_name(data, reader)
     qtype = reader.u16()
     _expect_class(reader)
@@ -334,7 +334,7 @@ def _decode_question(data: bytes, reader: Reader) -> tuple[NetBIOSName, int]:
 
 @dataclass(frozen=True, slots=True)
 class _Record:
-    name: NetBIOSName
+    name: NetbiosName
     rr_type: int
     ttl: int
     rdata: Reader
@@ -352,7 +352,7 @@ def _decode_record(data: bytes, reader: Reader) -> _Record:
 
 
 def _decode_address(reader: Reader) -> AddressEntry:
-    flags = NBFlags(reader.u16())
+    flags = NbFlags(reader.u16())
     return AddressEntry(flags, ".".join(str(b) for b in reader.read(4)))
 
 

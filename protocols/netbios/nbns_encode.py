@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 
 from protocols._wire import Writer
-from protocols.netbios.names import NetBIOSName, encode_netbios_name
+from protocols.netbios.names import NetbiosName, encode_netbios_name
 from protocols.netbios.nbns import (
     CLASS_IN,
     AddressEntry,
@@ -63,7 +63,7 @@ def _record_head(writer: Writer, name: bytes, rr_type: int, ttl: int, rdlength: 
     writer.u16(rdlength)
 
 
-def _question(writer: Writer, name: NetBIOSName, qtype: int) -> None:
+def _question(writer: Writer, name: NetbiosName, qtype: int) -> None:
     writer.write(encode_netbios_name(name))
     writer.u16(qtype)
     writer.u16(CLASS_IN)
@@ -97,7 +97,7 @@ def _encode_name_request(
     trn_id: int,
     opcode: int,
     nm_flags: int,
-    name: NetBIOSName,
+    name: NetbiosName,
     ttl: int,
     flags: int,
     address: str,
@@ -143,7 +143,7 @@ def _encode_response(trn_id: int, opcode: int, nm_flags: int, rcode: int, record
 
 
 def _nb_record(
-    name: NetBIOSName, rr_type: int, ttl: int, entries: tuple[AddressEntry, ...]
+    name: NetbiosName, rr_type: int, ttl: int, entries: tuple[AddressEntry, ...]
 ) -> bytes:
     writer = Writer()
     _record_head(writer, encode_netbios_name(name), rr_type, ttl, 6 * len(entries))

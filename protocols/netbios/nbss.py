@@ -30,7 +30,7 @@ from typing import Final
 
 from protocols._wire import Reader
 from protocols.errors import MalformedMessage, TrailingBytes, Unsupported
-from protocols.netbios.names import NetBIOSName, decode_netbios_name, encode_netbios_name
+from protocols.netbios.names import NetbiosName, decode_netbios_name, encode_netbios_name
 
 PROTOCOL: Final = "nbss"
 HEADER_SIZE: Final = 4
@@ -73,8 +73,8 @@ class Frame:
 class SessionRequest:
     """RFC 1002 §4.3.2 SESSION REQUEST payload."""
 
-    called: NetBIOSName
-    calling: NetBIOSName
+    called: NetbiosName
+    calling: NetbiosName
 
 
 def _error(offset: int, reason: str) -> MalformedMessage:

@@ -49,7 +49,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from protocols.netbios.names import WILDCARD, NetBIOSName, encode_netbios_name
+from protocols.netbios.names import WILDCARD, NetbiosName, encode_netbios_name
 from protocols.netbios.nbns import (
     REGISTRATION_OPCODES,
     AddressEntry,
@@ -57,7 +57,7 @@ from protocols.netbios.nbns import (
     NameQueryRequest,
     NameQueryResponse,
     NameRegistrationRequest,
-    NBFlags,
+    NbFlags,
     NbnsMessage,
     NmFlags,
     NodeStatusEntry,
@@ -77,7 +77,7 @@ from protocols.netbios.nbns_encode import (
     encode_registration_response,
 )
 from protocols.netbios.registration import NameKey, OwnedName
-from protocols.repeats import recall, remember
+from protocols.repeats import Repeats, recall, remember
 
 DEFAULT_TTL = 300_000  # seconds; the Windows default for registered names
 
@@ -90,7 +90,7 @@ _REQUEST_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 
 
 @dataclass(frozen=True, slots=True)
-class NodeIdentity:
+class NbnsIdentity:
     """What a node presents over NBNS. ``node_type`` is ONT_H with a WINS server."""
 
     cozen_name: str
@@ -101,7 +101,7 @@ class NodeIdentity:
     public_name: str = ""
     ttl: int = DEFAULT_TTL
     scope: str = ""
-    node_type: NBFlags = NBFlags.ONT_B
+    node_type: NbFlags = NbFlags.ONT_B
 
 
 class RegistrationObserver(Protocol):
@@ -112,22 +112,22 @@ class RegistrationObserver(Protocol):
     def conflicted(self) -> frozenset[NameKey]: ...
 
 
-def build_name_table(identity: NodeIdentity) -> tuple[OwnedName, ...]:
+def build_name_table(identity: NbnsIdentity) -> tuple[OwnedName, ...]:
     """Return the node's names: Cozen <00> (and <20> with SMB), workgroup <00>/<1E>.
 
     Raises:
         ValueError: a name is invalid, or the Cozen name is the public name.
     """
-    cozen = NetBIOSName.make(identity.cozen_name, 0x00, identity.scope)
-    if identity.public_name and cozen.key() == NetBIOSName.make(identity.public_name).key():
+    cozen = NetbiosName.make(identity.cozen_name, 0x00, identity.scope)
+    if identity.public_name and cozen.key() == NetbiosName.make(identity.public_name).key():
         raise ValueError("the Cozen name must differ from the cluster's public name")
     entries = [OwnedName(cozen, False)]
     if identity.serve_smb:
         entries.append(
-            OwnedName(NetBIOSName.make(identity.cozen_name, 0x20, identity.scope), False)
+            OwnedName(NetbiosName.make(identity.cozen_name, 0x20, identity.scope), False)
         )
     entries.extend(
-        OwnedName(NetBIOSName.make(identity.workgroup, suffix, identity.scope), True)
+        OwnedName(NetbiosName.make(identity.workgroup, suffix, identity.scope), True)
         for suffix in (0x00, 0x1E)
     )
     return tuple(entries)
@@ -143,11 +143,11 @@ class NodeState:
         "engines",
         "fast_path",
         "identity",
-        "recent",
+        "repeats",
         "table",
     )
 
-    def __init__(self, identity: NodeIdentity, *, fast_path: bool = True) -> None:
+    def __init__(self, identity: NbnsIdentity, *, fast_path: bool = True) -> None:
         self.identity = identity
         self.table = build_name_table(identity)
         self._by_key = {entry.name.key(): entry for entry in self.table}
@@ -157,10 +157,10 @@ class NodeState:
         self._fast: dict[bytes, tuple[bytes, bool]] = {}
         # Unicast repeats (protocols.repeats), as fast_answer gave them.
         # Cleared with _fast, so it never outlives the answers it copies.
-        self.recent: dict[bytes, bytes] = {}
+        self.repeats: Repeats = {}
         self._rebuild_fast()
 
-    def active_entry(self, name: NetBIOSName) -> OwnedName | None:
+    def active_entry(self, name: NetbiosName) -> OwnedName | None:
         """Our table entry for ``name`` unless absent or in conflict."""
         key = name.key()
         entry = self._by_key.get(key)
@@ -172,36 +172,36 @@ class NodeState:
             self.conflicted.add(key)
             self._rebuild_fast()
 
-    def wildcard(self) -> NetBIOSName:
-        return NetBIOSName(WILDCARD, 0x00, self.identity.scope)
+    def wildcard(self) -> NetbiosName:
+        return NetbiosName(WILDCARD, 0x00, self.identity.scope)
 
     def _rebuild_fast(self) -> None:
         self._fast.clear()
-        self.recent.clear()
+        self.repeats.clear()
         for entry in self.table:
             if entry.name.key() not in self.conflicted:
                 self._add_fast(entry.name, RRType.NB, _query_reply(self, entry.name, 0))
                 self._add_fast(entry.name, RRType.NBSTAT, _status_reply(self, entry.name, 0))
         self._add_fast(self.wildcard(), RRType.NBSTAT, _status_reply(self, self.wildcard(), 0))
 
-    def _add_fast(self, name: NetBIOSName, rr_type: RRType, reply: bytes | None) -> None:
+    def _add_fast(self, name: NetbiosName, rr_type: RRType, reply: bytes | None) -> None:
         if reply is not None:
             key = encode_netbios_name(name) + _QUESTION_TAIL[rr_type]
             self._fast[key] = (reply[2:], rr_type == RRType.NBSTAT)
 
 
-def _query_reply(state: NodeState, name: NetBIOSName, trn_id: int) -> bytes | None:
+def _query_reply(state: NodeState, name: NetbiosName, trn_id: int) -> bytes | None:
     entry = state.active_entry(name)
     if entry is None:
         return None
-    flags = state.identity.node_type | (NBFlags.G if entry.group else 0)
+    flags = state.identity.node_type | (NbFlags.G if entry.group else 0)
     response = NameQueryResponse(
         trn_id=trn_id,
         name=name,
         nm_flags=_QUERY_FLAGS,
         rcode=Rcode.NOERROR,
         ttl=state.identity.ttl,
-        entries=(AddressEntry(NBFlags(flags), state.identity.ipv4),),
+        entries=(AddressEntry(NbFlags(flags), state.identity.ipv4),),
     )
     return encode_name_query_response(response)
 
@@ -219,7 +219,7 @@ def _status_entries(state: NodeState) -> tuple[NodeStatusEntry, ...]:
     return tuple(entries)
 
 
-def _status_reply(state: NodeState, name: NetBIOSName, trn_id: int) -> bytes | None:
+def _status_reply(state: NodeState, name: NetbiosName, trn_id: int) -> bytes | None:
     wildcard = state.wildcard().key()
     if name.key() != wildcard and state.active_entry(name) is None:
         return None
@@ -257,7 +257,7 @@ def fast_answer(state: NodeState, datagram: bytes, *, broadcast: bool) -> bytes 
     answer); never a reply the general path would not give.
     """
     if not broadcast:
-        reply = recall(state.recent, datagram)
+        reply = recall(state.repeats, datagram)
         if reply is not None:
             return reply
     if len(datagram) < 50 or datagram[2] & 0xF8 or datagram[4:12] != _REQUEST_COUNTS:
@@ -267,7 +267,7 @@ def fast_answer(state: NodeState, datagram: bytes, *, broadcast: bool) -> bytes 
         return None
     reply = datagram[:2] + hit[0]
     if not broadcast:  # a hit has one fixed-size question, so keys stay small
-        remember(state.recent, datagram, reply)
+        remember(state.repeats, datagram, reply)
     return reply
 
 

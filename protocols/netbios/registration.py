@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from protocols.errors import MalformedMessage
-from protocols.netbios.names import NetBIOSName
-from protocols.netbios.nbns import NBFlags, NbnsMessage, decode_packet
+from protocols.netbios.names import NetbiosName
+from protocols.netbios.nbns import NbFlags, NbnsMessage, decode_packet
 
 NameKey = tuple[str, int, str]
 Address = tuple[str, int]
@@ -27,7 +27,7 @@ Address = tuple[str, int]
 class OwnedName:
     """One name of a node's table: unique, or a group name (never defended)."""
 
-    name: NetBIOSName
+    name: NetbiosName
     group: bool
 
 
@@ -55,7 +55,7 @@ class RegistrationEngine(Generic[R, S, E]):
 
     CONFLICT: S
 
-    def __init__(self, address: str, node_type: NBFlags) -> None:
+    def __init__(self, address: str, node_type: NbFlags) -> None:
         self.address = address
         self.node_type = node_type
         self._records: dict[NameKey, R] = {}
@@ -96,7 +96,7 @@ class RegistrationEngine(Generic[R, S, E]):
         out, self._events = self._events, []
         return out
 
-    def state_of(self, name: NetBIOSName) -> S:
+    def state_of(self, name: NetbiosName) -> S:
         """State of ``name``.
 
         Raises:
@@ -113,5 +113,5 @@ class RegistrationEngine(Generic[R, S, E]):
             if r.state == self.CONFLICT and not r.entry.group
         )
 
-    def _nb_flags(self, entry: OwnedName) -> NBFlags:
-        return NBFlags(self.node_type | (NBFlags.G if entry.group else 0))
+    def _nb_flags(self, entry: OwnedName) -> NbFlags:
+        return NbFlags(self.node_type | (NbFlags.G if entry.group else 0))

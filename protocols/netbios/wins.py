@@ -35,11 +35,11 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from protocols.netbios.names import NetBIOSName
+from protocols.netbios.names import NetbiosName
 from protocols.netbios.nbns import (
     NameRegistrationRequest,
     NameReleaseRequest,
-    NBFlags,
+    NbFlags,
     NbnsMessage,
     NmFlags,
     Opcode,
@@ -71,7 +71,7 @@ class WinsState(enum.Enum):
 class WinsNameStatus:
     """Per-name status for display: state, granted TTL, last RCODE, next action time."""
 
-    name: NetBIOSName
+    name: NetbiosName
     state: WinsState
     ttl: int | None
     rcode: int | None
@@ -82,7 +82,7 @@ class WinsNameStatus:
 class WinsEvent:
     """A refusal to log: the name and the server's RCODE."""
 
-    name: NetBIOSName
+    name: NetbiosName
     rcode: int
 
 
@@ -112,7 +112,7 @@ class WinsClient(RegistrationEngine[_Record, WinsState, "WinsEvent"]):
         *,
         first_trn_id: int,
         ttl: int = 300_000,
-        node_type: NBFlags = NBFlags.ONT_H,
+        node_type: NbFlags = NbFlags.ONT_H,
         retry_timeout: float = UCAST_REQ_RETRY_TIMEOUT,
         retry_count: int = UCAST_REQ_RETRY_COUNT,
         release_retry_timeout: float = 1.0,

@@ -58,6 +58,16 @@ class Dialect(enum.IntEnum):
     WILDCARD = 0x02FF
 
 
+#: The dialects a server may choose, by the names operators and tools use for them.
+DIALECT_NAMES: Final = {
+    Dialect.SMB202: "2.0.2",
+    Dialect.SMB210: "2.1",
+    Dialect.SMB300: "3.0",
+    Dialect.SMB302: "3.0.2",
+    Dialect.SMB311: "3.1.1",
+}
+
+
 class Capabilities(enum.IntFlag):
     """MS-SMB2 §2.2.3 / §2.2.4 Capabilities."""
 

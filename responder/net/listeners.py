@@ -1,28 +1,36 @@
-"""Keeping a set of bound listeners in step with the config.
+"""Opening listeners, and keeping a set of them in step with the config.
 
-Each service (DNS, NBNS, SMB) wants one listener per ``(address, port)``.
-On start and on every reload it hands the wanted keys to
-:meth:`ListenerSet.update`, which opens the missing ones first and closes the
-stale ones only after every new one is bound. If any bind fails, the ones
-just opened are closed again and the error propagates: the old set keeps
-serving untouched, which is what makes a reload atomic.
+Each service (DNS, NBNS, SMB, health) wants one listener per endpoint. It
+opens one with :func:`open_udp` or :func:`open_tcp`, which bind, start, and
+turn any bind failure into a :class:`BindError` naming the protocol, the
+address and the reason. On start and on every reload the service hands the
+endpoints it wants to :meth:`ListenerSet.update`, which opens the missing ones
+first and closes the stale ones only after every new one is bound. If any
+bind fails, the ones just opened are closed again and the error propagates:
+the old set keeps serving untouched, which is what makes a reload atomic.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Iterable
-from typing import Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
+
+from responder.net.tcp import SessionFactory, TcpLimits, TcpListener, bind_tcp
+from responder.net.udp import DatagramHandler, RepeatSource, UdpListener, bind_udp
+
+
+class Listener(Protocol):
+    async def close(self) -> None: ...
+
 
 K = TypeVar("K", bound=Hashable)
-L = TypeVar("L")
+L = TypeVar("L", bound=Listener)
 
 
 class ListenerSet(Generic[K, L]):
-    def __init__(
-        self, open_one: Callable[[K], Awaitable[L]], close_one: Callable[[L], Awaitable[None]]
-    ) -> None:
+    def __init__(self, open_one: Callable[[K], Awaitable[L]]) -> None:
         self._open_one = open_one
-        self._close_one = close_one
         self.active: dict[K, L] = {}
 
     async def update(self, wanted: Iterable[K]) -> None:
@@ -39,12 +47,12 @@ class ListenerSet(Generic[K, L]):
                     opened[key] = await self._open_one(key)
         except BaseException:
             for listener in opened.values():
-                await self._close_one(listener)
+                await listener.close()
             raise
         stale = [key for key in self.active if key not in set(wanted_keys)]
         self.active.update(opened)
         for key in stale:
-            await self._close_one(self.active.pop(key))
+            await self.active.pop(key).close()
 
     async def close(self) -> None:
         await self.update(())
@@ -55,3 +63,69 @@ class BindError(OSError):
 
     def __init__(self, what: str, host: str, port: int, exc: OSError) -> None:
         super().__init__(f"{what}: cannot bind {host}:{port}: {exc.strerror or exc}")
+
+
+async def open_udp(
+    loop: asyncio.AbstractEventLoop,
+    what: str,
+    endpoint: tuple[str, int],
+    handler: DatagramHandler,
+    *,
+    repeats: RepeatSource | None = None,
+    broadcast: bool = False,
+    reuse_addr: bool = False,
+    reuse_port: bool = False,
+) -> UdpListener:
+    """Bind ``endpoint`` and serve ``handler`` on it; ``what`` names it in errors.
+
+    Raises:
+        BindError: the address cannot be bound.
+    """
+    try:
+        sock = bind_udp(
+            *endpoint, broadcast=broadcast, reuse_addr=reuse_addr, reuse_port=reuse_port
+        )
+    except OSError as exc:
+        raise BindError(what, *endpoint, exc) from None
+    return UdpListener(loop, sock, handler, repeats=repeats)
+
+
+async def open_tcp(
+    loop: asyncio.AbstractEventLoop,
+    what: str,
+    endpoint: tuple[str, int],
+    factory: SessionFactory,
+    limits: Callable[[], TcpLimits],
+    *,
+    reuse_port: bool = False,
+) -> TcpListener:
+    """Bind ``endpoint``, listen, and run a ``factory`` session per connection.
+
+    Raises:
+        BindError: the address cannot be bound.
+    """
+    try:
+        sock = bind_tcp(*endpoint, reuse_port=reuse_port)
+    except OSError as exc:
+        raise BindError(what, *endpoint, exc) from None
+    listener = TcpListener(loop, sock, factory, limits)
+    await listener.start()
+    return listener
+
+
+async def update_together(*changes: tuple[ListenerSet[Any, Any], Iterable[Hashable]]) -> None:
+    """Update several listener sets as one: all of them, or (on a failed bind) none.
+
+    Raises:
+        BindError: a new address could not be bound; every set is as it was.
+    """
+    done: list[tuple[ListenerSet[Any, Any], list[Hashable]]] = []
+    try:
+        for listeners, wanted in changes:
+            previous = list(listeners.active)
+            await listeners.update(wanted)
+            done.append((listeners, previous))
+    except BindError:
+        for listeners, previous in reversed(done):
+            await listeners.update(previous)
+        raise

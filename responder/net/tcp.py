@@ -19,6 +19,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol, cast
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,14 @@ class StreamSession(Protocol):
 
 
 SessionFactory = Callable[[Address, Address], StreamSession]
+
+
+@dataclass(frozen=True, slots=True)
+class TcpLimits:
+    """Per-listener limits; a listener reads its service's current ones at each use."""
+
+    max_connections: int
+    idle_timeout: float  # seconds without received bytes
 
 
 def bind_tcp(
@@ -69,15 +78,13 @@ class TcpListener:
         loop: asyncio.AbstractEventLoop,
         sock: socket.socket,
         factory: SessionFactory,
-        *,
-        max_connections: int,
-        idle_timeout: float,
+        limits: Callable[[], TcpLimits],
     ) -> None:
+        """``limits`` is read whenever a limit applies, so a reload changes them at once."""
         self.loop = loop
         self.sock = sock
         self.factory = factory
-        self.max_connections = max_connections
-        self.idle_timeout = idle_timeout
+        self.limits = limits
         self.local_address: Address = sock.getsockname()[:2]
         self.connections: dict[_Connection, None] = {}  # insertion-ordered set
         self.evicted = 0
@@ -87,7 +94,7 @@ class TcpListener:
         self._server = await self.loop.create_server(lambda: _Connection(self), sock=self.sock)
 
     def admit(self, connection: _Connection) -> None:
-        while len(self.connections) >= self.max_connections:
+        while len(self.connections) >= self.limits().max_connections:
             oldest = min(self.connections, key=lambda c: c.last_activity)
             self.evicted += 1
             oldest.close(abort=True)
@@ -118,7 +125,7 @@ class _Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")[:2]
         self.listener.admit(self)
         self.session = self.listener.factory(peer, self.listener.local_address)
-        self._arm_timer(self.listener.idle_timeout)
+        self._arm_timer(self.listener.limits().idle_timeout)
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None and self.session is not None
@@ -147,10 +154,11 @@ class _Connection(asyncio.Protocol):
 
     def _check_idle(self) -> None:
         idle_for = self.listener.loop.time() - self.last_activity
-        if idle_for >= self.listener.idle_timeout:
+        idle_timeout = self.listener.limits().idle_timeout
+        if idle_for >= idle_timeout:
             self.close(abort=True)
         else:
-            self._arm_timer(self.listener.idle_timeout - idle_for)
+            self._arm_timer(idle_timeout - idle_for)
 
     def close(self, *, abort: bool = False) -> None:
         """End the connection: flush what is queued, or with ``abort`` drop it."""

@@ -30,6 +30,8 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from protocols.repeats import Repeats
+
 try:
     from responder.net import _udploop
 except ImportError:  # built without a C compiler: the Python loop serves alone
@@ -39,8 +41,7 @@ log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 DatagramHandler = Callable[[bytes, Address], bytes | None]
-RepeatTable = dict[bytes, bytes]
-RepeatSource = Callable[[], RepeatTable | None]
+RepeatSource = Callable[[], Repeats | None]
 
 COMPILED_AVAILABLE = _udploop is not None
 COMPILED_DEFAULT = COMPILED_AVAILABLE and os.environ.get("COZEN_PURE_PYTHON", "") in ("", "0")
@@ -191,7 +192,7 @@ class UdpListener:
             return False
         return True
 
-    def close(self) -> None:
+    async def close(self) -> None:
         if self.sock.fileno() >= 0:
             self.loop.remove_reader(self._fd)
             self.sock.close()

@@ -6,7 +6,7 @@ from it). Reload swaps that one object, so every packet sees either the old
 answers or the new ones, never a mix.
 
 Per UDP datagram: an exact repeat of a recent query is answered by the
-compiled UDP loop from the table's memo (see responder/net/udp.py); otherwise
+compiled UDP loop from the table's repeats (see responder/net/udp.py); otherwise
 the fast path (one dict lookup) or, when it declines, the general path.
 TCP always takes the general path through the RFC 7766 framer.
 """
@@ -17,55 +17,27 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from protocols.dns.authority import Authority, AuthoritySettings, HostRecords
+from protocols.dns.authority import Authority
 from protocols.dns.fastpath import AnswerTable, Variants, fast_answer, iter_answer_entries
 from protocols.dns.stream import DnsStream
+from protocols.repeats import Repeats
 from responder.config import Config
-from responder.net.listeners import BindError, ListenerSet
-from responder.net.tcp import Address, TcpListener, bind_tcp
-from responder.net.udp import UdpListener, bind_udp
+from responder.identity import dns_zone
+from responder.net.listeners import (
+    BindError,
+    ListenerSet,
+    open_tcp,
+    open_udp,
+    update_together,
+)
+from responder.net.tcp import Address, TcpLimits, TcpListener
+from responder.net.udp import UdpListener
 
 log = logging.getLogger(__name__)
 
 Endpoint = tuple[str, int]
 
 COMPILE_SLICE = 32  # table entries (about 1 ms of CPU) between yields to the loop
-
-
-def authority_settings(config: Config, serial: int) -> AuthoritySettings:
-    """Map the validated config onto the codec's plain-data zone description."""
-    cluster, dns = config.cluster, config.dns
-    hosts = [
-        HostRecords(
-            fqdn=node.fqdn,
-            ipv4=(str(node.management_ip),),
-            ipv6=(str(node.management_ipv6),) if node.management_ipv6 else (),
-        )
-        for node in config.nodes
-    ]
-    if dns.ns_name.endswith("." + cluster.dns_domain):
-        # In-zone name server: publish its addresses (glue), but no PTR for them.
-        hosts.append(
-            HostRecords(
-                fqdn=dns.ns_name,
-                ipv4=tuple(str(a) for a in dns.listen if a.version == 4),
-                ipv6=tuple(str(a) for a in dns.listen if a.version == 6),
-                reverse=False,
-            )
-        )
-    return AuthoritySettings(
-        domain=cluster.dns_domain,
-        hosts=tuple(hosts),
-        public_names=(cluster.public_fqdn,),
-        ns_name=dns.ns_name,
-        hostmaster=dns.hostmaster,
-        serial=serial,
-        ttl=dns.ttl,
-        negative_ttl=dns.negative_ttl,
-        refresh=dns.refresh,
-        retry=dns.retry,
-        expire=dns.expire,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +54,7 @@ class DnsAnswers:
         A 1,000-node table takes a few hundred ms of CPU; the old answers keep
         being served between slices, so a reload loses no query.
         """
-        authority = Authority(authority_settings(config, serial))
+        authority = Authority(dns_zone(config, serial))
         if not config.dns.fast_path:
             return cls(authority, None)
         entries: dict[bytes, Variants] = {}
@@ -107,15 +79,15 @@ class DnsService:
     """Binds the DNS listeners and answers from the current :class:`DnsAnswers`."""
 
     name = "dns"
+    per_worker = True
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.answers: DnsAnswers | None = None
-        self._max_connections = 256
-        self._idle_timeout = 10.0
+        self.limits = TcpLimits(max_connections=0, idle_timeout=0.0)  # set by apply()
         self._reuse_port = False  # [daemon] workers > 1: every worker binds the same ports
-        self.udp: ListenerSet[Endpoint, UdpListener] = ListenerSet(self._open_udp, _close_udp)
-        self.tcp: ListenerSet[Endpoint, TcpListener] = ListenerSet(self._open_tcp, _close_tcp)
+        self.udp: ListenerSet[Endpoint, UdpListener] = ListenerSet(self._open_udp)
+        self.tcp: ListenerSet[Endpoint, TcpListener] = ListenerSet(self._open_tcp)
 
     async def apply(self, config: Config, serial: int) -> None:
         """Start serving ``config``, or switch to it.
@@ -124,27 +96,18 @@ class DnsService:
             BindError: a new address could not be bound (nothing changed).
         """
         answers = await DnsAnswers.compile(config, serial)
-        self._max_connections = config.dns.max_tcp_connections
-        self._idle_timeout = config.dns.tcp_idle_timeout
         self._reuse_port = config.daemon.workers > 1
         endpoints = [(str(a), config.dns.port) for a in config.dns.listen]
-        previous_answers, previous_udp = self.answers, list(self.udp.active)
+        previous = self.answers, self.limits
         # New answers first: a socket bound below serves at once (and with workers,
         # SO_REUSEPORT hands it queries at once), so it must never see "no answers".
         self.answers = answers
+        self.limits = TcpLimits(config.dns.max_tcp_connections, config.dns.tcp_idle_timeout)
         try:
-            await self.udp.update(endpoints)
-            try:
-                await self.tcp.update(endpoints)
-            except BindError:
-                await self.udp.update(previous_udp)
-                raise
+            await update_together((self.udp, endpoints), (self.tcp, endpoints))
         except BindError:
-            self.answers = previous_answers
+            self.answers, self.limits = previous
             raise
-        for listener in self.tcp.active.values():
-            listener.max_connections = config.dns.max_tcp_connections
-            listener.idle_timeout = config.dns.tcp_idle_timeout
 
     async def stop(self) -> None:
         await self.tcp.close()
@@ -154,35 +117,33 @@ class DnsService:
         answers = self.answers
         return None if answers is None else answers.answer_udp(data)
 
-    def _repeats(self) -> dict[bytes, bytes] | None:
+    def _repeats(self) -> Repeats | None:
         answers = self.answers
-        return None if answers is None or answers.table is None else answers.table.recent
+        return None if answers is None or answers.table is None else answers.table.repeats
 
     def _answer_stream_message(self, message: bytes) -> bytes | None:
         answers = self.answers
         return None if answers is None else answers.answer_tcp(message)
 
     async def _open_udp(self, endpoint: Endpoint) -> UdpListener:
-        try:
-            sock = bind_udp(*endpoint, reuse_port=self._reuse_port)
-        except OSError as exc:
-            raise BindError("dns/udp", *endpoint, exc) from None
-        return UdpListener(self.loop, sock, self._handle_datagram, repeats=self._repeats)
+        return await open_udp(
+            self.loop,
+            "dns/udp",
+            endpoint,
+            self._handle_datagram,
+            repeats=self._repeats,
+            reuse_port=self._reuse_port,
+        )
 
     async def _open_tcp(self, endpoint: Endpoint) -> TcpListener:
-        try:
-            sock = bind_tcp(*endpoint, reuse_port=self._reuse_port)
-        except OSError as exc:
-            raise BindError("dns/tcp", *endpoint, exc) from None
-        listener = TcpListener(
+        return await open_tcp(
             self.loop,
-            sock,
+            "dns/tcp",
+            endpoint,
             lambda peer, local: DnsStream(self._answer_stream_message),
-            max_connections=self._max_connections,
-            idle_timeout=self._idle_timeout,
+            lambda: self.limits,
+            reuse_port=self._reuse_port,
         )
-        await listener.start()
-        return listener
 
     def status(self) -> dict[str, object]:
         udp = [
@@ -201,11 +162,3 @@ class DnsService:
         ]
         fast = self.answers is not None and self.answers.table is not None
         return {"fast_path": fast, "udp": udp, "tcp": tcp}
-
-
-async def _close_udp(listener: UdpListener) -> None:
-    listener.close()
-
-
-async def _close_tcp(listener: TcpListener) -> None:
-    await listener.close()

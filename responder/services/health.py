@@ -19,11 +19,12 @@ from collections.abc import Callable
 from typing import Any
 
 from responder.config import Config
-from responder.net.listeners import BindError, ListenerSet
-from responder.net.tcp import TcpListener, bind_tcp
+from responder.net.listeners import ListenerSet, open_tcp
+from responder.net.tcp import TcpLimits, TcpListener
 
 Report = Callable[[], dict[str, Any]]
 MAX_REQUEST = 8192
+HEALTH_LIMITS = TcpLimits(max_connections=32, idle_timeout=5.0)
 
 
 def _response(code: str, body: bytes, content_type: str) -> bytes:
@@ -91,11 +92,12 @@ class HealthSession:
 
 class HealthService:
     name = "health"
+    per_worker = False
 
     def __init__(self, loop: asyncio.AbstractEventLoop, report: Report) -> None:
         self.loop = loop
         self.report = report
-        self.listeners: ListenerSet[tuple[str, int], TcpListener] = ListenerSet(self._open, _close)
+        self.listeners: ListenerSet[tuple[str, int], TcpListener] = ListenerSet(self._open)
 
     async def apply(self, config: Config, serial: int) -> None:
         wanted = [] if config.health.listen is None else [config.health.listen]
@@ -108,20 +110,10 @@ class HealthService:
         return {"listen": [f"{h}:{p}" for h, p in self.listeners.active]}
 
     async def _open(self, endpoint: tuple[str, int]) -> TcpListener:
-        try:
-            sock = bind_tcp(*endpoint)
-        except OSError as exc:
-            raise BindError("health", *endpoint, exc) from None
-        listener = TcpListener(
+        return await open_tcp(
             self.loop,
-            sock,
+            "health",
+            endpoint,
             lambda peer, local: HealthSession(self.report),
-            max_connections=32,
-            idle_timeout=5.0,
+            lambda: HEALTH_LIMITS,
         )
-        await listener.start()
-        return listener
-
-
-async def _close(listener: TcpListener) -> None:
-    await listener.close()

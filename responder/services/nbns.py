@@ -10,7 +10,7 @@ that subnet with ``broadcast=True``, and each node's reply leaves from its
 own unicast socket towards the request's source.
 
 Per datagram: an exact repeat of a recent unicast query is answered by the
-compiled UDP loop from the node's memo (see responder/net/udp.py); otherwise the
+compiled UDP loop from the node's repeats (see responder/net/udp.py); otherwise the
 precomputed fast path (one dict lookup) or the general path. Only the
 general path looks at responses; after one, the registration
 engines' events are logged and the timer rescheduled. Malformed datagrams are
@@ -30,16 +30,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from protocols.errors import MalformedMessage
 from protocols.netbios.claim import BNodeClaim
-from protocols.netbios.names import NetBIOSName
+from protocols.netbios.names import NetbiosName
 from protocols.netbios.nbns import (
     NameQueryResponse,
-    NBFlags,
     NbnsMessage,
     NodeStatusResponse,
     RegistrationResponse,
@@ -47,12 +45,14 @@ from protocols.netbios.nbns import (
     WaitForAck,
     decode_packet,
 )
-from protocols.netbios.node import NodeIdentity, NodeState, fast_answer, handle_message
+from protocols.netbios.node import NbnsIdentity, NodeState, fast_answer, handle_message
 from protocols.netbios.wins import WinsClient, WinsState
-from responder.config import Config, Node
+from protocols.repeats import Repeats
+from responder.config import Config
+from responder.identity import NodeIdentity, node_identities
 from responder.net.interfaces import BroadcastMap, subnet_broadcasts
-from responder.net.listeners import BindError, ListenerSet
-from responder.net.udp import Address, UdpListener, bind_udp
+from responder.net.listeners import ListenerSet, open_udp, update_together
+from responder.net.udp import Address, DatagramHandler, RepeatSource, UdpListener
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ _RESPONSES = (
 class NodePlan:
     """What one node runs, derived from the config and the host's interfaces."""
 
-    identity: NodeIdentity
+    identity: NbnsIdentity
     port: int
     broadcast: str | None  # subnet broadcast address, None: no claim, no broadcast socket
     wins: Address | None
@@ -84,22 +84,12 @@ class NodePlan:
         return self.identity.ipv4
 
 
-def plan_node(config: Config, node: Node, broadcasts: BroadcastMap) -> NodePlan:
+def plan_node(config: Config, node: NodeIdentity, broadcasts: BroadcastMap) -> NodePlan:
     netbios = config.netbios
     wins = None if netbios.wins_server is None else (str(netbios.wins_server), netbios.wins_port)
-    identity = NodeIdentity(
-        cozen_name=node.cozen_name,
-        workgroup=config.cluster.workgroup,
-        ipv4=str(node.management_ip),
-        mac=node.mac,
-        serve_smb=config.smb.enabled,
-        public_name=config.cluster.name,
-        ttl=netbios.ttl,
-        node_type=NBFlags.ONT_H if wins else NBFlags.ONT_B,
-    )
-    bcast = broadcasts.get(node.management_ip) if netbios.broadcast else None
+    bcast = broadcasts.get(node.ipv4) if netbios.broadcast else None
     broadcast = None if bcast is None else str(bcast)
-    return NodePlan(identity, netbios.port, broadcast, wins, netbios.fast_path)
+    return NodePlan(node.nbns, netbios.port, broadcast, wins, netbios.fast_path)
 
 
 @dataclass(eq=False, slots=True)
@@ -109,7 +99,7 @@ class _Node:
     listener: UdpListener
     claim: BNodeClaim | None = None
     wins: WinsClient | None = None
-    wins_seen: dict[NetBIOSName, WinsState] = field(default_factory=dict)
+    wins_seen: dict[NetbiosName, WinsState] = field(default_factory=dict)
 
     @property
     def engines(self) -> list[Engine]:
@@ -131,6 +121,7 @@ class NbnsService:
     """Serves every node's NBNS names and runs their registration engines."""
 
     name = "nbns"
+    per_worker = False
 
     def __init__(
         self,
@@ -146,12 +137,8 @@ class NbnsService:
         self.retiring: list[_Node] = []
         self.malformed = 0
         self.wins_server: Address | None = None
-        self.unicast: ListenerSet[Endpoint, UdpListener] = ListenerSet(
-            self._open_unicast, _close_udp
-        )
-        self.broadcast: ListenerSet[Endpoint, UdpListener] = ListenerSet(
-            self._open_broadcast, _close_udp
-        )
+        self.unicast: ListenerSet[Endpoint, UdpListener] = ListenerSet(self._open_unicast)
+        self.broadcast: ListenerSet[Endpoint, UdpListener] = ListenerSet(self._open_broadcast)
         self._timer: asyncio.TimerHandle | None = None
         self._lock = asyncio.Lock()
         self._released = asyncio.Event()
@@ -166,7 +153,7 @@ class NbnsService:
             BindError: a new address could not be bound (nothing changed).
         """
         broadcasts = self._interfaces() if config.netbios.broadcast else {}
-        plans = {str(n.management_ip): plan_node(config, n, broadcasts) for n in config.nodes}
+        plans = {n.address: plan_node(config, n, broadcasts) for n in node_identities(config)}
         old = self.view.by_address
         leaving = [n for ip, n in old.items() if ip not in plans or old[ip].plan != plans[ip]]
         async with self._lock:
@@ -209,13 +196,7 @@ class NbnsService:
         unicast = [(p.address, p.port) for p in plans]
         unicast += [(n.plan.address, n.plan.port) for n in keep]
         bcast = [(p.broadcast, p.port) for p in plans if p.broadcast is not None]
-        previous = list(self.unicast.active)
-        await self.unicast.update(unicast)
-        try:
-            await self.broadcast.update(bcast)
-        except BindError:
-            await self.unicast.update(previous)
-            raise
+        await update_together((self.unicast, unicast), (self.broadcast, bcast))
 
     def _switch(self, plans: dict[str, NodePlan], leaving: list[_Node]) -> None:
         old = self.view.by_address
@@ -287,9 +268,9 @@ class NbnsService:
                 return reply
         return self._general(node, data, source, broadcast=False)
 
-    def _repeats(self, address: str) -> dict[bytes, bytes] | None:
+    def _repeats(self, address: str) -> Repeats | None:
         node = self.view.by_address.get(address)
-        return node.state.recent if node is not None and node.state.fast_path else None
+        return node.state.repeats if node is not None and node.state.fast_path else None
 
     def _on_broadcast(self, address: str, data: bytes, source: Address) -> None:
         # One datagram, every node on the subnet: decode it at most once, on the first miss.
@@ -445,17 +426,22 @@ class NbnsService:
 
     async def _open_unicast(self, endpoint: Endpoint) -> UdpListener:
         address = endpoint[0]
-        return UdpListener(
+        return await _open_nbns(
             self.loop,
-            _bind_nbns("nbns/udp", endpoint),
+            "nbns/udp",
+            endpoint,
             lambda d, s: self._on_unicast(address, d, s),
             repeats=lambda: self._repeats(address),
         )
 
     async def _open_broadcast(self, endpoint: Endpoint) -> UdpListener:
         address = endpoint[0]
-        sock = _bind_nbns("nbns/udp-broadcast", endpoint)
-        return UdpListener(self.loop, sock, lambda d, s: self._on_broadcast(address, d, s))
+        return await _open_nbns(
+            self.loop,
+            "nbns/udp-broadcast",
+            endpoint,
+            lambda d, s: self._on_broadcast(address, d, s),
+        )
 
     # ------------------------------------------------------------ status
 
@@ -502,35 +488,15 @@ def _node_status(node: _Node) -> dict[str, object]:
     }
 
 
-async def _close_udp(listener: UdpListener) -> None:
-    listener.close()
-
-
-def describe_lines(config: Config) -> list[str]:
-    """The NBNS part of ``cozen-responder check``: names per node, WINS server."""
-    netbios, workgroup = config.netbios, config.cluster.workgroup
-    wins = (
-        f"WINS {netbios.wins_server}:{netbios.wins_port} (H-node)"
-        if netbios.wins_server
-        else "no WINS (B-node)"
-    )
-    lines = [
-        f"nbns: udp port {netbios.port} on each management address, "
-        f"broadcast {'on' if netbios.broadcast else 'off'}, ttl {netbios.ttl}, {wins}; "
-        f"fast path {'on' if netbios.fast_path else 'off'}"
-    ]
-    for node in config.nodes:
-        names = [f"{node.cozen_name}<00>"]
-        if config.smb.enabled:
-            names.append(f"{node.cozen_name}<20>")
-        names += [f"{workgroup}<00> group", f"{workgroup}<1e> group"]
-        lines.append(f"  {node.cozen_name:<16}{node.management_ip!s:<18}{', '.join(names)}")
-    return lines
-
-
-def _bind_nbns(service: str, endpoint: Endpoint) -> socket.socket:
+async def _open_nbns(
+    loop: asyncio.AbstractEventLoop,
+    what: str,
+    endpoint: Endpoint,
+    handler: DatagramHandler,
+    *,
+    repeats: RepeatSource | None = None,
+) -> UdpListener:
     """Unicast and broadcast sockets share port 137 (and may send broadcasts)."""
-    try:
-        return bind_udp(*endpoint, broadcast=True, reuse_addr=True)
-    except OSError as exc:
-        raise BindError(service, *endpoint, exc) from None
+    return await open_udp(
+        loop, what, endpoint, handler, repeats=repeats, broadcast=True, reuse_addr=True
+    )

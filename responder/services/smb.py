@@ -30,42 +30,18 @@ import time
 import uuid
 from collections.abc import Mapping
 
-from protocols.auth.ntlmssp import NtlmIdentity, filetime
-from protocols.smb.session import SmbIdentity, SmbSession, default_called_names
-from responder.config import Config, Node
-from responder.net.listeners import BindError, ListenerSet
-from responder.net.tcp import Address, StreamSession, TcpListener, bind_tcp
+from protocols.auth.ntlmssp import filetime
+from protocols.smb.session import SmbIdentity, SmbSession
+from responder.config import Config
+from responder.identity import node_identities, smb_identity
+from responder.net.listeners import BindError, ListenerSet, open_tcp
+from responder.net.tcp import Address, StreamSession, TcpLimits, TcpListener
 
 log = logging.getLogger(__name__)
 
 # (host, port, netbios): the NBSS flag is part of the key so that swapping the
 # two port numbers on reload rebinds instead of reusing a listener of the other kind.
 Endpoint = tuple[str, int, bool]
-
-
-def node_identity(config: Config, node: Node, boot_time: int) -> SmbIdentity:
-    """What ``node`` presents over SMB under ``config``; ``boot_time`` is a FILETIME."""
-    cluster, smb = config.cluster, config.smb
-    return SmbIdentity(
-        ntlm=NtlmIdentity(
-            nb_computer_name=node.cozen_name,
-            nb_domain_name=cluster.workgroup,
-            dns_computer_name=node.fqdn,
-            dns_domain_name=cluster.dns_domain,
-            dns_tree_name=cluster.dns_domain,
-            version=smb.os_version,
-        ),
-        server_guid=node.server_guid.bytes_le,
-        workgroup=cluster.workgroup,
-        cozen_name=node.cozen_name,
-        accepted_called_names=default_called_names(node.cozen_name, str(node.management_ip)),
-        boot_time=boot_time,
-        smb1=smb.smb1,
-        max_dialect=smb.max_dialect,
-        native_os=smb.native_os,
-        native_lanman=smb.native_lanman,
-        null_session=smb.null_session,
-    )
 
 
 class _Refused:
@@ -81,15 +57,15 @@ class SmbService:
     """Binds 139 and 445 on every node's management address and runs the sessions."""
 
     name = "smb"
+    per_worker = False
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.boot_time = filetime(time.time())  # ServerStartTime, fixed for the daemon's life
         self.identities: Mapping[str, SmbIdentity] = {}
-        self._max_connections = 64
-        self._idle_timeout = 10.0
+        self.limits = TcpLimits(max_connections=0, idle_timeout=0.0)  # set by apply()
         self._max_message_size = 65536
-        self.tcp: ListenerSet[Endpoint, TcpListener] = ListenerSet(self._open, _close)
+        self.tcp: ListenerSet[Endpoint, TcpListener] = ListenerSet(self._open)
 
     async def apply(self, config: Config, serial: int) -> None:
         """Start serving ``config``, or switch to it.
@@ -98,25 +74,23 @@ class SmbService:
             BindError: a new address could not be bound (nothing changed).
         """
         smb = config.smb
-        nodes = config.nodes if smb.enabled else ()
-        identities = {str(n.management_ip): node_identity(config, n, self.boot_time) for n in nodes}
+        identities = {
+            node.address: smb_identity(config, node, self.boot_time)
+            for node in (node_identities(config) if smb.enabled else ())
+        }
         endpoints: list[Endpoint] = []
         for address in identities:
             endpoints += [(address, smb.netbios_port, True), (address, smb.port, False)]
-        previous = self.identities
-        self.identities = {**previous, **identities}
-        self._max_connections = smb.max_connections
-        self._idle_timeout = smb.idle_timeout
+        previous = self.identities, self.limits, self._max_message_size
+        self.identities = {**self.identities, **identities}
+        self.limits = TcpLimits(smb.max_connections, smb.idle_timeout)
         self._max_message_size = smb.max_message_size
         try:
             await self.tcp.update(endpoints)
         except BindError:
-            self.identities = previous
+            self.identities, self.limits, self._max_message_size = previous
             raise
         self.identities = identities
-        for listener in self.tcp.active.values():
-            listener.max_connections = smb.max_connections
-            listener.idle_timeout = smb.idle_timeout
 
     async def stop(self) -> None:
         await self.tcp.close()
@@ -156,20 +130,10 @@ class SmbService:
 
     async def _open(self, endpoint: Endpoint) -> TcpListener:
         host, port, netbios = endpoint
-        try:
-            sock = bind_tcp(host, port)
-        except OSError as exc:
-            raise BindError("nbss/tcp" if netbios else "smb/tcp", host, port, exc) from None
-        listener = TcpListener(
+        return await open_tcp(
             self.loop,
-            sock,
+            "nbss/tcp" if netbios else "smb/tcp",
+            (host, port),
             lambda peer, local: self._session(local, netbios),
-            max_connections=self._max_connections,
-            idle_timeout=self._idle_timeout,
+            lambda: self.limits,
         )
-        await listener.start()
-        return listener
-
-
-async def _close(listener: TcpListener) -> None:
-    await listener.close()

@@ -15,10 +15,10 @@ import sys
 import time
 
 from protocols.errors import MalformedMessage
-from protocols.netbios.names import NetBIOSName
+from protocols.netbios.names import NetbiosName
 from protocols.netbios.nbns import (
     NameRegistrationRequest,
-    NBFlags,
+    NbFlags,
     NmFlags,
     Opcode,
     Rcode,
@@ -36,10 +36,10 @@ def register(name: str, to: str, address: str) -> str:
     request = NameRegistrationRequest(
         0x5151,
         Opcode.REGISTRATION,
-        NetBIOSName.make(name),
+        NetbiosName.make(name),
         NmFlags.RD | NmFlags.B,
         300,
-        NBFlags.ONT_B,
+        NbFlags.ONT_B,
         address,
     )
     sock.sendto(encode_packet(request), (to, 137))
@@ -53,7 +53,7 @@ def register(name: str, to: str, address: str) -> str:
 
 
 def defend(name: str, address: str, seconds: float) -> None:
-    ours = NetBIOSName.make(name).key()
+    ours = NetbiosName.make(name).key()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)

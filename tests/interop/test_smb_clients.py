@@ -23,7 +23,7 @@ from impacket.smb import SMB_DIALECT
 from impacket.smbconnection import SessionError, SMBConnection
 
 from protocols.netbios import nbss
-from protocols.netbios.names import NetBIOSName
+from protocols.netbios.names import NetbiosName
 from tests.helpers import BASE_CONFIG, REPO, DaemonProcess, end_process
 from tests.interop.tshark import Capture, fields, read
 
@@ -134,7 +134,7 @@ def test_netbios_session_accepts_cozen_name_refuses_public_name(daemon, capture,
     answers = {"SQL01-CZ1": b"\x82\x00\x00\x00", "SQL01": b"\x83\x00\x00\x01\x82"}
     for called, expected in answers.items():
         with socket.create_connection(("127.0.0.11", 139), timeout=5) as sock:
-            request = nbss.SessionRequest(NetBIOSName(called, 0x20), NetBIOSName("PROBE", 0))
+            request = nbss.SessionRequest(NetbiosName(called, 0x20), NetbiosName("PROBE", 0))
             sock.sendall(nbss.encode_session_request(request))
             assert sock.recv(16) == expected
     check_capture(capture, min_packets=6)

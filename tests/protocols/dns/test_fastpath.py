@@ -23,7 +23,7 @@ from protocols.dns.message import (
     encode_message,
     name_from_text,
 )
-from protocols.repeats import MEMO_LIMIT
+from protocols.repeats import REPEATS_LIMIT
 from tests.protocols.dns.test_authority import AUTHORITY, SETTINGS
 from tests.protocols.dns.test_message import all_captures, capture
 
@@ -162,13 +162,13 @@ def test_over_512_without_edns_falls_back():
     assert fast_answer(table, query(big, RRType.A, Edns(1232))) is not None
 
 
-def test_repeat_with_new_id_is_served_from_the_memo():
+def test_repeat_with_new_id_is_served_from_the_repeats_table():
     table = build_answer_table(SETTINGS)
     first = query(A_NAME, RRType.A, Edns(1232, options=(COOKIE,)), id=0x0101)
     again = query(A_NAME, RRType.A, Edns(1232, options=(COOKIE,)), id=0xBEEF)
     assert fast_answer(table, first) == AUTHORITY.respond(first, udp=True)
-    assert list(table.recent) == [first[2:]]
-    table.entries.clear()  # only the memo can answer now
+    assert list(table.repeats) == [first[2:]]
+    table.entries.clear()  # only the repeats table can answer now
     assert fast_answer(table, again) == AUTHORITY.respond(again, udp=True)
 
 
@@ -176,23 +176,23 @@ def test_memo_keeps_only_answered_udp_queries():
     table = build_answer_table(SETTINGS)
     fast_answer(table, UNUSUAL["unknown-name"])
     fast_answer(table, capture("dig_a_tcp"), udp=False)
-    assert table.recent == {}
+    assert table.repeats == {}
 
 
 def test_memo_skips_long_queries():
     table = build_answer_table(SETTINGS)
     padded = query(A_NAME, RRType.A, Edns(1232, options=((12, bytes(600)),)))
     assert fast_answer(table, padded) == AUTHORITY.respond(padded, udp=True)
-    assert table.recent == {}
+    assert table.repeats == {}
 
 
 def test_memo_is_cleared_when_full():
     table = build_answer_table(SETTINGS)
     rng = random.Random(7)
-    for _ in range(MEMO_LIMIT + 10):
+    for _ in range(REPEATS_LIMIT + 10):
         spelling = random_case(A_NAME, rng)
         fast_answer(table, query(spelling, RRType.A, Edns(rng.randrange(512, 4096))))
-    assert 0 < len(table.recent) <= MEMO_LIMIT
+    assert 0 < len(table.repeats) <= REPEATS_LIMIT
 
 
 def test_entries_come_one_by_one_and_make_the_table():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from protocols.netbios.names import NetBIOSName
+from protocols.netbios.names import NetbiosName
 from protocols.netbios.nbns import (
     AddressEntry,
     NameFlags,
@@ -12,7 +12,7 @@ from protocols.netbios.nbns import (
     NameQueryResponse,
     NameRegistrationRequest,
     NameReleaseRequest,
-    NBFlags,
+    NbFlags,
     NbnsMessage,
     NmFlags,
     NodeStatusEntry,
@@ -41,13 +41,13 @@ label = st.text(
     max_size=20,
 )
 scopes = st.lists(label, max_size=4).map(".".join)
-netbios_names = st.builds(NetBIOSName, name_text, st.integers(0, 255), scopes)
+netbios_names = st.builds(NetbiosName, name_text, st.integers(0, 255), scopes)
 
 u16 = st.integers(0, 0xFFFF)
 u32 = st.integers(0, 0xFFFFFFFF)
 rcodes = st.integers(0, 15)
 nm_flags = st.integers(0, 0x7F).map(NmFlags)
-nb_flags = u16.map(NBFlags)
+nb_flags = u16.map(NbFlags)
 ipv4 = st.tuples(*[st.integers(0, 255)] * 4).map(lambda t: ".".join(map(str, t)))
 entries = st.builds(AddressEntry, nb_flags, ipv4)
 status_entries = st.builds(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from protocols.netbios.claim import BNodeClaim, ClaimEvent, ClaimState
-from protocols.netbios.names import NetBIOSName
+from protocols.netbios.names import NetbiosName
 from protocols.netbios.nbns import (
     NameRegistrationRequest,
     NameReleaseRequest,
-    NBFlags,
+    NbFlags,
     NmFlags,
     Opcode,
     Rcode,
@@ -22,9 +22,9 @@ from protocols.netbios.nbns_encode import (
 from protocols.netbios.registration import OwnedName
 from tests.helpers import golden
 
-CZ1 = NetBIOSName("SQL01-CZ1")
-CZ1_SMB = NetBIOSName("SQL01-CZ1", 0x20)
-CORP = NetBIOSName("CORP")
+CZ1 = NetbiosName("SQL01-CZ1")
+CZ1_SMB = NetbiosName("SQL01-CZ1", 0x20)
+CORP = NetbiosName("CORP")
 BCAST = ("127.255.255.255", 137)
 
 
@@ -50,11 +50,11 @@ def test_three_broadcasts_250ms_apart_then_claimed() -> None:
         CZ1,
         NmFlags.RD | NmFlags.B,
         300_000,
-        NBFlags.ONT_B,
+        NbFlags.ONT_B,
         "127.0.0.5",
     )
     assert isinstance(first[2], NameRegistrationRequest)
-    assert first[2].flags == NBFlags.G
+    assert first[2].flags == NbFlags.G
     assert claim.next_timer() == pytest.approx(10.25)
     claim.handle_timer(10.1)  # too early: nothing happens
     assert sent(claim) == []
@@ -78,7 +78,7 @@ def test_matches_nmbd_registration_shape() -> None:
         "127.0.0.5",
         first_trn_id=0x5E38,
         ttl=0,
-        node_type=NBFlags.ONT_H,
+        node_type=NbFlags.ONT_H,
         broadcast=BCAST,
     )
     claim.start(0.0)
@@ -95,7 +95,7 @@ def test_negative_response_while_claiming_is_conflict() -> None:
         NmFlags.AA | NmFlags.RD | NmFlags.RA,
         Rcode.ACT_ERR,
         0,
-        NBFlags.ONT_B,
+        NbFlags.ONT_B,
         "127.0.0.5",
     )
     claim.receive(encode_packet(objection), 0.1)
@@ -114,7 +114,7 @@ def test_group_conflict_not_reported_to_node() -> None:
     claim = make_claim()
     claim.start(0.0)
     objection = RegistrationResponse(
-        0x5E38, Opcode.REGISTRATION, CORP, NmFlags.AA, Rcode.ACT_ERR, 0, NBFlags.ONT_B, "1.2.3.4"
+        0x5E38, Opcode.REGISTRATION, CORP, NmFlags.AA, Rcode.ACT_ERR, 0, NbFlags.ONT_B, "1.2.3.4"
     )
     claim.receive_message(objection, 0.1)
     assert claim.state_of(CORP) == ClaimState.CONFLICT
@@ -125,12 +125,12 @@ def test_positive_and_foreign_responses_ignored() -> None:
     claim = make_claim()
     claim.start(0.0)
     positive = RegistrationResponse(
-        0x5E36, Opcode.REGISTRATION, CZ1, NmFlags.AA, 0, 0, NBFlags.ONT_B, "127.0.0.5"
+        0x5E36, Opcode.REGISTRATION, CZ1, NmFlags.AA, 0, 0, NbFlags.ONT_B, "127.0.0.5"
     )
     claim.receive_message(positive, 0.1)
     claim.receive(b"garbage", 0.1)
     other = RegistrationResponse(
-        0x5E36, Opcode.REGISTRATION, NetBIOSName("X"), NmFlags.AA, 6, 0, NBFlags.ONT_B, "1.1.1.1"
+        0x5E36, Opcode.REGISTRATION, NetbiosName("X"), NmFlags.AA, 6, 0, NbFlags.ONT_B, "1.1.1.1"
     )
     claim.receive_message(other, 0.1)
     assert claim.state_of(CZ1) == ClaimState.CLAIMING
@@ -145,7 +145,7 @@ def test_release_broadcasts_three_times_then_released() -> None:
     claim.release(5.0)
     releases = sent(claim)
     assert all(isinstance(m, NameReleaseRequest) for m in releases)
-    assert releases[0] == NameReleaseRequest(0x5E39, CZ1, NmFlags.B, 0, NBFlags.ONT_B, "127.0.0.5")
+    assert releases[0] == NameReleaseRequest(0x5E39, CZ1, NmFlags.B, 0, NbFlags.ONT_B, "127.0.0.5")
     assert not claim.finished()
     claim.handle_timer(5.25)
     claim.handle_timer(5.5)
@@ -160,7 +160,7 @@ def test_release_skips_conflicted_names() -> None:
     claim.start(0.0)
     claim.receive_message(
         RegistrationResponse(
-            0x5E36, Opcode.REGISTRATION, CZ1, NmFlags.AA, 6, 0, NBFlags.ONT_B, "127.0.0.5"
+            0x5E36, Opcode.REGISTRATION, CZ1, NmFlags.AA, 6, 0, NbFlags.ONT_B, "127.0.0.5"
         ),
         0.1,
     )
@@ -171,4 +171,4 @@ def test_release_skips_conflicted_names() -> None:
 
 def test_state_of_unknown_name() -> None:
     with pytest.raises(KeyError):
-        make_claim().state_of(NetBIOSName("NOPE"))
+        make_claim().state_of(NetbiosName("NOPE"))

@@ -7,7 +7,7 @@ from impacket import nmb
 
 from protocols.errors import MalformedMessage, PointerLoop, Truncated
 from protocols.netbios.names import (
-    NetBIOSName,
+    NetbiosName,
     decode_first_level,
     decode_netbios_name,
     encode_first_level,
@@ -20,30 +20,30 @@ WILDCARD = b" CKAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\x00"
 
 
 def test_encode_known_name() -> None:
-    assert encode_netbios_name(NetBIOSName("SQL01-CZ1", 0x00)) == SQL01_CZ1
+    assert encode_netbios_name(NetbiosName("SQL01-CZ1", 0x00)) == SQL01_CZ1
 
 
 def test_encode_wildcard_pads_with_nuls() -> None:
-    assert encode_netbios_name(NetBIOSName("*")) == WILDCARD
+    assert encode_netbios_name(NetbiosName("*")) == WILDCARD
 
 
 def test_decode_wildcard() -> None:
-    assert decode_netbios_name(WILDCARD) == (NetBIOSName("*", 0, ""), len(WILDCARD))
+    assert decode_netbios_name(WILDCARD) == (NetbiosName("*", 0, ""), len(WILDCARD))
 
 
 def test_decode_known_name_returns_end_offset() -> None:
     data = b"xx" + SQL01_CZ1 + b"\x00\x20"
-    assert decode_netbios_name(data, 2) == (NetBIOSName("SQL01-CZ1"), 2 + len(SQL01_CZ1))
+    assert decode_netbios_name(data, 2) == (NetbiosName("SQL01-CZ1"), 2 + len(SQL01_CZ1))
 
 
 def test_make_upper_cases_ascii_only() -> None:
-    assert NetBIOSName.make("sql01-cz1", 0x20) == NetBIOSName("SQL01-CZ1", 0x20)
-    assert NetBIOSName.make("caf\u00e9").name == "CAF\u00e9"
+    assert NetbiosName.make("sql01-cz1", 0x20) == NetbiosName("SQL01-CZ1", 0x20)
+    assert NetbiosName.make("caf\u00e9").name == "CAF\u00e9"
 
 
 def test_key_is_case_insensitive() -> None:
-    assert NetBIOSName("sql01", 0, "Corp").key() == NetBIOSName("SQL01", 0, "corp").key()
-    assert NetBIOSName("SQL01", 0).key() != NetBIOSName("SQL01", 0x20).key()
+    assert NetbiosName("sql01", 0, "Corp").key() == NetbiosName("SQL01", 0, "corp").key()
+    assert NetbiosName("SQL01", 0).key() != NetbiosName("SQL01", 0x20).key()
 
 
 @pytest.mark.parametrize(
@@ -51,12 +51,12 @@ def test_key_is_case_insensitive() -> None:
     [("SQL01-CZ1", 0x20, ""), ("CORP", 0x1E, "corp.example"), ("WS", 0x00, "")],
 )
 def test_encoding_matches_impacket(name: str, suffix: int, scope: str) -> None:
-    ours = encode_netbios_name(NetBIOSName(name, suffix, scope))
+    ours = encode_netbios_name(NetbiosName(name, suffix, scope))
     assert ours == nmb.encode_name(name, suffix, scope or None)
 
 
 def test_scoped_name_round_trip() -> None:
-    name = NetBIOSName("SQL01-CZ3", 0x00, "CORP.EXAMPLE")
+    name = NetbiosName("SQL01-CZ3", 0x00, "CORP.EXAMPLE")
     wire = encode_netbios_name(name)
     assert wire.endswith(b"\x04CORP\x07EXAMPLE\x00")
     assert decode_netbios_name(wire) == (name, len(wire))
@@ -65,15 +65,15 @@ def test_scoped_name_round_trip() -> None:
 def test_pointer_followed_when_allowed() -> None:
     data = SQL01_CZ1 + b"\xc0\x00"
     name, end = decode_netbios_name(data, len(SQL01_CZ1), compression=True)
-    assert name == NetBIOSName("SQL01-CZ1")
+    assert name == NetbiosName("SQL01-CZ1")
     assert end == len(data)
 
 
 def test_pointer_into_scope_labels() -> None:
-    first = encode_netbios_name(NetBIOSName("A", 0, "corp.example"))
-    second = b"\x20" + encode_first_level(NetBIOSName("B")) + b"\xc0\x21"
+    first = encode_netbios_name(NetbiosName("A", 0, "corp.example"))
+    second = b"\x20" + encode_first_level(NetbiosName("B")) + b"\xc0\x21"
     name, end = decode_netbios_name(first + second, len(first), compression=True)
-    assert name == NetBIOSName("B", 0, "corp.example")
+    assert name == NetbiosName("B", 0, "corp.example")
     assert end == len(first) + len(second)
 
 
@@ -86,17 +86,17 @@ def test_first_level_round_trip_all_bytes() -> None:
 
 def test_constructor_rejects_long_name() -> None:
     with pytest.raises(ValueError, match="characters"):
-        NetBIOSName("A" * 16)
+        NetbiosName("A" * 16)
 
 
 def test_constructor_rejects_bad_suffix() -> None:
     with pytest.raises(ValueError, match="suffix"):
-        NetBIOSName("A", 256)
+        NetbiosName("A", 256)
 
 
 def test_encoder_rejects_overlong_scope() -> None:
     with pytest.raises(ValueError, match="too long"):
-        encode_netbios_name(NetBIOSName("A", 0, ".".join(["x" * 60] * 4)))
+        encode_netbios_name(NetbiosName("A", 0, ".".join(["x" * 60] * 4)))
 
 
 # ------------------------------------------------------------------ rejections
@@ -188,11 +188,11 @@ def test_reject_pointer_chain_too_long() -> None:
 
 
 def test_all_space_name_decodes_as_one_space() -> None:
-    wire = encode_netbios_name(NetBIOSName(" ", 0x20))
+    wire = encode_netbios_name(NetbiosName(" ", 0x20))
     assert wire == b" CACACACACACACACACACACACACACACACA\x00"
-    assert decode_netbios_name(wire)[0] == NetBIOSName(" ", 0x20)
+    assert decode_netbios_name(wire)[0] == NetbiosName(" ", 0x20)
 
 
 def test_wildcard_padded_with_spaces_decodes_as_wildcard() -> None:
     wire = b" CK" + b"CA" * 14 + b"AA\x00"
-    assert decode_netbios_name(wire)[0] == NetBIOSName("*")
+    assert decode_netbios_name(wire)[0] == NetbiosName("*")

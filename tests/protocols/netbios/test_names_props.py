@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.errors import MalformedMessage
-from protocols.netbios.names import NetBIOSName, decode_netbios_name, encode_netbios_name
+from protocols.netbios.names import NetbiosName, decode_netbios_name, encode_netbios_name
 from tests.protocols.netbios.strategies import netbios_names
 
 SETTINGS = settings(max_examples=300, deadline=None)
@@ -14,7 +14,7 @@ SETTINGS = settings(max_examples=300, deadline=None)
 
 @SETTINGS
 @given(netbios_names)
-def test_round_trip(name: NetBIOSName) -> None:
+def test_round_trip(name: NetbiosName) -> None:
     wire = encode_netbios_name(name)
     assert decode_netbios_name(wire) == (name, len(wire))
     assert decode_netbios_name(wire, compression=True) == (name, len(wire))
@@ -22,7 +22,7 @@ def test_round_trip(name: NetBIOSName) -> None:
 
 @SETTINGS
 @given(netbios_names)
-def test_encoded_form_is_a_to_p(name: NetBIOSName) -> None:
+def test_encoded_form_is_a_to_p(name: NetbiosName) -> None:
     wire = encode_netbios_name(name)
     assert wire[0] == 32
     assert all(0x41 <= b <= 0x50 for b in wire[1:33])
@@ -36,4 +36,4 @@ def test_decode_is_total(data: bytes, offset: int, compression: bool) -> None:
     except MalformedMessage:
         return
     assert offset < end <= len(data)
-    assert isinstance(name, NetBIOSName)
+    assert isinstance(name, NetbiosName)

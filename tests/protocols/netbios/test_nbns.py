@@ -6,7 +6,7 @@ import pytest
 from scapy.layers.netbios import NBNSHeader
 
 from protocols.errors import MalformedMessage, PointerLoop, TrailingBytes, Truncated, Unsupported
-from protocols.netbios.names import NetBIOSName
+from protocols.netbios.names import NetbiosName
 from protocols.netbios.nbns import (
     AddressEntry,
     NameFlags,
@@ -14,7 +14,7 @@ from protocols.netbios.nbns import (
     NameQueryResponse,
     NameRegistrationRequest,
     NameReleaseRequest,
-    NBFlags,
+    NbFlags,
     NmFlags,
     NodeStatusEntry,
     NodeStatusRequest,
@@ -33,7 +33,7 @@ from protocols.netbios.nbns_encode import (
 )
 from tests.helpers import DATA, golden
 
-CZ1 = NetBIOSName("SQL01-CZ1")
+CZ1 = NetbiosName("SQL01-CZ1")
 
 
 ALL_GOLDENS = sorted(p.stem for p in DATA.glob("nbns_*.hex"))
@@ -53,13 +53,13 @@ def test_nmblookup_query() -> None:
 
 def test_nmblookup_broadcast_query() -> None:
     message = decode_packet(golden("nbns_nmblookup_bcast_query"))
-    assert message == NameQueryRequest(0x0FBA, NetBIOSName("SQL01-CZ3"), NmFlags.RD | NmFlags.B)
+    assert message == NameQueryRequest(0x0FBA, NetbiosName("SQL01-CZ3"), NmFlags.RD | NmFlags.B)
 
 
 def test_nmblookup_scoped_query() -> None:
     message = decode_packet(golden("nbns_nmblookup_scoped_query"))
     assert isinstance(message, NameQueryRequest)
-    assert message.name == NetBIOSName("SQL01-CZ3", 0, "CORP.EXAMPLE")
+    assert message.name == NetbiosName("SQL01-CZ3", 0, "CORP.EXAMPLE")
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_nmblookup_scoped_query() -> None:
 def test_node_status_requests_from_clients(name: str, flags: NmFlags) -> None:
     message = decode_packet(golden(f"nbns_{name}"))
     assert isinstance(message, NodeStatusRequest)
-    assert message.name == NetBIOSName("*")
+    assert message.name == NetbiosName("*")
     assert message.nm_flags == flags
 
 
@@ -85,7 +85,7 @@ def test_nmbd_positive_query_response() -> None:
         nm_flags=NmFlags.AA | NmFlags.RD | NmFlags.RA,
         rcode=0,
         ttl=259169,
-        entries=(AddressEntry(NBFlags.ONT_H, "127.0.0.5"),),
+        entries=(AddressEntry(NbFlags.ONT_H, "127.0.0.5"),),
     )
 
 
@@ -98,14 +98,14 @@ def test_nmbd_negative_query_response_uses_null_type() -> None:
 def test_nmbd_group_query_response() -> None:
     message = decode_packet(golden("nbns_nmbd_wins_group_query_response"))
     assert isinstance(message, NameQueryResponse)
-    assert message.name == NetBIOSName("CORP", 0x1E)
-    assert message.entries == (AddressEntry(NBFlags.G | NBFlags.ONT_H, "0.0.0.0"),)
+    assert message.name == NetbiosName("CORP", 0x1E)
+    assert message.entries == (AddressEntry(NbFlags.G | NbFlags.ONT_H, "0.0.0.0"),)
 
 
 def test_nmbd_node_status_response() -> None:
     message = decode_packet(golden("nbns_nmbd_node_status_response"))
     assert isinstance(message, NodeStatusResponse)
-    assert message.name == NetBIOSName("*")
+    assert message.name == NetbiosName("*")
     assert message.nm_flags == NmFlags.AA
     assert message.unit_id == bytes(6)
     assert len(message.statistics) == 46
@@ -126,7 +126,7 @@ def test_nmbd_broadcast_registration() -> None:
         name=CZ1,
         nm_flags=NmFlags.RD | NmFlags.B,
         ttl=0,
-        flags=NBFlags.ONT_H,
+        flags=NbFlags.ONT_H,
         address="127.0.0.5",
     )
 
@@ -134,7 +134,7 @@ def test_nmbd_broadcast_registration() -> None:
 def test_nmbd_group_registration() -> None:
     message = decode_packet(golden("nbns_nmbd_wins_registration_group"))
     assert isinstance(message, NameRegistrationRequest)
-    assert message.flags == NBFlags.G | NBFlags.ONT_H
+    assert message.flags == NbFlags.G | NbFlags.ONT_H
     assert message.nm_flags == NmFlags.RD
     assert message.ttl == 259200
 
@@ -155,11 +155,11 @@ def test_nmbd_act_err_defense() -> None:
     assert decode_packet(golden("nbns_nmbd_act_err_registration_response")) == RegistrationResponse(
         trn_id=0x5E97,
         opcode=Opcode.REGISTRATION,
-        name=NetBIOSName("SQL01-CZ3", 0x20),
+        name=NetbiosName("SQL01-CZ3", 0x20),
         nm_flags=NmFlags.AA | NmFlags.RD | NmFlags.RA,
         rcode=Rcode.ACT_ERR,
         ttl=0,
-        flags=NBFlags.ONT_B,
+        flags=NbFlags.ONT_B,
         address="127.0.0.8",
     )
 
@@ -175,7 +175,7 @@ def test_nmbd_release_request_and_response() -> None:
 
 @pytest.mark.parametrize("opcode", [Opcode.REFRESH, Opcode.REFRESH_ALT])
 def test_refresh_opcodes_decode_as_registration_requests(opcode: Opcode) -> None:
-    request = NameRegistrationRequest(7, opcode, CZ1, NmFlags.NONE, 300, NBFlags.ONT_H, "10.0.0.1")
+    request = NameRegistrationRequest(7, opcode, CZ1, NmFlags.NONE, 300, NbFlags.ONT_H, "10.0.0.1")
     assert decode_packet(encode_packet(request)) == request
 
 
@@ -188,7 +188,7 @@ def test_wack_round_trip() -> None:
 
 def test_nmbd_wack_uses_null_type() -> None:
     assert decode_packet(golden("nbns_nmbd_wins_wack")) == WaitForAck(
-        0x4000, NetBIOSName("SQL01-CZ2"), NmFlags.AA, 60, 0x2900, RRType.NULL
+        0x4000, NetbiosName("SQL01-CZ2"), NmFlags.AA, 60, 0x2900, RRType.NULL
     )
 
 
@@ -212,7 +212,7 @@ def test_conflict_demand_is_a_registration_response() -> None:
         NmFlags.AA | NmFlags.RD | NmFlags.RA,
         Rcode.CFT_ERR,
         0,
-        NBFlags.ONT_B,
+        NbFlags.ONT_B,
         "10.0.0.1",
     )
     assert decode_packet(encode_packet(demand)) == demand
@@ -236,7 +236,7 @@ def test_scapy_parses_our_query_response() -> None:
         NmFlags.AA | NmFlags.RD,
         0,
         300000,
-        (AddressEntry(NBFlags.ONT_B, "127.0.0.5"),),
+        (AddressEntry(NbFlags.ONT_B, "127.0.0.5"),),
     )
     parsed = NBNSHeader(encode_packet(response))
     assert parsed.NAME_TRN_ID == 0x1234
@@ -250,7 +250,7 @@ def test_scapy_parses_our_query_response() -> None:
 def test_scapy_parses_our_node_status_response() -> None:
     response = NodeStatusResponse(
         0x4321,
-        NetBIOSName("*"),
+        NetbiosName("*"),
         NmFlags.AA,
         (
             NodeStatusEntry("SQL01-CZ1", 0x00, NameFlags.ACT),
@@ -269,10 +269,10 @@ def test_scapy_parses_our_registration_request() -> None:
     request = NameRegistrationRequest(
         0x0101,
         Opcode.REGISTRATION,
-        NetBIOSName("SQL01-CZ1", 0x20),
+        NetbiosName("SQL01-CZ1", 0x20),
         NmFlags.RD | NmFlags.B,
         300000,
-        NBFlags.ONT_B,
+        NbFlags.ONT_B,
         "127.0.0.5",
     )
     parsed = NBNSHeader(encode_packet(request))
@@ -439,7 +439,7 @@ def test_reject_bad_name_letters_in_packet() -> None:
 
 def test_encoder_rejects_bad_address() -> None:
     request = NameRegistrationRequest(
-        1, Opcode.REGISTRATION, CZ1, NmFlags.RD, 0, NBFlags.ONT_B, "x"
+        1, Opcode.REGISTRATION, CZ1, NmFlags.RD, 0, NbFlags.ONT_B, "x"
     )
     with pytest.raises(ValueError, match="octets"):
         encode_packet(request)

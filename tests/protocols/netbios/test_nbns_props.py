@@ -14,13 +14,13 @@ from protocols.netbios.nbns import (
 from protocols.netbios.nbns_encode import (
     encode_packet,
 )
-from protocols.netbios.node import NodeIdentity, NodeState, handle_datagram
+from protocols.netbios.node import NbnsIdentity, NodeState, handle_datagram
 from tests.helpers import goldens
 from tests.protocols.netbios.strategies import messages
 
 SETTINGS = settings(max_examples=300, deadline=None)
 GOLDENS = goldens("nbns_")
-IDENTITY = NodeIdentity("SQL01-CZ1", "CORP", "127.0.0.5", bytes(range(6)), public_name="SQL01")
+IDENTITY = NbnsIdentity("SQL01-CZ1", "CORP", "127.0.0.5", bytes(range(6)), public_name="SQL01")
 STATES = [NodeState(IDENTITY, fast_path=True), NodeState(IDENTITY, fast_path=False)]
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from protocols.errors import MalformedMessage, TrailingBytes, Truncated, Unsupported
 from protocols.netbios import nbss
-from protocols.netbios.names import NetBIOSName
+from protocols.netbios.names import NetbiosName
 from tests.helpers import golden
 
 
@@ -21,14 +21,14 @@ def test_golden_session_request_to_address_text():
     (frame,) = _frames(framer)
     assert frame.type is nbss.FrameType.SESSION_REQUEST
     request = nbss.decode_session_request(frame.payload)
-    assert request.called == NetBIOSName("127.0.0.5", 0x20)
-    assert request.calling == NetBIOSName("VM", 0x00)
+    assert request.called == NetbiosName("127.0.0.5", 0x20)
+    assert request.calling == NetbiosName("VM", 0x00)
 
 
 def test_golden_session_request_smbserver_round_trip():
     raw = golden("smb_impacket_nbss_session_request")
     request = nbss.decode_session_request(raw[4:])
-    assert request.called == NetBIOSName("*SMBSERVER", 0x20)
+    assert request.called == NetbiosName("*SMBSERVER", 0x20)
     assert nbss.encode_session_request(request) == raw
 
 

@@ -8,13 +8,13 @@ from hypothesis import strategies as st
 
 from protocols.errors import MalformedMessage
 from protocols.netbios import nbss
-from protocols.netbios.names import NetBIOSName
+from protocols.netbios.names import NetbiosName
 from tests.helpers import golden
 
 SETTINGS = settings(max_examples=300, deadline=None)
 
 names = st.builds(
-    NetBIOSName,
+    NetbiosName,
     st.text(st.characters(min_codepoint=0x21, max_codepoint=0xFF), min_size=1, max_size=15),
     st.integers(0, 255),
     st.lists(st.text("abcdefghij0123456789-", min_size=1, max_size=20), max_size=3).map(".".join),

@@ -6,7 +6,7 @@ import pytest
 
 from protocols.errors import MalformedMessage
 from protocols.netbios.claim import BNodeClaim, ClaimState
-from protocols.netbios.names import NetBIOSName
+from protocols.netbios.names import NetbiosName
 from protocols.netbios.nbns import (
     AddressEntry,
     NameFlags,
@@ -14,7 +14,7 @@ from protocols.netbios.nbns import (
     NameQueryResponse,
     NameRegistrationRequest,
     NameReleaseRequest,
-    NBFlags,
+    NbFlags,
     NmFlags,
     NodeStatusEntry,
     NodeStatusRequest,
@@ -28,7 +28,7 @@ from protocols.netbios.nbns_encode import (
     encode_packet,
 )
 from protocols.netbios.node import (
-    NodeIdentity,
+    NbnsIdentity,
     NodeState,
     build_name_table,
     fast_answer,
@@ -38,13 +38,13 @@ from protocols.netbios.registration import OwnedName
 from tests.helpers import golden
 
 MAC = bytes.fromhex("02005e100011")
-IDENTITY = NodeIdentity(
+IDENTITY = NbnsIdentity(
     cozen_name="sql01-cz1", workgroup="corp", ipv4="127.0.0.5", mac=MAC, public_name="SQL01"
 )
-CZ1 = NetBIOSName("SQL01-CZ1")
-CZ1_SMB = NetBIOSName("SQL01-CZ1", 0x20)
-CORP = NetBIOSName("CORP")
-CORP_1E = NetBIOSName("CORP", 0x1E)
+CZ1 = NetbiosName("SQL01-CZ1")
+CZ1_SMB = NetbiosName("SQL01-CZ1", 0x20)
+CORP = NetbiosName("CORP")
+CORP_1E = NetbiosName("CORP", 0x1E)
 
 
 def ask(state: NodeState, message: object, *, broadcast: bool = False) -> object:
@@ -67,13 +67,13 @@ def test_name_table() -> None:
 
 
 def test_name_table_without_smb() -> None:
-    identity = NodeIdentity("SQL01-CZ1", "CORP", "127.0.0.5", MAC, serve_smb=False)
+    identity = NbnsIdentity("SQL01-CZ1", "CORP", "127.0.0.5", MAC, serve_smb=False)
     assert CZ1_SMB not in [entry.name for entry in build_name_table(identity)]
 
 
 def test_name_table_refuses_public_name() -> None:
     with pytest.raises(ValueError, match="public name"):
-        build_name_table(NodeIdentity("sql01", "CORP", "127.0.0.5", MAC, public_name="SQL01"))
+        build_name_table(NbnsIdentity("sql01", "CORP", "127.0.0.5", MAC, public_name="SQL01"))
 
 
 def test_answers_captured_nmblookup_query(state: NodeState) -> None:
@@ -85,25 +85,25 @@ def test_answers_captured_nmblookup_query(state: NodeState) -> None:
         nm_flags=NmFlags.AA | NmFlags.RD,
         rcode=0,
         ttl=300_000,
-        entries=(AddressEntry(NBFlags.ONT_B, "127.0.0.5"),),
+        entries=(AddressEntry(NbFlags.ONT_B, "127.0.0.5"),),
     )
 
 
 def test_group_name_answer_has_group_bit(state: NodeState) -> None:
     reply = ask(state, NameQueryRequest(7, CORP_1E, NmFlags.RD | NmFlags.B), broadcast=True)
     assert isinstance(reply, NameQueryResponse)
-    assert reply.entries == (AddressEntry(NBFlags.G, "127.0.0.5"),)
+    assert reply.entries == (AddressEntry(NbFlags.G, "127.0.0.5"),)
 
 
 def test_h_node_type_in_answers() -> None:
-    state = NodeState(NodeIdentity("SQL01-CZ1", "CORP", "127.0.0.5", MAC, node_type=NBFlags.ONT_H))
+    state = NodeState(NbnsIdentity("SQL01-CZ1", "CORP", "127.0.0.5", MAC, node_type=NbFlags.ONT_H))
     reply = ask(state, NameQueryRequest(7, CZ1))
     assert isinstance(reply, NameQueryResponse)
-    assert reply.entries[0].flags == NBFlags.ONT_H
+    assert reply.entries[0].flags == NbFlags.ONT_H
 
 
 def test_lower_case_query_answered_echoing_the_question(state: NodeState) -> None:
-    question = NetBIOSName("sql01-cz1", 0x20)
+    question = NetbiosName("sql01-cz1", 0x20)
     reply = ask(state, NameQueryRequest(7, question))
     assert isinstance(reply, NameQueryResponse)
     assert reply.name == question
@@ -112,16 +112,16 @@ def test_lower_case_query_answered_echoing_the_question(state: NodeState) -> Non
 @pytest.mark.parametrize(
     "name",
     [
-        NetBIOSName("SQL01"),  # the public name: never answered
-        NetBIOSName("SQL01", 0x20),
-        NetBIOSName("SQL01-CZ2"),
-        NetBIOSName("SQL01-CZ1", 0x03),
-        NetBIOSName("SQL01-CZ1", 0x00, "other.scope"),
-        NetBIOSName("*"),
+        NetbiosName("SQL01"),  # the public name: never answered
+        NetbiosName("SQL01", 0x20),
+        NetbiosName("SQL01-CZ2"),
+        NetbiosName("SQL01-CZ1", 0x03),
+        NetbiosName("SQL01-CZ1", 0x00, "other.scope"),
+        NetbiosName("*"),
     ],
 )
 @pytest.mark.parametrize("broadcast", [True, False])
-def test_silence_for_names_not_ours(state: NodeState, name: NetBIOSName, broadcast: bool) -> None:
+def test_silence_for_names_not_ours(state: NodeState, name: NetbiosName, broadcast: bool) -> None:
     assert ask(state, NameQueryRequest(7, name), broadcast=broadcast) is None
 
 
@@ -130,7 +130,7 @@ def test_node_status_for_wildcard(state: NodeState) -> None:
     assert reply is not None
     assert decode_packet(reply) == NodeStatusResponse(
         trn_id=0x2CB5,
-        name=NetBIOSName("*"),
+        name=NetbiosName("*"),
         nm_flags=NmFlags.AA,
         names=(
             NodeStatusEntry("SQL01-CZ1", 0x00, NameFlags.ACT),
@@ -162,18 +162,18 @@ def test_node_status_for_our_name_echoes_it(state: NodeState) -> None:
 
 
 def test_node_status_for_public_name_is_silent(state: NodeState) -> None:
-    assert ask(state, NodeStatusRequest(3, NetBIOSName("SQL01"))) is None
+    assert ask(state, NodeStatusRequest(3, NetbiosName("SQL01"))) is None
 
 
 def test_node_status_arriving_by_broadcast_is_silent(state: NodeState) -> None:
-    assert ask(state, NodeStatusRequest(3, NetBIOSName("*")), broadcast=True) is None
+    assert ask(state, NodeStatusRequest(3, NetbiosName("*")), broadcast=True) is None
 
 
 def _registration(
-    name: NetBIOSName, address: str, opcode: Opcode = Opcode.REGISTRATION
+    name: NetbiosName, address: str, opcode: Opcode = Opcode.REGISTRATION
 ) -> NameRegistrationRequest:
     return NameRegistrationRequest(
-        0x5E97, opcode, name, NmFlags.RD | NmFlags.B, 0, NBFlags.ONT_B, address
+        0x5E97, opcode, name, NmFlags.RD | NmFlags.B, 0, NbFlags.ONT_B, address
     )
 
 
@@ -191,16 +191,16 @@ def test_defends_unique_name(state: NodeState, opcode: Opcode, broadcast: bool) 
         nm_flags=NmFlags.AA | NmFlags.RD | NmFlags.RA,
         rcode=Rcode.ACT_ERR,
         ttl=0,
-        flags=NBFlags.ONT_B,
+        flags=NbFlags.ONT_B,
         address="127.0.0.8",
     )
 
 
 def test_defense_matches_nmbd_bytes(state: NodeState) -> None:
     # nmbd's answer to 127.0.0.8 claiming SQL01-CZ3<20>; we defend the same way.
-    identity = NodeIdentity("SQL01-CZ3", "CORP", "127.0.0.7", MAC)
+    identity = NbnsIdentity("SQL01-CZ3", "CORP", "127.0.0.7", MAC)
     ours = NodeState(identity, fast_path=state.fast_path)
-    request = _registration(NetBIOSName("SQL01-CZ3", 0x20), "127.0.0.8")
+    request = _registration(NetbiosName("SQL01-CZ3", 0x20), "127.0.0.8")
     reply = handle_datagram(ours, encode_packet(request), broadcast=True, now=0.0)
     assert reply == golden("nbns_nmbd_act_err_registration_response")
 
@@ -214,7 +214,7 @@ def test_own_address_registration_not_defended(state: NodeState) -> None:
 
 
 def test_release_of_our_name_ignored(state: NodeState) -> None:
-    release = NameReleaseRequest(1, CZ1, NmFlags.B, 0, NBFlags.ONT_B, "127.0.0.8")
+    release = NameReleaseRequest(1, CZ1, NmFlags.B, 0, NbFlags.ONT_B, "127.0.0.8")
     assert ask(state, release, broadcast=True) is None
 
 
@@ -242,7 +242,7 @@ def _claiming_state(fast_path: bool) -> tuple[NodeState, BNodeClaim]:
     return state, claim
 
 
-def _negative(trn_id: int, name: NetBIOSName) -> bytes:
+def _negative(trn_id: int, name: NetbiosName) -> bytes:
     return encode_packet(
         RegistrationResponse(
             trn_id,
@@ -251,7 +251,7 @@ def _negative(trn_id: int, name: NetBIOSName) -> bytes:
             NmFlags.AA | NmFlags.RD | NmFlags.RA,
             Rcode.ACT_ERR,
             0,
-            NBFlags.ONT_B,
+            NbFlags.ONT_B,
             "127.0.0.5",
         )
     )
@@ -267,7 +267,7 @@ def test_negative_response_while_claiming_marks_conflict(fast_path: bool) -> Non
     assert ask(state, _registration(CZ1_SMB, "127.0.0.8"), broadcast=True) is None
     assert ask(state, NodeStatusRequest(1, CZ1_SMB)) is None
     assert isinstance(ask(state, NameQueryRequest(1, CZ1)), NameQueryResponse)
-    status = ask(state, NodeStatusRequest(1, NetBIOSName("*")))
+    status = ask(state, NodeStatusRequest(1, NetbiosName("*")))
     assert isinstance(status, NodeStatusResponse)
     assert status.names[1].flags == NameFlags.ACT | NameFlags.CNF
 
@@ -290,14 +290,14 @@ def test_negative_response_after_claim_ignored() -> None:
 
 
 def _questions() -> list[bytes]:
-    names = [CZ1, CZ1_SMB, CORP, CORP_1E, NetBIOSName("SQL01"), NetBIOSName("OTHER", 0x20)]
-    variants = names + [NetBIOSName(n.name.lower(), n.suffix) for n in names]
+    names = [CZ1, CZ1_SMB, CORP, CORP_1E, NetbiosName("SQL01"), NetbiosName("OTHER", 0x20)]
+    variants = names + [NetbiosName(n.name.lower(), n.suffix) for n in names]
     packets = []
     for i, name in enumerate(variants):
         for nm_flags in (NmFlags.NONE, NmFlags.RD, NmFlags.RD | NmFlags.B):
             packets.append(encode_packet(NameQueryRequest(i, name, nm_flags)))
             packets.append(encode_packet(NodeStatusRequest(i, name, nm_flags)))
-    packets.append(encode_packet(NodeStatusRequest(0xABCD, NetBIOSName("*"))))
+    packets.append(encode_packet(NodeStatusRequest(0xABCD, NetbiosName("*"))))
     return packets
 
 
@@ -324,7 +324,7 @@ def test_fast_path_serves_captured_queries() -> None:
 
 def test_fast_path_leaves_lower_case_to_general_path() -> None:
     state = NodeState(IDENTITY)
-    packet = encode_packet(NameQueryRequest(1, NetBIOSName("sql01-cz1")))
+    packet = encode_packet(NameQueryRequest(1, NetbiosName("sql01-cz1")))
     assert fast_answer(state, packet, broadcast=False) is None
     assert handle_datagram(state, packet, broadcast=False, now=0.0) is not None
 
@@ -339,37 +339,37 @@ def test_fast_path_ignores_responses_and_odd_counts() -> None:
     assert fast_answer(state, query + b"\x00", broadcast=False) is None
 
 
-def test_unicast_hits_are_memoised_for_the_compiled_loop() -> None:
+def test_unicast_hits_are_remembered_for_the_compiled_loop() -> None:
     state = NodeState(IDENTITY)
     query = golden("nbns_nmblookup_query")
     reply = fast_answer(state, query, broadcast=False)
     assert reply is not None
-    assert state.recent == {query[2:]: reply[2:]}
-    # Broadcast hits are not memoised: the memo serves the unicast socket only.
+    assert state.repeats == {query[2:]: reply[2:]}
+    # Broadcast hits are not remembered: the repeats table serves the unicast socket only.
     other = encode_packet(NameQueryRequest(9, CORP, NmFlags.RD | NmFlags.B))
     assert fast_answer(state, other, broadcast=True) is not None
-    assert len(state.recent) == 1
+    assert len(state.repeats) == 1
     # Misses leave it alone.
     assert fast_answer(state, query + b"\x00", broadcast=False) is None
-    assert len(state.recent) == 1
-    # A repeat under another ID is served from the memo.
+    assert len(state.repeats) == 1
+    # A repeat under another ID is served from the repeats table.
     assert fast_answer(state, b"\x42\x42" + query[2:], broadcast=False) == b"\x42\x42" + reply[2:]
 
 
 def test_mark_conflict_ignores_names_not_ours() -> None:
     state = NodeState(IDENTITY)
-    state.mark_conflict(NetBIOSName("SQL01").key())
+    state.mark_conflict(NetbiosName("SQL01").key())
     assert state.conflicted == set()
 
 
 def test_node_status_in_other_scope_is_silent(state: NodeState) -> None:
-    assert ask(state, NodeStatusRequest(3, NetBIOSName("*", 0, "other"))) is None
+    assert ask(state, NodeStatusRequest(3, NetbiosName("*", 0, "other"))) is None
 
 
 def test_scoped_node_answers_only_its_scope() -> None:
-    identity = NodeIdentity("SQL01-CZ1", "CORP", "127.0.0.5", MAC, scope="corp.example")
+    identity = NbnsIdentity("SQL01-CZ1", "CORP", "127.0.0.5", MAC, scope="corp.example")
     state = NodeState(identity)
     assert ask(state, NameQueryRequest(1, CZ1)) is None
-    reply = ask(state, NameQueryRequest(1, NetBIOSName("SQL01-CZ1", 0, "CORP.EXAMPLE")))
+    reply = ask(state, NameQueryRequest(1, NetbiosName("SQL01-CZ1", 0, "CORP.EXAMPLE")))
     assert isinstance(reply, NameQueryResponse)
     assert reply.name.scope == "CORP.EXAMPLE"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from protocols.netbios.names import NetBIOSName
+from protocols.netbios.names import NetbiosName
 from protocols.netbios.nbns import (
     NameRegistrationRequest,
     NameReleaseRequest,
-    NBFlags,
+    NbFlags,
     NmFlags,
     Opcode,
     Rcode,
@@ -24,8 +24,8 @@ from protocols.netbios.registration import OwnedName
 from protocols.netbios.wins import WinsClient, WinsEvent, WinsNameStatus, WinsState
 from tests.helpers import golden
 
-CZ1 = NetBIOSName("SQL01-CZ1")
-CORP = NetBIOSName("CORP")
+CZ1 = NetbiosName("SQL01-CZ1")
+CORP = NetbiosName("CORP")
 SERVER = ("127.0.0.53", 137)
 
 
@@ -63,7 +63,7 @@ def test_registers_each_name_unicast() -> None:
     requests = sent(client)
     assert requests == [
         NameRegistrationRequest(
-            0x100, Opcode.REGISTRATION, CZ1, NmFlags.RD, 300_000, NBFlags.ONT_H, "127.0.0.5"
+            0x100, Opcode.REGISTRATION, CZ1, NmFlags.RD, 300_000, NbFlags.ONT_H, "127.0.0.5"
         ),
         NameRegistrationRequest(
             0x101,
@@ -71,7 +71,7 @@ def test_registers_each_name_unicast() -> None:
             CORP,
             NmFlags.RD,
             300_000,
-            NBFlags.ONT_H | NBFlags.G,
+            NbFlags.ONT_H | NbFlags.G,
             "127.0.0.5",
         ),
     ]
@@ -173,7 +173,7 @@ def test_stale_or_foreign_responses_ignored() -> None:
     request = sent(client)[0]
     assert isinstance(request, NameRegistrationRequest)
     wrong_id = RegistrationResponse(
-        request.trn_id + 7, Opcode.REGISTRATION, CZ1, NmFlags.AA, 6, 0, NBFlags.ONT_H, "127.0.0.5"
+        request.trn_id + 7, Opcode.REGISTRATION, CZ1, NmFlags.AA, 6, 0, NbFlags.ONT_H, "127.0.0.5"
     )
     client.receive_message(wrong_id, 1.0)
     client.receive(b"\xff", 1.0)
@@ -191,7 +191,7 @@ def test_release_on_stop() -> None:
     release = releases[0]
     assert isinstance(release, NameReleaseRequest)
     assert (release.name, release.nm_flags, release.ttl) == (CZ1, NmFlags.NONE, 0)
-    response = ReleaseResponse(release.trn_id, CZ1, NmFlags.AA, 0, 0, NBFlags.ONT_H, "127.0.0.5")
+    response = ReleaseResponse(release.trn_id, CZ1, NmFlags.AA, 0, 0, NbFlags.ONT_H, "127.0.0.5")
     client.receive(encode_packet(response), 2.1)
     assert client.state_of(CZ1) == WinsState.RELEASED
     client.handle_timer(3.0)
@@ -216,7 +216,7 @@ def test_release_of_unreachable_name_sends_nothing() -> None:
 
 def test_state_of_unknown_name() -> None:
     with pytest.raises(KeyError):
-        make_client().state_of(NetBIOSName("NOPE"))
+        make_client().state_of(NetbiosName("NOPE"))
 
 
 def test_real_nmbd_wack_then_refusal() -> None:
@@ -224,7 +224,7 @@ def test_real_nmbd_wack_then_refusal() -> None:
     # live client, with a WACK of 60 s, challenged the owner, then refused: ACT_ERR.
     wack = golden("nbns_nmbd_wins_wack")
     refusal = golden("nbns_nmbd_wins_act_err_registration_response")
-    name = NetBIOSName("SQL01-CZ2")
+    name = NetbiosName("SQL01-CZ2")
     client = WinsClient([OwnedName(name, False)], "127.0.0.9", SERVER, first_trn_id=0x4000)
     client.start(0.0)
     client.receive(wack, 0.5)

@@ -11,7 +11,7 @@ from impacket.spnego import SPNEGO_NegTokenResp
 
 from protocols.auth import ntlmssp, spnego
 from protocols.netbios import nbss
-from protocols.netbios.names import NetBIOSName
+from protocols.netbios.names import NetbiosName
 from protocols.smb import negotiate as neg
 from protocols.smb import smb1, smb2
 from protocols.smb.session import MAX_SESSIONS, STATUS_SMB_BAD_UID, SmbSession, State
@@ -341,7 +341,7 @@ def test_smb1_disabled_closes():
 
 def test_netbios_session_request_accepted_any_case():
     session = new_session(netbios=True)
-    request = nbss.SessionRequest(NetBIOSName("sql01-cz2", 0x20), NetBIOSName("C", 0))
+    request = nbss.SessionRequest(NetbiosName("sql01-cz2", 0x20), NetbiosName("C", 0))
     assert session.receive_data(nbss.encode_session_request(request)) == b"\x82\x00\x00\x00"
     assert session.receive_data(nbss.encode_keep_alive()) == b""
     reply = session.receive_data(golden("smb_smbclient_smb2_negotiate_req"))
@@ -356,14 +356,14 @@ def test_netbios_smbserver_accepted():
 
 def test_netbios_public_name_refused():
     session = new_session(netbios=True)
-    request = nbss.SessionRequest(NetBIOSName("SQL01", 0x20), NetBIOSName("C", 0))
+    request = nbss.SessionRequest(NetbiosName("SQL01", 0x20), NetbiosName("C", 0))
     assert session.receive_data(nbss.encode_session_request(request)) == b"\x83\x00\x00\x01\x82"
     assert session.closed
 
 
 def test_netbios_wrong_suffix_refused():
     session = new_session(netbios=True)
-    request = nbss.SessionRequest(NetBIOSName("SQL01-CZ2", 0x00), NetBIOSName("C", 0))
+    request = nbss.SessionRequest(NetbiosName("SQL01-CZ2", 0x00), NetbiosName("C", 0))
     assert session.receive_data(nbss.encode_session_request(request))[0] == 0x83
 
 

@@ -22,10 +22,10 @@ import dns.message
 import dns.rdatatype
 import pytest
 
-from protocols.netbios.names import NetBIOSName
+from protocols.netbios.names import NetbiosName
 from protocols.netbios.nbns import NameQueryRequest, NmFlags, NodeStatusRequest
 from protocols.netbios.nbns_encode import encode_packet
-from protocols.netbios.node import NodeIdentity, NodeState, fast_answer, handle_datagram
+from protocols.netbios.node import NbnsIdentity, NodeState, fast_answer, handle_datagram
 from responder.config import parse_config
 from responder.net import udp
 from responder.net.udp import Address, UdpListener, bind_udp
@@ -104,7 +104,7 @@ def test_both_loops_answer_alike_and_survive_handler_bugs(loop_kind, compiled, c
             assert (counters.received, counters.answered, counters.handler_bugs) == (5, 3, 1)
         finally:
             client.close()
-            listener.close()
+            await listener.close()
 
     with caplog.at_level(logging.ERROR, logger="responder.net.udp"):
         run_on(loop_kind, scenario)
@@ -125,7 +125,7 @@ def test_ipv6_source_is_the_socket_module_tuple(loop_kind, compiled):
             assert handler.calls == [(b"six", client.getsockname())]
         finally:
             client.close()
-            listener.close()
+            await listener.close()
 
     run_on(loop_kind, scenario)
 
@@ -146,7 +146,7 @@ def test_compiled_loop_counts_a_non_bytes_reply_as_a_handler_bug(loop_kind):
             assert listener.counters.handler_bugs == 1
         finally:
             client.close()
-            listener.close()
+            await listener.close()
 
     run_on(loop_kind, scenario)
 
@@ -178,7 +178,7 @@ def test_compiled_loop_answers_repeats_without_the_handler(loop_kind):
             assert listener.counters.answered == 5
         finally:
             client.close()
-            listener.close()
+            await listener.close()
 
     run_on(loop_kind, scenario)
 
@@ -252,7 +252,7 @@ def test_dns_repeats_through_the_compiled_loop_equal_the_general_path(loop_kind)
             asyncio.get_running_loop(),
             bind_udp(HOST, 0),
             handler,
-            repeats=lambda: answers.table.recent if answers.table else None,
+            repeats=lambda: answers.table.repeats if answers.table else None,
             compiled=True,
         )
         client = client_for(listener)
@@ -268,28 +268,28 @@ def test_dns_repeats_through_the_compiled_loop_equal_the_general_path(loop_kind)
                         assert await exchange(client, datagram) == expected, datagram
             await exchange(client, queries[0])  # the unanswered ones have been handled
             asked = [data[2:] for data, _ in handler.calls]
-            memoised = set(answers.table.recent)
-            assert memoised  # the fast path stored replies, so the second sends were repeats
+            remembered = set(answers.table.repeats)
+            assert remembered  # the fast path stored replies, so the second sends were repeats
             for query in queries:
-                assert asked.count(query[2:]) == (1 if query[2:] in memoised else 2)
+                assert asked.count(query[2:]) == (1 if query[2:] in remembered else 2)
         finally:
             client.close()
-            listener.close()
+            await listener.close()
 
     run_on(loop_kind, scenario)
 
 
 def test_nbns_repeats_never_outlive_a_conflict(loop_kind):
-    identity = NodeIdentity(
+    identity = NbnsIdentity(
         cozen_name="SQL01-CZ1",
         workgroup="CORP",
         ipv4="127.0.0.78",
         mac=bytes(6),
         public_name="SQL01",
     )
-    name = NetBIOSName("SQL01-CZ1")
+    name = NetbiosName("SQL01-CZ1")
     query = encode_packet(NameQueryRequest(0x0101, name, NmFlags.RD))
-    status = encode_packet(NodeStatusRequest(0x0202, NetBIOSName("*")))
+    status = encode_packet(NodeStatusRequest(0x0202, NetbiosName("*")))
 
     async def scenario() -> None:
         state = NodeState(identity)
@@ -300,7 +300,7 @@ def test_nbns_repeats_never_outlive_a_conflict(loop_kind):
             asyncio.get_running_loop(),
             bind_udp(HOST, 0),
             handler,
-            repeats=lambda: state.recent,
+            repeats=lambda: state.repeats,
             compiled=True,
         )
         client = client_for(listener)
@@ -314,13 +314,13 @@ def test_nbns_repeats_never_outlive_a_conflict(loop_kind):
                 )
             assert len(handler.calls) == 2  # the repeats never reached Python
             state.mark_conflict(name.key())
-            assert state.recent == {}
+            assert state.repeats == {}
             client.send(query)
             reply = await exchange(client, status)  # the name query now gets no answer
             assert reply == handle_datagram(state, status, broadcast=False, now=0)
             assert len(handler.calls) == 4
         finally:
             client.close()
-            listener.close()
+            await listener.close()
 
     run_on(loop_kind, scenario)

@@ -11,13 +11,13 @@ import tomllib
 
 import pytest
 
-from protocols.netbios.names import WILDCARD, NetBIOSName
+from protocols.netbios.names import WILDCARD, NetbiosName
 from protocols.netbios.nbns import (
     NameQueryRequest,
     NameQueryResponse,
     NameRegistrationRequest,
     NameReleaseRequest,
-    NBFlags,
+    NbFlags,
     NmFlags,
     NodeStatusRequest,
     NodeStatusResponse,
@@ -35,8 +35,8 @@ from responder.services.nbns import NbnsService
 from tests.helpers import BASE_CONFIG, run_on
 
 CLIENT = "127.0.0.99"
-CZ1 = NetBIOSName("SQL01-CZ1")
-CZ2 = NetBIOSName("SQL01-CZ2")
+CZ1 = NetbiosName("SQL01-CZ1")
+CZ2 = NetbiosName("SQL01-CZ2")
 FIRST_TRN_ID = 0x4000
 QUIET = 0.3  # seconds of silence that count as "no answer" on loopback
 
@@ -84,7 +84,7 @@ def service(
     return NbnsService(loop, interfaces=lambda: mapping, trn_id=lambda: FIRST_TRN_ID)
 
 
-async def query(client: Client, name: NetBIOSName, to: str, wait: float = 2.0) -> object:
+async def query(client: Client, name: NetbiosName, to: str, wait: float = 2.0) -> object:
     client.send(NameQueryRequest(0x1234, name), to)
     got = await client.receive(wait)
     return None if got is None else got[0]
@@ -97,17 +97,17 @@ def test_query_and_status_answered_per_node(loop_kind, fast_path):
         await svc.apply(make_config(f"\n[netbios]\nfast_path = {str(fast_path).lower()}\n"), 1)
         client = Client()
         try:
-            reply = await query(client, NetBIOSName("sql01-cz1"), "127.0.0.11")
+            reply = await query(client, NetbiosName("sql01-cz1"), "127.0.0.11")
             assert isinstance(reply, NameQueryResponse)
             assert reply.trn_id == 0x1234 and reply.ttl == 300_000
             assert [e.address for e in reply.entries] == ["127.0.0.11"]
-            reply = await query(client, NetBIOSName("CORP", 0x1E), "127.0.0.12")
+            reply = await query(client, NetbiosName("CORP", 0x1E), "127.0.0.12")
             assert isinstance(reply, NameQueryResponse)
             assert reply.entries[0].address == "127.0.0.12"
-            assert reply.entries[0].flags & NBFlags.G
+            assert reply.entries[0].flags & NbFlags.G
             # each address answers with that node's names only
             assert await query(client, CZ2, "127.0.0.11", QUIET) is None
-            client.send(NodeStatusRequest(7, NetBIOSName(WILDCARD)), "127.0.0.12")
+            client.send(NodeStatusRequest(7, NetbiosName(WILDCARD)), "127.0.0.12")
             got = await client.receive()
             assert got is not None
             status, source = got
@@ -133,9 +133,9 @@ def test_public_name_and_unknown_names_are_silent(loop_kind):
         await svc.apply(make_config(), 1)
         client = Client()
         try:
-            for name in (NetBIOSName("SQL01"), NetBIOSName("SQL01", 0x20), NetBIOSName("OTHER")):
+            for name in (NetbiosName("SQL01"), NetbiosName("SQL01", 0x20), NetbiosName("OTHER")):
                 assert await query(client, name, "127.0.0.11", QUIET) is None
-            client.send(NodeStatusRequest(8, NetBIOSName("SQL01")), "127.0.0.11")
+            client.send(NodeStatusRequest(8, NetbiosName("SQL01")), "127.0.0.11")
             assert await client.silent()
         finally:
             client.close()
@@ -150,7 +150,7 @@ def test_no_smb_means_no_20_name(loop_kind):
         await svc.apply(make_config("\n[smb]\nenabled = false\n"), 1)
         client = Client()
         try:
-            assert await query(client, NetBIOSName("SQL01-CZ1", 0x20), "127.0.0.11", QUIET) is None
+            assert await query(client, NetbiosName("SQL01-CZ1", 0x20), "127.0.0.11", QUIET) is None
             assert isinstance(await query(client, CZ1, "127.0.0.11"), NameQueryResponse)
         finally:
             client.close()
@@ -234,7 +234,7 @@ def test_foreign_registration_of_unique_name_is_refused(loop_kind):
         try:
             flags = NmFlags.RD | NmFlags.B
             steal = NameRegistrationRequest(
-                0x77, Opcode.REGISTRATION, CZ1, flags, 300, NBFlags.ONT_B, CLIENT
+                0x77, Opcode.REGISTRATION, CZ1, flags, 300, NbFlags.ONT_B, CLIENT
             )
             client.send(steal, "127.0.0.255")
             got = await client.receive()
@@ -244,7 +244,7 @@ def test_foreign_registration_of_unique_name_is_refused(loop_kind):
             assert isinstance(refusal, RegistrationResponse)
             assert refusal.rcode == Rcode.ACT_ERR and refusal.trn_id == 0x77
             group = NameRegistrationRequest(
-                0x78, Opcode.REGISTRATION, NetBIOSName("CORP"), flags, 300, NBFlags.G, CLIENT
+                0x78, Opcode.REGISTRATION, NetbiosName("CORP"), flags, 300, NbFlags.G, CLIENT
             )
             client.send(group, "127.0.0.255")
             assert await client.silent()
@@ -271,7 +271,7 @@ def test_objection_during_claim_puts_the_name_in_conflict(loop_kind, caplog):
                 NmFlags.AA | NmFlags.RD | NmFlags.RA,
                 Rcode.ACT_ERR,
                 0,
-                NBFlags.ONT_B,
+                NbFlags.ONT_B,
                 "127.0.0.20",
             )
             objector.send(objection, "127.0.0.11")
@@ -280,7 +280,7 @@ def test_objection_during_claim_puts_the_name_in_conflict(loop_kind, caplog):
             assert node["conflicts"] == ["SQL01-CZ1<00>"]
             assert node["names"][0]["claim"] == "conflict"
             assert await query(client, CZ1, "127.0.0.11", QUIET) is None
-            smb = await query(client, NetBIOSName("SQL01-CZ1", 0x20), "127.0.0.11")
+            smb = await query(client, NetbiosName("SQL01-CZ1", 0x20), "127.0.0.11")
             assert isinstance(smb, NameQueryResponse)
         finally:
             objector.close()
@@ -348,12 +348,12 @@ def test_wins_registration_wack_refresh_and_release(loop_kind):
             opcodes = [m.opcode for m in wins.seen if isinstance(m, NameRegistrationRequest)]
             assert Opcode.REFRESH in opcodes  # half of the granted 2 s TTL
             hnode = next(m for m in wins.seen if isinstance(m, NameRegistrationRequest))
-            assert hnode.flags & NBFlags.ONT_H == NBFlags.ONT_H
+            assert hnode.flags & NbFlags.ONT_H == NbFlags.ONT_H
             client = Client()
             reply = await query(client, CZ1, "127.0.0.11")
             client.close()
             assert isinstance(reply, NameQueryResponse)
-            assert reply.entries[0].flags & NBFlags.ONT_H == NBFlags.ONT_H
+            assert reply.entries[0].flags & NbFlags.ONT_H == NbFlags.ONT_H
         finally:
             stopping = asyncio.ensure_future(svc.stop())
             await wins.serve(time.monotonic() + 1.0)
@@ -374,8 +374,8 @@ def test_reload_switches_nodes_and_failed_bind_changes_nothing(loop_kind):
         try:
             base = BASE_CONFIG.replace("SQL01-CZ2", "SQL01-CZ9")
             await svc.apply(make_config(third, base), 2)
-            assert await query(client, NetBIOSName("SQL01-CZ3"), "127.0.0.13") is not None
-            assert await query(client, NetBIOSName("SQL01-CZ9"), "127.0.0.12") is not None
+            assert await query(client, NetbiosName("SQL01-CZ3"), "127.0.0.13") is not None
+            assert await query(client, NetbiosName("SQL01-CZ9"), "127.0.0.12") is not None
             assert await query(client, CZ2, "127.0.0.12", QUIET) is None
             blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             blocker.bind(("127.0.0.14", 137))
@@ -385,7 +385,7 @@ def test_reload_switches_nodes_and_failed_bind_changes_nothing(loop_kind):
                     await svc.apply(make_config(fourth), 3)
             finally:
                 blocker.close()
-            assert await query(client, NetBIOSName("SQL01-CZ3"), "127.0.0.13") is not None
+            assert await query(client, NetbiosName("SQL01-CZ3"), "127.0.0.13") is not None
         finally:
             client.close()
             await svc.stop()

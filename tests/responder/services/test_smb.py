@@ -8,10 +8,10 @@ import uuid
 import pytest
 
 from protocols.netbios import nbss
-from protocols.netbios.names import NetBIOSName
+from protocols.netbios.names import NetbiosName
 from protocols.smb import negotiate as neg
 from responder.config import Config, parse_config
-from responder.services.smb import SmbService, node_identity
+from responder.services.smb import SmbService
 from tests.helpers import golden, run_on
 
 NODES = {"SVC-CZ1": "127.0.0.61", "SVC-CZ2": "127.0.0.62"}
@@ -45,7 +45,7 @@ async def negotiate(host: str) -> neg.NegotiateResponse:
 async def session_request(host: str, called: str) -> bytes:
     reader, writer = await asyncio.open_connection(host, 139)
     try:
-        request = nbss.SessionRequest(NetBIOSName(called, 0x20), NetBIOSName("TESTER", 0))
+        request = nbss.SessionRequest(NetbiosName(called, 0x20), NetbiosName("TESTER", 0))
         writer.write(nbss.encode_session_request(request))
         answer = await read_frame(reader)
         if answer[0] == nbss.FrameType.POSITIVE_RESPONSE:
@@ -188,15 +188,3 @@ def test_reload_swaps_identity_and_addresses(loop_kind):
             await service.stop()
 
     run_on(loop_kind, scenario)
-
-
-def test_identity_follows_config():
-    config = make_config(native_os="Custom OS", smb1=False, null_session=False, max_dialect="2.1")
-    identity = node_identity(config, config.nodes[1], 5)
-    assert identity.ntlm.dns_computer_name == "svc-cz2.corp.example"
-    assert identity.ntlm.nb_domain_name == "CORP"
-    assert identity.native_os == "Custom OS"
-    assert (identity.smb1, identity.null_session, identity.max_dialect) == (False, False, 0x0210)
-    assert identity.boot_time == 5
-    assert "127.0.0.62" in identity.accepted_called_names
-    assert identity.server_guid == config.nodes[1].server_guid.bytes_le

@@ -1,0 +1,123 @@
+"""TcpListener on real loopback sockets, on both loops: sessions, limits, eviction."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from responder.net.tcp import TcpLimits, TcpListener, bind_tcp
+from tests.helpers import run_on
+
+HOST = "127.0.0.77"
+
+
+class Upper:
+    """A tiny stream session: upper-cases each line; 'bye' closes."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def receive_data(self, data: bytes) -> bytes:
+        if b"bye" in data:
+            self.closed = True
+            return b"BYE"
+        if b"boom" in data:
+            raise RuntimeError("session bug")
+        return data.upper()
+
+
+async def tcp_exchange(port: int, payload: bytes, expect: int) -> bytes:
+    reader, writer = await asyncio.open_connection(HOST, port)
+    writer.write(payload)
+    data = await asyncio.wait_for(reader.readexactly(expect), 5)
+    writer.close()
+    return data
+
+
+def limits(max_connections: int, idle_timeout: float) -> Callable[[], TcpLimits]:
+    fixed = TcpLimits(max_connections, idle_timeout)
+    return lambda: fixed
+
+
+def test_tcp_listener_session_replies_and_closes(loop_kind):
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        listener = TcpListener(loop, bind_tcp(HOST, 0), lambda peer, local: Upper(), limits(4, 5))
+        await listener.start()
+        port = listener.local_address[1]
+        try:
+            assert await tcp_exchange(port, b"hello", 5) == b"HELLO"
+            reader, writer = await asyncio.open_connection(HOST, port)
+            writer.write(b"bye")
+            assert await asyncio.wait_for(reader.read(), 5) == b"BYE"  # then EOF
+            writer.close()
+            reader, writer = await asyncio.open_connection(HOST, port)
+            writer.write(b"boom")
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # a bug closes, no crash
+            writer.close()
+            assert await tcp_exchange(port, b"again", 5) == b"AGAIN"
+        finally:
+            await listener.close()
+
+    run_on(loop_kind, scenario)
+
+
+def test_tcp_idle_connections_time_out(loop_kind):
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        listener = TcpListener(loop, bind_tcp(HOST, 0), lambda peer, local: Upper(), limits(4, 0.2))
+        await listener.start()
+        try:
+            reader, writer = await asyncio.open_connection(HOST, listener.local_address[1])
+            assert await asyncio.wait_for(reader.read(), 3) == b""
+            writer.close()
+            assert not listener.connections
+        finally:
+            await listener.close()
+
+    run_on(loop_kind, scenario)
+
+
+def test_tcp_flood_of_idle_connections_does_not_lock_out_new_clients(loop_kind):
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        listener = TcpListener(loop, bind_tcp(HOST, 0), lambda peer, local: Upper(), limits(8, 30))
+        await listener.start()
+        port = listener.local_address[1]
+        idle = [await asyncio.open_connection(HOST, port) for _ in range(20)]
+        try:
+            assert await tcp_exchange(port, b"fresh", 5) == b"FRESH"
+            assert len(listener.connections) <= 8
+            assert listener.evicted >= 12
+        finally:
+            for _, writer in idle:
+                writer.close()
+            await listener.close()
+
+    run_on(loop_kind, scenario)
+
+
+def test_tcp_limits_are_read_live(loop_kind):
+    """A reload changes the limits of listeners that stay open (no patching of each one)."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        current = [TcpLimits(8, 30)]
+        listener = TcpListener(
+            loop, bind_tcp(HOST, 0), lambda peer, local: Upper(), lambda: current[0]
+        )
+        await listener.start()
+        port = listener.local_address[1]
+        idle = [await asyncio.open_connection(HOST, port) for _ in range(4)]
+        try:
+            assert await tcp_exchange(port, b"one", 3) == b"ONE"
+            assert listener.evicted == 0
+            current[0] = TcpLimits(2, 30)
+            assert await tcp_exchange(port, b"two", 3) == b"TWO"
+            assert listener.evicted >= 2
+        finally:
+            for _, writer in idle:
+                writer.close()
+            await listener.close()
+
+    run_on(loop_kind, scenario)
