@@ -1,0 +1,10 @@
+"""DNS (RFC 1034/1035, EDNS RFC 6891, TCP RFC 7766), as an authoritative server answers it.
+
+- ``message``    the message codec: bytes <-> :class:`~protocols.dns.message.Message`
+- ``authority``  the answering rules for the Cozen zone and reverse names, compiled once
+- ``fastpath``   answers precomputed by the authority, keyed by the question's bytes
+- ``stream``     RFC 7766 framing of one TCP connection
+
+The rule of this package: the fast path only ever returns what the authority
+would; anything unusual falls through to the authority, never to a guess.
+"""

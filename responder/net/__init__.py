@@ -1,0 +1,10 @@
+"""Sockets and listeners: everything between the kernel and a service's handler.
+
+- ``udp``         UdpListener: a socket drained from a loop reader callback
+- ``_udploop.c``  the same drain loop compiled, answering exact repeats without Python
+- ``tcp``         TcpListener: one sans-IO session per connection, with limits
+- ``listeners``   open a listener (or a BindError), and keep a set in step with the config
+- ``interfaces``  the host's subnet broadcast addresses (for NBNS B-node traffic)
+
+The rule of this package: it knows sockets and nothing of any protocol.
+"""
