@@ -79,16 +79,17 @@ answer_repeat(PyObject *repeats, const char *pkt, Py_ssize_t n, int fd,
     PyObject *key = PyBytes_FromStringAndSize(pkt + ID_SIZE, n - ID_SIZE);
     if (key == NULL)
         return -1;
+    /* stored is borrowed from the dict. That is enough: it is used only
+     * before any Python code runs again (the send is a system call), so
+     * nothing can take it out of the dict while it is in use. */
     PyObject *stored = PyDict_GetItemWithError(repeats, key);
     Py_DECREF(key);
     if (stored == NULL)
         return PyErr_Occurred() ? -1 : 0;
     if (!PyBytes_Check(stored))
         return 0; /* not ours to interpret: let the handler answer */
-    Py_INCREF(stored);
     *sent = send_reply(fd, pkt, ID_SIZE, PyBytes_AS_STRING(stored),
                        (size_t)PyBytes_GET_SIZE(stored), src, src_len);
-    Py_DECREF(stored);
     return 1;
 }
 
@@ -182,6 +183,9 @@ drain(PyObject *module, PyObject *args)
     long limit;
     if (!PyArg_ParseTuple(args, "iOOl:drain", &fd, &repeats, &handler, &limit))
         return NULL;
+    /* repeats is borrowed from the argument tuple, which holds it until we
+     * return: a handler that clears the dict (remember() does when it is
+     * full) or drops its own reference to it cannot free it under us. */
     if (repeats == Py_None) {
         repeats = NULL;
     } else if (!PyDict_CheckExact(repeats)) {
@@ -192,6 +196,10 @@ drain(PyObject *module, PyObject *args)
         PyErr_SetString(PyExc_TypeError, "handler must be callable");
         return NULL;
     }
+    /* 64 KiB on the stack, which is fine: drain runs on the event loop's
+     * thread, in the daemon its main thread, whose stack is megabytes. Not
+     * static: Python code run from here (the handler, a key's __eq__) may let
+     * another thread's loop call drain while this call still needs pkt. */
     char pkt[MAX_DATAGRAM];
     long received = 0, answered = 0, dropped = 0;
     PyObject *failures = NULL;
