@@ -19,9 +19,11 @@ import shutil
 import socket
 import subprocess
 import sys
+import sysconfig
 import tomllib
 from array import array
 from collections.abc import Callable
+from pathlib import Path
 
 import dns.edns
 import dns.message
@@ -689,3 +691,129 @@ def test_drain_leaks_nothing():
     finally:
         for sock in (client, server, pair, served):
             sock.close()
+
+
+# ---------------------------------------------------------------- sanitizers
+
+SANITIZE = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1", "-g"]
+
+SANITIZER_PROBE = r"""
+/* One bug for each sanitizer: their silence on drain means something only
+ * if they speak up here. */
+#include <stdlib.h>
+
+int heap_overflow(void)
+{
+    char *volatile p = malloc(8);
+    int c = p[8];
+    free(p);
+    return c;
+}
+
+int shift_overflow(int by)
+{
+    return 1 << by;
+}
+"""
+
+
+def sanitizer_runtime(gcc: str | None) -> str:
+    """libasan's path; skips the test where gcc or the sanitizer runtimes are missing."""
+    if gcc is None:
+        pytest.skip("no gcc, so no sanitizer runtime")
+    paths = []
+    for name in ("libasan.so", "libubsan.so"):
+        out = subprocess.run([gcc, f"-print-file-name={name}"], capture_output=True, text=True)
+        path = out.stdout.strip()
+        if not (os.path.isabs(path) and os.path.exists(path)):
+            pytest.skip(f"gcc has no {name}: the sanitizer runtime is not installed")
+        paths.append(path)
+    return paths[0]
+
+
+@pytest.mark.sanitize
+@pytest.mark.timeout(120)
+def test_compiled_loop_under_address_and_undefined_behaviour_sanitizers(tmp_path):
+    # This file's tests, on a copy of the tree whose _udploop is built with
+    # ASan and UBSan. The interpreter is not, so libasan is preloaded; Python
+    # allocates with malloc, so ASan watches every object too; CPython's own
+    # allocations at exit are not leaks of ours (detect_leaks=0). ASan reports
+    # go to files under logs/, from whichever process made them. UBSan's go to
+    # stderr once libasan is loaded (it ignores log_path then), so pytest runs
+    # with -s. A report ends its process (halt_on_error), so a child's fails its test.
+    gcc = shutil.which("gcc")
+    libasan = sanitizer_runtime(gcc)
+    assert gcc is not None
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    env = {
+        **os.environ,
+        "LD_PRELOAD": " ".join(filter(None, [libasan, os.environ.get("LD_PRELOAD")])),
+        "PYTHONMALLOC": "malloc",
+        "ASAN_OPTIONS": f"detect_leaks=0:halt_on_error=1:log_path={logs}/asan",
+        "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
+    }
+
+    def build(output: Path, source: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+        command = [gcc, "-shared", "-fPIC", *SANITIZE, *flags, "-o", output, source]
+        return subprocess.run(command, capture_output=True, text=True)
+
+    def reports() -> str:
+        return "".join(path.read_text(errors="replace") for path in sorted(logs.iterdir()))
+
+    probe = tmp_path / "probe.c"
+    probe.write_text(SANITIZER_PROBE)
+    built = build(tmp_path / "probe.so", probe)
+    if built.returncode != 0:
+        pytest.skip(f"gcc cannot link the sanitizer runtimes: {built.stderr.strip()[-500:]}")
+    for call, report in (
+        ("heap_overflow()", "heap-buffer-overflow"),
+        ("shift_overflow(40)", "shift exponent 40"),
+    ):
+        control = subprocess.run(
+            [sys.executable, "-c", f"import ctypes; ctypes.CDLL('{tmp_path}/probe.so').{call}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        found = reports() + control.stderr
+        assert control.returncode != 0 and report in found, (call, found)
+        for path in logs.iterdir():
+            path.unlink()
+
+    tree = tmp_path / "tree"
+    for name in ("responder", "protocols", "tests"):
+        ignore = shutil.ignore_patterns("__pycache__", "*.so")
+        shutil.copytree(REPO / name, tree / name, ignore=ignore)
+    shutil.copy(REPO / "pyproject.toml", tree)
+    module = tree / "responder" / "net" / f"_udploop{sysconfig.get_config_var('EXT_SUFFIX')}"
+    include = sysconfig.get_paths()["include"]
+    built = build(
+        module, REPO / "responder" / "net" / "_udploop.c", "-Wall", "-Wextra", f"-I{include}"
+    )
+    assert built.returncode == 0, built.stderr
+    loaded = subprocess.run(
+        [sys.executable, "-c", "from responder.net import udp; print(udp._udploop.__file__)"],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert loaded.stdout.strip() == str(module), loaded.stderr
+
+    pytest_args = ["-bb", "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider"]
+    run = subprocess.run(
+        [sys.executable, *pytest_args, "-m", "not sanitize", "tests/responder/net/test_udploop.py"],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    output = run.stdout + run.stderr
+    assert reports() == ""
+    assert run.returncode == 0, output[-6000:]
+    assert "Sanitizer" not in output and "runtime error:" not in output, output[-6000:]
+    assert " passed" in run.stdout
