@@ -49,8 +49,9 @@ type: install
 test: install tools lint type
 	$(PY) -bb -m pytest -q
 
+# asyncio's debug mode, and the compiled UDP loop's tests under ASan and UBSan (`sanitize`)
 test-debug: install tools
-	PYTHONASYNCIODEBUG=1 COZEN_TEST_LOOPS=asyncio $(PY) -bb -m pytest -q -m "not slow"
+	PYTHONASYNCIODEBUG=1 COZEN_TEST_LOOPS=asyncio $(PY) -bb -m pytest -q -m "not slow or sanitize"
 
 interop: install tools
 	$(PY) -bb -m pytest -q -m interop

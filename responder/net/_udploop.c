@@ -19,12 +19,19 @@
  *
  * Runs with the GIL held, on the event loop's thread; the socket is
  * non-blocking, so no call here waits.
+ *
+ * Failures. Whatever goes wrong with one datagram (its source address, an
+ * allocation, a lookup in the table) loses that datagram only: it is counted
+ * as dropped, its exception is kept for Python to log, and the loop goes on.
+ * The counts are copied into the caller's buffer before drain returns or
+ * raises, so not even a MemoryError at the very end loses them.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <errno.h>
 #include <netdb.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -32,15 +39,30 @@
 #define MAX_DATAGRAM 65535
 #define ID_SIZE 2
 
+/* What one drain call counts, in the layout of the caller's buffer. */
+typedef struct {
+    int64_t received;   /* datagrams taken from the socket */
+    int64_t answered;   /* replies sent */
+    int64_t dropped;    /* replies the kernel refused, and datagrams lost to an error here */
+    int64_t recv_errno; /* the receive error that ended the loop (never EAGAIN), or 0 */
+} Counts;
+
 /* The source address as Python's socket module gives it: (host, port) for
- * IPv4, (host, port, flowinfo, scope_id) for IPv6. */
+ * IPv4, (host, port, flowinfo, scope_id) for IPv6. Any other family (the
+ * loop was given some other kind of socket) is an OSError. */
 static PyObject *
 source_tuple(const struct sockaddr_storage *addr, socklen_t len)
 {
+    if (len < (socklen_t)sizeof addr->ss_family ||
+        (addr->ss_family != AF_INET && addr->ss_family != AF_INET6)) {
+        PyErr_SetString(PyExc_OSError, "source address is not IPv4 or IPv6");
+        return NULL;
+    }
     char host[NI_MAXHOST];
-    if (getnameinfo((const struct sockaddr *)addr, len, host, sizeof host, NULL, 0,
-                    NI_NUMERICHOST) != 0) {
-        PyErr_SetString(PyExc_OSError, "unprintable source address");
+    int rc = getnameinfo((const struct sockaddr *)addr, len, host, sizeof host, NULL, 0,
+                         NI_NUMERICHOST);
+    if (rc != 0) {
+        PyErr_Format(PyExc_OSError, "unprintable source address: %s", gai_strerror(rc));
         return NULL;
     }
     if (addr->ss_family == AF_INET6) {
@@ -79,16 +101,17 @@ answer_repeat(PyObject *repeats, const char *pkt, Py_ssize_t n, int fd,
     PyObject *key = PyBytes_FromStringAndSize(pkt + ID_SIZE, n - ID_SIZE);
     if (key == NULL)
         return -1;
+    /* stored is borrowed from the dict. That is enough: it is used only
+     * before any Python code runs again (the send is a system call), so
+     * nothing can take it out of the dict while it is in use. */
     PyObject *stored = PyDict_GetItemWithError(repeats, key);
     Py_DECREF(key);
     if (stored == NULL)
         return PyErr_Occurred() ? -1 : 0;
     if (!PyBytes_Check(stored))
         return 0; /* not ours to interpret: let the handler answer */
-    Py_INCREF(stored);
     *sent = send_reply(fd, pkt, ID_SIZE, PyBytes_AS_STRING(stored),
                        (size_t)PyBytes_GET_SIZE(stored), src, src_len);
-    Py_DECREF(stored);
     return 1;
 }
 
@@ -110,29 +133,48 @@ take_exception(void)
 #endif
 }
 
-/* Append (datagram, exception) to *failures, creating the list on first use. */
+/* Append item to *list, creating the list on first use; 0, or -1 with an exception set. */
+static int
+append(PyObject **list, PyObject *item)
+{
+    if (*list == NULL && (*list = PyList_New(0)) == NULL)
+        return -1;
+    return PyList_Append(*list, item);
+}
+
+/* Append (datagram, the exception being raised) to *failures: the handler's
+ * failure, for Python to log. 0, or -1 with another exception set. */
 static int
 record_failure(PyObject **failures, PyObject *data)
 {
     PyObject *value = take_exception();
-    if (*failures == NULL && (*failures = PyList_New(0)) == NULL) {
-        Py_XDECREF(value);
-        return -1;
-    }
     PyObject *pair = PyTuple_Pack(2, data, value ? value : Py_None);
     Py_XDECREF(value);
     if (pair == NULL)
         return -1;
-    int rc = PyList_Append(*failures, pair);
+    int rc = append(failures, pair);
     Py_DECREF(pair);
     return rc;
 }
 
-/* Miss: the Python handler decides. Returns 0, or -1 with an exception set. */
+/* The datagram being handled is lost to the exception being raised: keep
+ * the exception in *errors for Python to log, or, if even that fails, let
+ * it go (the datagram is counted all the same). Clears the error indicator. */
+static void
+keep_error(PyObject **errors)
+{
+    PyObject *value = take_exception();
+    if (value == NULL || append(errors, value) < 0)
+        PyErr_Clear();
+    Py_XDECREF(value);
+}
+
+/* Miss: the Python handler decides. Returns 0, or -1 with an exception set
+ * when the datagram is lost before the handler's answer could be known. */
 static int
 answer_with_handler(PyObject *handler, const char *pkt, Py_ssize_t n, int fd,
-                    const struct sockaddr_storage *src, socklen_t src_len,
-                    long *answered, long *dropped, PyObject **failures)
+                    const struct sockaddr_storage *src, socklen_t src_len, Counts *counts,
+                    PyObject **failures)
 {
     PyObject *data = PyBytes_FromStringAndSize(pkt, n);
     if (data == NULL)
@@ -151,9 +193,9 @@ answer_with_handler(PyObject *handler, const char *pkt, Py_ssize_t n, int fd,
     } else if (PyBytes_Check(reply)) {
         if (send_reply(fd, PyBytes_AS_STRING(reply), (size_t)PyBytes_GET_SIZE(reply), NULL, 0,
                        src, src_len))
-            ++*answered;
+            counts->answered++;
         else
-            ++*dropped;
+            counts->dropped++;
     } else if (reply != Py_None) {
         PyErr_Format(PyExc_TypeError, "handler returned %.80s, not bytes or None",
                      Py_TYPE(reply)->tp_name);
@@ -165,13 +207,18 @@ answer_with_handler(PyObject *handler, const char *pkt, Py_ssize_t n, int fd,
 }
 
 PyDoc_STRVAR(drain_doc,
-"drain(fd, repeats, handler, limit) -> (received, answered, dropped, failures)\n\n"
+"drain(fd, repeats, handler, limit, counts) -> (failures, errors)\n\n"
 "Receive up to ``limit`` datagrams from the non-blocking socket ``fd``, stopping\n"
 "early when it is empty or reports an error. Each one is answered from\n"
 "``repeats`` (a dict of datagram[2:] -> reply[2:], or None) when it holds the\n"
-"datagram, else by ``handler(data, source) -> bytes | None``. ``failures`` is None\n"
-"or a list of (datagram, exception) for each call of ``handler`` that raised or\n"
-"returned something other than bytes or None.");
+"datagram, else by ``handler(data, source) -> bytes | None``.\n\n"
+"``counts`` is a writable buffer of four int64 (array('q', [0] * 4)), filled\n"
+"before drain returns or raises: received, answered, dropped, and the errno\n"
+"of the receive error that ended the loop (0 if none; EAGAIN is none).\n"
+"``failures`` is None or a list of (datagram, exception) for each call of\n"
+"``handler`` that raised or returned something other than bytes or None.\n"
+"``errors`` is None or a list of the exceptions that lost a datagram here\n"
+"(its source address, memory), each datagram counted as dropped.");
 
 static PyObject *
 drain(PyObject *module, PyObject *args)
@@ -180,52 +227,69 @@ drain(PyObject *module, PyObject *args)
     int fd;
     PyObject *repeats, *handler;
     long limit;
-    if (!PyArg_ParseTuple(args, "iOOl:drain", &fd, &repeats, &handler, &limit))
+    Py_buffer out;
+    if (!PyArg_ParseTuple(args, "iOOlw*:drain", &fd, &repeats, &handler, &limit, &out))
         return NULL;
-    if (repeats == Py_None) {
+    const char *invalid = NULL;
+    if (repeats != Py_None && !PyDict_CheckExact(repeats))
+        invalid = "repeats must be a dict or None";
+    else if (!PyCallable_Check(handler))
+        invalid = "handler must be callable";
+    else if (out.len != (Py_ssize_t)sizeof(Counts))
+        invalid = "counts must be a writable buffer of four int64";
+    if (invalid != NULL) {
+        PyBuffer_Release(&out);
+        PyErr_SetString(PyExc_TypeError, invalid);
+        return NULL;
+    }
+    /* repeats is borrowed from the argument tuple, which holds it until we
+     * return: a handler that clears the dict (remember() does when it is
+     * full) or drops its own reference to it cannot free it under us. */
+    if (repeats == Py_None)
         repeats = NULL;
-    } else if (!PyDict_CheckExact(repeats)) {
-        PyErr_SetString(PyExc_TypeError, "repeats must be a dict or None");
-        return NULL;
-    }
-    if (!PyCallable_Check(handler)) {
-        PyErr_SetString(PyExc_TypeError, "handler must be callable");
-        return NULL;
-    }
+    /* 64 KiB on the stack, which is fine: drain runs on the event loop's
+     * thread, in the daemon its main thread, whose stack is megabytes. Not
+     * static: Python code run from here (the handler, a key's __eq__) may let
+     * another thread's loop call drain while this call still needs pkt. */
     char pkt[MAX_DATAGRAM];
-    long received = 0, answered = 0, dropped = 0;
-    PyObject *failures = NULL;
-    while (received < limit) {
+    Counts counts = {0};
+    PyObject *failures = NULL, *errors = NULL;
+    while (counts.received < limit) {
         struct sockaddr_storage src;
         socklen_t src_len = sizeof src;
         ssize_t n = recvfrom(fd, pkt, sizeof pkt, MSG_DONTWAIT, (struct sockaddr *)&src,
                              &src_len);
-        if (n < 0)
-            break; /* empty (EAGAIN), interrupted, or an ICMP error: back to the loop */
-        received++;
-        int sent = 0, hit = 0;
-        if (repeats != NULL && n > ID_SIZE) {
-            hit = answer_repeat(repeats, pkt, n, fd, &src, src_len, &sent);
-            if (hit < 0)
-                goto fail;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue; /* a signal: its Python handler runs once we return */
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                counts.recv_errno = errno; /* e.g. an ICMP error: Python logs it */
+            break;
         }
-        if (hit) {
+        counts.received++;
+        int hit = 0, sent = 0, rc = 0;
+        if (repeats != NULL && n > ID_SIZE)
+            hit = answer_repeat(repeats, pkt, n, fd, &src, src_len, &sent);
+        if (hit > 0) {
             if (sent)
-                answered++;
+                counts.answered++;
             else
-                dropped++;
-        } else if (answer_with_handler(handler, pkt, n, fd, &src, src_len, &answered,
-                                       &dropped, &failures) < 0) {
-            goto fail;
+                counts.dropped++;
+        } else if (hit == 0) {
+            rc = answer_with_handler(handler, pkt, n, fd, &src, src_len, &counts, &failures);
+        }
+        if (hit < 0 || rc < 0) { /* this datagram is lost, not the others */
+            counts.dropped++;
+            keep_error(&errors);
         }
     }
-    PyObject *result = Py_BuildValue("(lllO)", received, answered, dropped,
-                                     failures ? failures : Py_None);
+    memcpy(out.buf, &counts, sizeof counts);
+    PyBuffer_Release(&out);
+    PyObject *result = Py_BuildValue("(OO)", failures ? failures : Py_None,
+                                     errors ? errors : Py_None);
     Py_XDECREF(failures);
+    Py_XDECREF(errors);
     return result;
-fail:
-    Py_XDECREF(failures);
-    return NULL;
 }
 
 static PyMethodDef methods[] = {

@@ -1,4 +1,5 @@
 # The compiled drain loop; see responder/net/_udploop.c and responder/net/udp.py.
+from array import array
 from collections.abc import Callable
 
 def drain(
@@ -6,4 +7,5 @@ def drain(
     repeats: dict[bytes, bytes] | None,
     handler: Callable[[bytes, tuple[str, int]], bytes | None],
     limit: int,
-) -> tuple[int, int, int, list[tuple[bytes, BaseException]] | None]: ...
+    counts: array[int],
+) -> tuple[list[tuple[bytes, BaseException]] | None, list[BaseException] | None]: ...

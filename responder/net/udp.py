@@ -27,6 +27,7 @@ import asyncio
 import logging
 import os
 import socket
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -55,13 +56,14 @@ def udp_loop_name() -> str:
 RECEIVE_BUFFER = 4 * 1024 * 1024  # rides out a few-ms stall at 100k qps
 MAX_DATAGRAM = 65535
 DRAIN_LIMIT = 256  # datagrams per wake-up, so one busy socket cannot starve the loop
+NO_COUNTS = (0, 0, 0, 0)  # the compiled loop's counts: received, answered, dropped, errno
 
 
 @dataclass(slots=True)
 class Counters:
     received: int = 0
     answered: int = 0
-    dropped_send: int = 0
+    dropped_send: int = 0  # replies the kernel refused; compiled loop: also datagrams lost
     handler_bugs: int = 0
 
 
@@ -131,19 +133,25 @@ class UdpListener:
 
     def _drain_compiled(self) -> None:
         repeats = None if self.repeats is None else self.repeats()
+        # drain fills ``counts`` even when it raises (out of memory at the end), so
+        # this wake-up's counts are never lost; the exception then goes to the loop,
+        # as it would from the Python loop.
+        counts = array("q", NO_COUNTS)
         try:
-            received, answered, dropped, failures = _udploop.drain(
-                self._fd, repeats, self.handler, DRAIN_LIMIT
-            )
-        except OSError as exc:  # an unprintable source address; the datagram is lost
-            log.debug("udp %s: receive error %s", self.local_address, exc)
-            return
-        counters = self.counters
-        counters.received += received
-        counters.answered += answered
-        counters.dropped_send += dropped
+            failures, errors = _udploop.drain(self._fd, repeats, self.handler, DRAIN_LIMIT, counts)
+        finally:
+            received, answered, dropped, recv_errno = counts
+            counters = self.counters
+            counters.received += received
+            counters.answered += answered
+            counters.dropped_send += dropped
         for data, error in failures or ():
             self._handler_failed(data, error)
+        for error in errors or ():  # each lost one datagram, counted as dropped
+            log.warning("udp %s: datagram lost: %s", self.local_address, error, exc_info=error)
+        if recv_errno:  # logged as the Python loop logs the same OSError
+            exc = OSError(recv_errno, os.strerror(recv_errno))
+            log.debug("udp %s: receive error %s", self.local_address, exc)
 
     def _drain(self) -> None:
         # The reference loop: locals only, counters written back once per wake-up.

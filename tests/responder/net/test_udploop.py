@@ -3,19 +3,27 @@
 The compiled loop sends two kinds of reply: what the handler returns, and,
 for an exact repeat, ID + the bytes a fast path stored for that datagram.
 These tests show both kinds equal what the Python loop and the general
-paths give, on real loopback sockets and on both event loops.
+paths give, on real loopback sockets and on both event loops; then that a
+failure loses no more than its own datagram and no count.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import errno
+import gc
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import sysconfig
 import tomllib
+from array import array
 from collections.abc import Callable
+from pathlib import Path
 
 import dns.edns
 import dns.message
@@ -183,6 +191,15 @@ def test_compiled_loop_answers_repeats_without_the_handler(loop_kind):
     run_on(loop_kind, scenario)
 
 
+def drain(fd: int, repeats: dict[bytes, bytes] | None, handler: Handler, limit: int = 256):
+    """One call of the compiled loop: (received, answered, dropped, errno, failures, errors)."""
+    from responder.net import _udploop
+
+    counts = array("q", udp.NO_COUNTS)
+    failures, errors = _udploop.drain(fd, repeats, handler, limit, counts)
+    return (*counts, failures, errors)
+
+
 def test_drain_stops_at_its_limit_and_when_empty():
     from responder.net import _udploop
 
@@ -197,16 +214,28 @@ def test_drain_stops_at_its_limit_and_when_empty():
         def handler(data: bytes, source: Address) -> None:
             seen.append(data)
 
-        assert _udploop.drain(server.fileno(), None, handler, 5) == (5, 0, 0, None)
-        assert _udploop.drain(server.fileno(), {}, handler, 5) == (3, 0, 0, None)
-        assert _udploop.drain(server.fileno(), None, handler, 5) == (0, 0, 0, None)
+        assert drain(server.fileno(), None, handler, 5) == (5, 0, 0, 0, None, None)
+        assert drain(server.fileno(), {}, handler, 5) == (3, 0, 0, 0, None, None)
+        assert drain(server.fileno(), None, handler, 5) == (0, 0, 0, 0, None, None)
         assert seen == [bytes([i]) for i in range(8)]
+        counts = array("q", udp.NO_COUNTS)
         with pytest.raises(TypeError, match="repeats"):
-            _udploop.drain(server.fileno(), [], handler, 5)
+            _udploop.drain(server.fileno(), [], handler, 5, counts)
         with pytest.raises(TypeError, match="callable"):
-            _udploop.drain(server.fileno(), None, 42, 5)
-        # A closed descriptor is an empty socket to the loop, never a crash.
-        assert _udploop.drain(-1, None, handler, 5) == (0, 0, 0, None)
+            _udploop.drain(server.fileno(), None, 42, 5, counts)
+        with pytest.raises(TypeError, match="four int64"):
+            _udploop.drain(server.fileno(), None, handler, 5, array("q", [0, 0, 0]))
+        with pytest.raises(TypeError):
+            _udploop.drain(server.fileno(), None, handler, 5, bytes(32))  # not writable
+        assert counts == array("q", udp.NO_COUNTS)
+        # A descriptor that is no socket ends the loop with its errno, never a crash.
+        assert drain(-1, None, handler, 5) == (0, 0, 0, errno.EBADF, None, None)
+        read_end, write_end = os.pipe()
+        try:
+            assert drain(read_end, None, handler) == (0, 0, 0, errno.ENOTSOCK, None, None)
+        finally:
+            os.close(read_end)
+            os.close(write_end)
     finally:
         client.close()
         server.close()
@@ -324,3 +353,467 @@ def test_nbns_repeats_never_outlive_a_conflict(loop_kind):
             await listener.close()
 
     run_on(loop_kind, scenario)
+
+
+# ------------------------------------------------------------------ failures
+#
+# One datagram that cannot be handled (its source address, a lookup in the
+# table that raises, memory) is counted as dropped and loses nothing else:
+# neither the wake-up's counts nor the handler failures already collected.
+# A receive error ends the loop and is logged as the Python loop logs it.
+
+
+class PoisonedKey:
+    """A table key that collides with b"poison" and whose comparison raises (a bug)."""
+
+    def __hash__(self) -> int:
+        return hash(b"poison")
+
+    def __eq__(self, other: object) -> bool:
+        raise LookupError("poisoned key")
+
+
+def failing_handler(data: bytes, source: Address) -> bytes | None:
+    if data == b"bug":
+        raise RuntimeError("handler bug")
+    if data == b"quiet":
+        return None
+    if data == b"text":
+        return "text"  # type: ignore[return-value]
+    return data[::-1]
+
+
+def test_a_lost_datagram_loses_only_itself(loop_kind, caplog):
+    table = {b"known": b"STORED", PoisonedKey(): b"never"}
+
+    async def scenario() -> None:
+        listener = UdpListener(
+            asyncio.get_running_loop(),
+            bind_udp(HOST, 0),
+            failing_handler,
+            repeats=lambda: table,  # type: ignore[arg-type,return-value]
+            compiled=True,
+        )
+        client = client_for(listener)
+        try:
+            # One wake-up: the handler fails, then the lookup of "poison" raises.
+            for datagram in (b"bug", b"\x00\x00poison", b"\x00\x01known"):
+                client.send(datagram)
+            assert await exchange(client, b"abc") == b"\x00\x01STORED"
+            loop = asyncio.get_running_loop()
+            assert await asyncio.wait_for(loop.sock_recv(client, 100), 5.0) == b"cba"
+            counters = listener.counters
+            assert (counters.received, counters.answered, counters.dropped_send) == (4, 2, 1)
+            assert counters.handler_bugs == 1
+        finally:
+            client.close()
+            listener.close()
+
+    with caplog.at_level(logging.DEBUG, logger="responder.net.udp"):
+        run_on(loop_kind, scenario)
+    [failed] = [r for r in caplog.records if "handler failed on 3 bytes" in r.getMessage()]
+    assert failed.levelno == logging.ERROR and "handler bug" in str(failed.exc_info[1])
+    [lost] = [r for r in caplog.records if "datagram lost" in r.getMessage()]
+    assert lost.levelno == logging.WARNING and "poisoned key" in str(lost.exc_info[1])
+
+
+def test_a_source_that_is_not_ipv4_or_ipv6_loses_only_that_datagram(tmp_path):
+    # The loop is only given UDP sockets; any other family must not reach the
+    # handler as a made-up (host, port) (glibc's getnameinfo prints AF_UNIX ones).
+    table = {b"known": b"STORED"}
+    handler = Counting(failing_handler)
+    pair, served = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    named = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    named.bind(str(tmp_path / "client"))
+    try:
+        served.setblocking(False)
+        for datagram in (b"\x00\x01known", b"miss", b"\x00\x02known"):
+            pair.send(datagram)
+        received, answered, dropped, error, failures, errors = drain(
+            served.fileno(), table, handler
+        )
+        assert (received, answered, dropped, error, failures) == (3, 2, 1, 0, None)
+        assert [str(e) for e in errors] == ["source address is not IPv4 or IPv6"]
+        assert [pair.recv(100), pair.recv(100)] == [b"\x00\x01STORED", b"\x00\x02STORED"]
+
+        served.close()
+        served = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        served.bind(str(tmp_path / "server"))
+        served.setblocking(False)
+        named.sendto(b"miss", str(tmp_path / "server"))
+        assert drain(served.fileno(), None, handler)[:5] == (1, 0, 1, 0, None)
+        assert handler.calls == []
+    finally:
+        for sock in (pair, served, named):
+            sock.close()
+
+
+def test_no_failed_allocation_loses_a_count():
+    # Fail each allocation of a drain call in turn (the datagram's key, its
+    # copy, its source, the handler's exception, the lists): every datagram is
+    # still taken and counted exactly once, answered, dropped or failed.
+    from responder.net import _udploop
+
+    testcapi = pytest.importorskip("_testcapi")
+    table = {b"known": b"STORED"}
+    server = bind_udp(HOST, 0)
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.connect(server.getsockname())
+    outcomes = set()
+    try:
+        for nth in range(1, 100):
+            for datagram in (b"\x00\x01known", b"bug", b"abc"):
+                client.send(datagram)
+            counts = array("q", udp.NO_COUNTS)
+            result = None
+            testcapi.set_nomemory(nth, nth + 1)
+            try:
+                result = _udploop.drain(server.fileno(), table, failing_handler, 256, counts)
+            except MemoryError:  # only building the result may raise: counts are written
+                pass
+            finally:
+                testcapi.remove_mem_hooks()
+            received, answered, dropped, error = counts
+            assert (received, error) == (3, 0), (nth, counts)
+            if result is not None:
+                failures, errors = result
+                assert answered + dropped + len(failures or ()) == 3, (nth, counts, result)
+                assert len(errors or ()) <= dropped  # an error is kept whenever memory allows
+                if dropped:
+                    outcomes.add("a datagram lost")
+                elif any(isinstance(e, MemoryError) for _, e in failures or ()):
+                    outcomes.add("the handler out of memory")
+                else:
+                    outcomes.add("nothing failed")
+        assert outcomes == {"a datagram lost", "the handler out of memory", "nothing failed"}
+        assert counts == array("q", (3, 2, 0, 0))  # the last runs fail nothing
+    finally:
+        client.close()
+        server.close()
+
+
+def test_counts_survive_a_drain_that_raises(loop_kind, monkeypatch):
+    class OutOfMemory:
+        @staticmethod
+        def drain(fd, repeats, handler, limit, counts):
+            counts[:] = array("q", (3, 1, 1, 0))
+            raise MemoryError
+
+    async def scenario() -> None:
+        listener = UdpListener(
+            asyncio.get_running_loop(), bind_udp(HOST, 0), failing_handler, compiled=True
+        )
+        try:
+            monkeypatch.setattr(udp, "_udploop", OutOfMemory)
+            with pytest.raises(MemoryError):
+                listener._drain_compiled()
+            counters = listener.counters
+            assert (counters.received, counters.answered, counters.dropped_send) == (3, 1, 1)
+        finally:
+            listener.close()
+
+    run_on(loop_kind, scenario)
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["python", "compiled"])
+def test_both_loops_log_a_receive_error_alike(loop_kind, compiled, caplog):
+    async def scenario() -> None:
+        sock = bind_udp(HOST, 0)
+        closed = bind_udp(HOST, 0)
+        sock.connect(closed.getsockname())
+        closed.close()
+        listener = UdpListener(asyncio.get_running_loop(), sock, failing_handler, compiled=compiled)
+        logged = asyncio.Event()
+        seen = logging.Handler()
+        seen.emit = lambda record: logged.set()  # type: ignore[method-assign]
+        logging.getLogger("responder.net.udp").addHandler(seen)
+        try:
+            sock.send(b"x")  # port unreachable: the next receive reports ECONNREFUSED
+            await logged.wait()
+            assert listener.counters.received == 0
+        finally:
+            logging.getLogger("responder.net.udp").removeHandler(seen)
+            listener.close()
+
+    with caplog.at_level(logging.DEBUG, logger="responder.net.udp"):
+        run_on(loop_kind, scenario, timeout=5)
+    [record] = [r for r in caplog.records if "receive error" in r.getMessage()]
+    port = record.args[0][1]  # type: ignore[index]
+    assert record.levelno == logging.DEBUG
+    assert record.getMessage() == (
+        f"udp ('{HOST}', {port}): receive error [Errno 111] Connection refused"
+    )
+
+
+EINTR_INTERPOSER = r"""
+/* recvfrom, interrupted by a signal every other call (as if one had arrived). */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+int cozen_interruptions = 0;
+static int calls = 0;
+
+ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr,
+                 socklen_t *addr_len)
+{
+    static ssize_t (*real)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+    if (calls++ % 2 == 0) {
+        cozen_interruptions++;
+        errno = EINTR;
+        return -1;
+    }
+    if (real == NULL)
+        real = (ssize_t (*)(int, void *, size_t, int, struct sockaddr *, socklen_t *))dlsym(
+            RTLD_NEXT, "recvfrom");
+    return real(fd, buf, len, flags, addr, addr_len);
+}
+
+/* What a build with _FORTIFY_SOURCE calls instead. */
+ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buf_len, int flags,
+                       struct sockaddr *addr, socklen_t *addr_len)
+{
+    (void)buf_len;
+    return recvfrom(fd, buf, len, flags, addr, addr_len);
+}
+"""
+
+EINTR_CHILD = f"""
+import ctypes, socket
+from array import array
+from responder.net import _udploop
+server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+server.bind(("{HOST}", 0))
+server.setblocking(False)
+client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+client.connect(server.getsockname())
+for datagram in (b"a", b"b", b"c"):
+    client.send(datagram)
+counts = array("q", [0] * 4)
+result = _udploop.drain(server.fileno(), None, lambda data, source: data, 256, counts)
+interruptions = ctypes.c_int.in_dll(ctypes.CDLL(None), "cozen_interruptions").value
+print((*counts, result, interruptions))
+"""
+
+
+def test_drain_retries_an_interrupted_receive(tmp_path):
+    # A signal cannot interrupt a non-blocking recvfrom on demand, so an
+    # LD_PRELOAD library makes every other call fail with EINTR, in a child.
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("no gcc to build the recvfrom interposer")
+    source = tmp_path / "eintr.c"
+    source.write_text(EINTR_INTERPOSER)
+    library = tmp_path / "eintr.so"
+    subprocess.run(
+        [gcc, "-shared", "-fPIC", "-O2", "-Wall", "-o", library, source, "-ldl"], check=True
+    )
+    preload = " ".join(filter(None, [os.environ.get("LD_PRELOAD"), str(library)]))
+    out = subprocess.run(
+        [sys.executable, "-c", EINTR_CHILD],
+        cwd=REPO,
+        env={**os.environ, "LD_PRELOAD": preload},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    # 3 datagrams and the final EAGAIN, each after one interruption
+    assert out.stdout.strip() == "(3, 3, 0, 0, (None, None), 4)"
+
+
+# ---------------------------------------------------------------- references
+
+
+@pytest.mark.timeout(60)
+def test_drain_leaks_nothing():
+    # 10^5 drain calls over real datagrams, through every path: a hit, misses
+    # answered or not, a handler that raises or returns text, a lookup that
+    # raises, a source that is not IPv4, a refused reply, a receive error. A
+    # reference leaked on any of them would leave over 10^4 blocks behind.
+    from responder.net import _udploop
+
+    if sys.getallocatedblocks() == 0:
+        pytest.skip("no pymalloc blocks to count (PYTHONMALLOC=malloc, as in the sanitizer run)")
+    table = {b"known": b"STORED", PoisonedKey(): b"never"}
+    server = bind_udp(HOST, 0)
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.connect(server.getsockname())
+    pair, served = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    served.setblocking(False)
+    # No reply is read: the UDP ones overflow the client's buffer and the kernel
+    # drops them; the AF_UNIX ones are soon refused, and drain counts them dropped.
+    calls = [
+        (client, server.fileno(), b"\x00\x01known"),
+        (client, server.fileno(), b"abc"),
+        (client, server.fileno(), b"quiet"),
+        (client, server.fileno(), b"bug"),
+        (client, server.fileno(), b"\x00\x00poison"),
+        (client, server.fileno(), b"text"),
+        (pair, served.fileno(), b"miss"),
+        (pair, served.fileno(), b"\x00\x01known"),
+        (None, -1, b""),
+    ]
+    counts = array("q", udp.NO_COUNTS)
+
+    def run(rounds: int) -> collections.Counter[str]:
+        seen: collections.Counter[str] = collections.Counter()
+        for _ in range(rounds):
+            for sender, fd, datagram in calls:
+                if sender is not None:
+                    sender.send(datagram)
+                failures, errors = _udploop.drain(fd, table, failing_handler, 256, counts)
+                seen.update(
+                    received=counts[0],
+                    answered=counts[1],
+                    dropped=counts[2],
+                    bad_fd=counts[3] == errno.EBADF,
+                    failures=len(failures or ()),
+                    errors=len(errors or ()),
+                )
+        return seen
+
+    try:
+        run(1000)  # warm up: caches, free lists
+        gc.collect()
+        before = sys.getallocatedblocks()
+        rounds = 100_000 // len(calls) + 1
+        seen = run(rounds)
+        gc.collect()
+        grown = sys.getallocatedblocks() - before
+        assert (seen["received"], seen["bad_fd"]) == (8 * rounds, rounds)
+        assert (seen["failures"], seen["errors"]) == (2 * rounds, 2 * rounds)
+        assert seen["answered"] + seen["dropped"] == 5 * rounds  # "quiet" gets no reply
+        assert seen["dropped"] > 2 * rounds  # some AF_UNIX replies were refused
+        assert grown < 1000, f"{grown} more blocks after {len(calls) * rounds} drain calls"
+    finally:
+        for sock in (client, server, pair, served):
+            sock.close()
+
+
+# ---------------------------------------------------------------- sanitizers
+
+SANITIZE = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1", "-g"]
+
+SANITIZER_PROBE = r"""
+/* One bug for each sanitizer: their silence on drain means something only
+ * if they speak up here. */
+#include <stdlib.h>
+
+int heap_overflow(void)
+{
+    char *volatile p = malloc(8);
+    int c = p[8];
+    free(p);
+    return c;
+}
+
+int shift_overflow(int by)
+{
+    return 1 << by;
+}
+"""
+
+
+def sanitizer_runtime(gcc: str | None) -> str:
+    """libasan's path; skips the test where gcc or the sanitizer runtimes are missing."""
+    if gcc is None:
+        pytest.skip("no gcc, so no sanitizer runtime")
+    paths = []
+    for name in ("libasan.so", "libubsan.so"):
+        out = subprocess.run([gcc, f"-print-file-name={name}"], capture_output=True, text=True)
+        path = out.stdout.strip()
+        if not (os.path.isabs(path) and os.path.exists(path)):
+            pytest.skip(f"gcc has no {name}: the sanitizer runtime is not installed")
+        paths.append(path)
+    return paths[0]
+
+
+@pytest.mark.sanitize
+@pytest.mark.timeout(120)
+def test_compiled_loop_under_address_and_undefined_behaviour_sanitizers(tmp_path):
+    # This file's tests, on a copy of the tree whose _udploop is built with
+    # ASan and UBSan. The interpreter is not, so libasan is preloaded; Python
+    # allocates with malloc, so ASan watches every object too; CPython's own
+    # allocations at exit are not leaks of ours (detect_leaks=0). ASan reports
+    # go to files under logs/, from whichever process made them. UBSan's go to
+    # stderr once libasan is loaded (it ignores log_path then), so pytest runs
+    # with -s. A report ends its process (halt_on_error), so a child's fails its test.
+    gcc = shutil.which("gcc")
+    libasan = sanitizer_runtime(gcc)
+    assert gcc is not None
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    env = {
+        **os.environ,
+        "LD_PRELOAD": " ".join(filter(None, [libasan, os.environ.get("LD_PRELOAD")])),
+        "PYTHONMALLOC": "malloc",
+        "ASAN_OPTIONS": f"detect_leaks=0:halt_on_error=1:log_path={logs}/asan",
+        "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
+    }
+
+    def build(output: Path, source: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+        command = [gcc, "-shared", "-fPIC", *SANITIZE, *flags, "-o", output, source]
+        return subprocess.run(command, capture_output=True, text=True)
+
+    def reports() -> str:
+        return "".join(path.read_text(errors="replace") for path in sorted(logs.iterdir()))
+
+    probe = tmp_path / "probe.c"
+    probe.write_text(SANITIZER_PROBE)
+    built = build(tmp_path / "probe.so", probe)
+    if built.returncode != 0:
+        pytest.skip(f"gcc cannot link the sanitizer runtimes: {built.stderr.strip()[-500:]}")
+    for call, report in (
+        ("heap_overflow()", "heap-buffer-overflow"),
+        ("shift_overflow(40)", "shift exponent 40"),
+    ):
+        control = subprocess.run(
+            [sys.executable, "-c", f"import ctypes; ctypes.CDLL('{tmp_path}/probe.so').{call}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        found = reports() + control.stderr
+        assert control.returncode != 0 and report in found, (call, found)
+        for path in logs.iterdir():
+            path.unlink()
+
+    tree = tmp_path / "tree"
+    for name in ("responder", "protocols", "tests"):
+        ignore = shutil.ignore_patterns("__pycache__", "*.so")
+        shutil.copytree(REPO / name, tree / name, ignore=ignore)
+    shutil.copy(REPO / "pyproject.toml", tree)
+    module = tree / "responder" / "net" / f"_udploop{sysconfig.get_config_var('EXT_SUFFIX')}"
+    include = sysconfig.get_paths()["include"]
+    built = build(
+        module, REPO / "responder" / "net" / "_udploop.c", "-Wall", "-Wextra", f"-I{include}"
+    )
+    assert built.returncode == 0, built.stderr
+    loaded = subprocess.run(
+        [sys.executable, "-c", "from responder.net import udp; print(udp._udploop.__file__)"],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert loaded.stdout.strip() == str(module), loaded.stderr
+
+    pytest_args = ["-bb", "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider"]
+    run = subprocess.run(
+        [sys.executable, *pytest_args, "-m", "not sanitize", "tests/responder/net/test_udploop.py"],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    output = run.stdout + run.stderr
+    assert reports() == ""
+    assert run.returncode == 0, output[-6000:]
+    assert "Sanitizer" not in output and "runtime error:" not in output, output[-6000:]
+    assert " passed" in run.stdout
