@@ -129,6 +129,7 @@ class UdpListener:
         self.counters = Counters()
         self.local_address: Address = sock.getsockname()[:2]
         self._fd = sock.fileno()
+        self._counts = array("q", NO_COUNTS)  # the compiled loop overwrites all four each call
         loop.add_reader(self._fd, self._drain_compiled if self.compiled else self._drain)
 
     def _drain_compiled(self) -> None:
@@ -136,7 +137,7 @@ class UdpListener:
         # drain fills ``counts`` even when it raises (out of memory at the end), so
         # this wake-up's counts are never lost; the exception then goes to the loop,
         # as it would from the Python loop.
-        counts = array("q", NO_COUNTS)
+        counts = self._counts
         try:
             failures, errors = _udploop.drain(self._fd, repeats, self.handler, DRAIN_LIMIT, counts)
         finally:

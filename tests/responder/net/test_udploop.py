@@ -407,7 +407,7 @@ def test_a_lost_datagram_loses_only_itself(loop_kind, caplog):
             assert counters.handler_bugs == 1
         finally:
             client.close()
-            listener.close()
+            await listener.close()
 
     with caplog.at_level(logging.DEBUG, logger="responder.net.udp"):
         run_on(loop_kind, scenario)
@@ -510,7 +510,7 @@ def test_counts_survive_a_drain_that_raises(loop_kind, monkeypatch):
             counters = listener.counters
             assert (counters.received, counters.answered, counters.dropped_send) == (3, 1, 1)
         finally:
-            listener.close()
+            await listener.close()
 
     run_on(loop_kind, scenario)
 
@@ -533,7 +533,7 @@ def test_both_loops_log_a_receive_error_alike(loop_kind, compiled, caplog):
             assert listener.counters.received == 0
         finally:
             logging.getLogger("responder.net.udp").removeHandler(seen)
-            listener.close()
+            await listener.close()
 
     with caplog.at_level(logging.DEBUG, logger="responder.net.udp"):
         run_on(loop_kind, scenario, timeout=5)
