@@ -28,6 +28,7 @@ from typing import Final
 
 from protocols._wire import Reader, Writer
 from protocols.errors import MalformedMessage, Unsupported
+from protocols.smb.ntstatus import NtStatus
 from protocols.smb.smb2 import (
     HEADER_SIZE,
     PROTOCOL,
@@ -366,9 +367,11 @@ def response_contexts(request: NegotiateRequest, salt: bytes) -> tuple[Negotiate
     """
     hashes = context_values(request, ContextType.PREAUTH_INTEGRITY_CAPABILITIES)
     if hashes is None:
-        raise Unsupported(PROTOCOL, 0, "3.1.1 without PREAUTH context", answer_hint=0xC000000D)
+        hint = NtStatus.INVALID_PARAMETER
+        raise Unsupported(PROTOCOL, 0, "3.1.1 without PREAUTH context", answer_hint=hint)
     if HashAlgorithm.SHA_512 not in hashes:
-        raise Unsupported(PROTOCOL, 0, "no SHA-512 preauth hash", answer_hint=0xC05D0000)
+        hint = NtStatus.NO_PREAUTH_INTEGRITY_HASH_OVERLAP
+        raise Unsupported(PROTOCOL, 0, "no SHA-512 preauth hash", answer_hint=hint)
     out = [NegotiateContext(ContextType.PREAUTH_INTEGRITY_CAPABILITIES, _preauth(salt))]
     ciphers = context_values(request, ContextType.ENCRYPTION_CAPABILITIES)
     if ciphers is not None:

@@ -28,7 +28,7 @@ place.  The rules:
    named user's AUTHENTICATE with STATUS_LOGON_FAILURE; the connection stays
    usable for a new SESSION_SETUP.  Other SMB2 commands get
    STATUS_USER_SESSION_DELETED (§3.3.5.2.9), ECHO is answered, CANCEL gets
-   nothing; other SMB1 commands get STATUS_SMB_BAD_UID.
+   nothing; other SMB1 commands get STATUS_SMB_BAD_UID (MS-CIFS §2.2.2.4).
 4. Anonymous logons (an NTLMSSP anonymous AUTHENTICATE, MS-NLMP §3.2.5.1.2,
    or an SMB1 session setup without extended security, no account and no
    password) follow ``SmbIdentity.null_session``: off, they get
@@ -59,11 +59,11 @@ from protocols.errors import MalformedMessage
 from protocols.netbios import nbss
 from protocols.smb import negotiate as neg
 from protocols.smb import smb1, smb2
-from protocols.smb.smb2 import Command, HeaderFlags, Status
+from protocols.smb.ntstatus import NtStatus
+from protocols.smb.smb2 import Command, HeaderFlags
 
 DEFAULT_NATIVE_OS: Final = "Windows Server 2022 Standard 20348"
 DEFAULT_NATIVE_LANMAN: Final = "Windows Server 2022 Standard 6.3"
-STATUS_SMB_BAD_UID: Final = 0x005B0002
 _SERVER_SUFFIX: Final = 0x20
 _MAX_CREDITS: Final = 64
 MAX_SESSIONS: Final = 16
@@ -147,7 +147,7 @@ class _AuthResult:
     null_session: bool = False
 
 
-_LOGON_FAILURE: Final = _AuthResult(Status.LOGON_FAILURE, b"", True)
+_LOGON_FAILURE: Final = _AuthResult(NtStatus.LOGON_FAILURE, b"", True)
 
 
 class _Close(Exception):
@@ -250,20 +250,20 @@ class SmbSession:
         if header.session_id in self._null and header.command != Command.CANCEL:
             return self._smb2_on_null_session(header)
         if header.command == Command.ECHO:
-            return smb2.encode_echo_response(self._reply(header, Status.SUCCESS))
+            return smb2.encode_echo_response(self._reply(header, NtStatus.SUCCESS))
         if header.command == Command.CANCEL:
             return b""
         if header.command not in Command._value2member_map_:
-            return smb2.encode_error_response(self._reply(header, Status.INVALID_PARAMETER))
-        return smb2.encode_error_response(self._reply(header, Status.USER_SESSION_DELETED))
+            return smb2.encode_error_response(self._reply(header, NtStatus.INVALID_PARAMETER))
+        return smb2.encode_error_response(self._reply(header, NtStatus.USER_SESSION_DELETED))
 
     def _smb2_on_null_session(self, header: smb2.Header) -> bytes:
         if header.command == Command.ECHO:
-            return smb2.encode_echo_response(self._reply(header, Status.SUCCESS))
+            return smb2.encode_echo_response(self._reply(header, NtStatus.SUCCESS))
         if header.command == Command.LOGOFF:
             self._null.discard(header.session_id)
-            return smb2.encode_logoff_response(self._reply(header, Status.SUCCESS))
-        return smb2.encode_error_response(self._reply(header, Status.ACCESS_DENIED))
+            return smb2.encode_logoff_response(self._reply(header, NtStatus.SUCCESS))
+        return smb2.encode_error_response(self._reply(header, NtStatus.ACCESS_DENIED))
 
     def _reply(
         self, request: smb2.Header, status: int, session_id: int | None = None
@@ -287,20 +287,22 @@ class SmbSession:
             request = neg.decode_negotiate_request(message)
         except MalformedMessage:
             self.state = State.CLOSED
-            return smb2.encode_error_response(self._reply(header, Status.INVALID_PARAMETER))
+            return smb2.encode_error_response(self._reply(header, NtStatus.INVALID_PARAMETER))
         dialect = neg.choose_dialect(request.dialects, self.identity.max_dialect)
         contexts: tuple[neg.NegotiateContext, ...] = ()
-        status: int = Status.NOT_SUPPORTED
+        status: int = NtStatus.NOT_SUPPORTED
         if dialect == neg.Dialect.SMB311:
             try:
                 contexts = neg.response_contexts(request, self._random(32))
             except MalformedMessage as exc:
-                dialect, status = None, exc.answer_hint or Status.INVALID_PARAMETER
+                dialect, status = None, exc.answer_hint or NtStatus.INVALID_PARAMETER
         if dialect is None:
             self._advance(Event.NEGOTIATE_REFUSED)
             return smb2.encode_error_response(self._reply(header, status))
         self._advance(Event.SMB2_NEGOTIATE)
-        return self._smb2_negotiate_response(self._reply(header, Status.SUCCESS), dialect, contexts)
+        return self._smb2_negotiate_response(
+            self._reply(header, NtStatus.SUCCESS), dialect, contexts
+        )
 
     def _smb2_negotiate_response(
         self, header: smb2.Header, dialect: int, contexts: tuple[neg.NegotiateContext, ...] = ()
@@ -326,10 +328,10 @@ class SmbSession:
         try:
             request = smb2.decode_session_setup_request(message)
         except MalformedMessage:
-            return smb2.encode_error_response(self._reply(header, Status.INVALID_PARAMETER))
+            return smb2.encode_error_response(self._reply(header, NtStatus.INVALID_PARAMETER))
         session_id = header.session_id
         if session_id and not self._known_session(session_id):
-            return smb2.encode_error_response(self._reply(header, Status.USER_SESSION_DELETED))
+            return smb2.encode_error_response(self._reply(header, NtStatus.USER_SESSION_DELETED))
         session_id = session_id or self._new_session_id(8)
         result = self._authenticate(request.security_buffer)
         reply = self._reply(header, result.status, session_id)
@@ -365,7 +367,7 @@ class SmbSession:
         try:
             token = spnego.decode_client_token(blob)
         except MalformedMessage:
-            return _AuthResult(Status.INVALID_PARAMETER, b"", True)
+            return _AuthResult(NtStatus.INVALID_PARAMETER, b"", True)
         if isinstance(token, bytes):
             return self._ntlm_step(token, wrap=False)
         if isinstance(token, spnego.NegTokenInit):
@@ -373,7 +375,7 @@ class SmbSession:
                 return self._offer_ntlmssp(token.mech_types)
             return self._ntlm_step(token.mech_token, wrap=True)
         if token.response_token is None:
-            return _AuthResult(Status.INVALID_PARAMETER, b"", True)
+            return _AuthResult(NtStatus.INVALID_PARAMETER, b"", True)
         return self._ntlm_step(token.response_token, wrap=True)
 
     def _offer_ntlmssp(self, mech_types: tuple[str, ...]) -> _AuthResult:
@@ -382,7 +384,7 @@ class SmbSession:
         if spnego.OID_NTLMSSP not in mech_types:
             state = spnego.NegState.ACCEPT_INCOMPLETE
         token = spnego.encode_neg_token_resp(state, supported_mech=spnego.OID_NTLMSSP)
-        return _AuthResult(Status.MORE_PROCESSING_REQUIRED, token, False)
+        return _AuthResult(NtStatus.MORE_PROCESSING_REQUIRED, token, False)
 
     def _ntlm_step(self, token: bytes, *, wrap: bool) -> _AuthResult:
         try:
@@ -394,15 +396,15 @@ class SmbSession:
                 return self._anonymous(wrap=wrap) if anonymous else _LOGON_FAILURE
         except MalformedMessage:
             pass
-        return _AuthResult(Status.INVALID_PARAMETER, b"", True)
+        return _AuthResult(NtStatus.INVALID_PARAMETER, b"", True)
 
     def _anonymous(self, *, wrap: bool) -> _AuthResult:
         if not self.identity.null_session:
-            return _AuthResult(Status.ACCESS_DENIED, b"", True)
+            return _AuthResult(NtStatus.ACCESS_DENIED, b"", True)
         token = b""
         if wrap:
             token = spnego.encode_neg_token_resp(spnego.NegState.ACCEPT_COMPLETED)
-        return _AuthResult(Status.SUCCESS, token, True, null_session=True)
+        return _AuthResult(NtStatus.SUCCESS, token, True, null_session=True)
 
     def _challenge(self, negotiate: ntlmssp.NegotiateMessage, *, wrap: bool) -> _AuthResult:
         challenge = ntlmssp.encode_challenge(
@@ -417,7 +419,7 @@ class SmbSession:
                 supported_mech=spnego.OID_NTLMSSP,
                 response_token=challenge,
             )
-        return _AuthResult(Status.MORE_PROCESSING_REQUIRED, challenge, False)
+        return _AuthResult(NtStatus.MORE_PROCESSING_REQUIRED, challenge, False)
 
     # -- SMB1 ----------------------------------------------------------------
 
@@ -431,21 +433,21 @@ class SmbSession:
             return self._smb1_session_setup(message, header)
         if header.uid in self._null:
             return self._smb1_on_null_session(message, header)
-        return smb1.encode_error_response(self._smb1_reply(header, STATUS_SMB_BAD_UID))
+        return smb1.encode_error_response(self._smb1_reply(header, NtStatus.SMB_BAD_UID))
 
     def _smb1_on_null_session(self, message: bytes, header: smb1.Header) -> bytes:
         if header.command == smb1.Command.LOGOFF_ANDX:
             self._null.discard(header.uid)
-            return smb1.encode_logoff_response(self._smb1_reply(header, Status.SUCCESS))
+            return smb1.encode_logoff_response(self._smb1_reply(header, NtStatus.SUCCESS))
         if header.command != smb1.Command.ECHO:
-            return smb1.encode_error_response(self._smb1_reply(header, Status.ACCESS_DENIED))
+            return smb1.encode_error_response(self._smb1_reply(header, NtStatus.ACCESS_DENIED))
         try:
             echo = smb1.decode_echo_request(message)
         except MalformedMessage:
-            return smb1.encode_error_response(self._smb1_reply(header, Status.INVALID_PARAMETER))
+            return smb1.encode_error_response(self._smb1_reply(header, NtStatus.INVALID_PARAMETER))
         if echo.echo_count == 0:
             return b""
-        return smb1.encode_echo_response(self._smb1_reply(header, Status.SUCCESS), 1, echo.data)
+        return smb1.encode_echo_response(self._smb1_reply(header, NtStatus.SUCCESS), 1, echo.data)
 
     def _smb1_reply(self, request: smb1.Header, status: int, uid: int | None = None) -> smb1.Header:
         keep = smb1.Flags2.UNICODE | smb1.Flags2.EXTENDED_SECURITY | smb1.Flags2.LONG_NAMES
@@ -485,7 +487,7 @@ class SmbSession:
     def _smb1_negotiate_response(self, header: smb1.Header, index: int) -> bytes:
         extended = bool(header.flags2 & smb1.Flags2.EXTENDED_SECURITY)
         caps = _SMB1_CAPABILITIES | (smb1.Capabilities.EXTENDED_SECURITY if extended else 0)
-        reply = self._smb1_reply(header, Status.SUCCESS)
+        reply = self._smb1_reply(header, NtStatus.SUCCESS)
         if not extended:
             reply = replace(reply, flags2=reply.flags2 | smb1.Flags2.UNICODE)
         fields = smb1.NegotiateResponse(
@@ -516,15 +518,15 @@ class SmbSession:
         anonymous = not request.account_name and len(passwords) <= 1
         if not anonymous:
             return smb1.encode_error_response(
-                self._smb1_reply(request.header, Status.LOGON_FAILURE)
+                self._smb1_reply(request.header, NtStatus.LOGON_FAILURE)
             )
         if not self.identity.null_session:
             return smb1.encode_error_response(
-                self._smb1_reply(request.header, Status.ACCESS_DENIED)
+                self._smb1_reply(request.header, NtStatus.ACCESS_DENIED)
             )
         uid = self._new_session_id(2)
         self._null.add(uid)
-        reply = self._smb1_reply(request.header, Status.SUCCESS, uid)
+        reply = self._smb1_reply(request.header, NtStatus.SUCCESS, uid)
         response = smb1.SessionSetupResponse(
             reply, 0, b"", self.identity.native_os, self.identity.native_lanman,
             self.identity.workgroup,
@@ -535,12 +537,12 @@ class SmbSession:
         try:
             request = smb1.decode_session_setup_request(message)
         except MalformedMessage:
-            return smb1.encode_error_response(self._smb1_reply(header, Status.INVALID_PARAMETER))
+            return smb1.encode_error_response(self._smb1_reply(header, NtStatus.INVALID_PARAMETER))
         if request.security_blob is None:
             return self._smb1_plain_session_setup(request)
         uid = header.uid
         if uid and not self._known_session(uid):
-            return smb1.encode_error_response(self._smb1_reply(header, STATUS_SMB_BAD_UID))
+            return smb1.encode_error_response(self._smb1_reply(header, NtStatus.SMB_BAD_UID))
         uid = uid or self._new_session_id(2)
         result = self._authenticate(request.security_blob)
         reply = self._smb1_reply(header, result.status, uid)

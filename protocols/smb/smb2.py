@@ -69,20 +69,6 @@ class HeaderFlags(enum.IntFlag):
     REPLAY_OPERATION = 0x20000000
 
 
-class Status(enum.IntEnum):
-    """The NTSTATUS values (MS-ERREF §2.3.1) this server sends or reads."""
-
-    SUCCESS = 0x00000000
-    MORE_PROCESSING_REQUIRED = 0xC0000016
-    INVALID_PARAMETER = 0xC000000D
-    ACCESS_DENIED = 0xC0000022
-    NOT_SUPPORTED = 0xC00000BB
-    LOGON_FAILURE = 0xC000006D
-    USER_SESSION_DELETED = 0xC0000203
-    REQUEST_NOT_ACCEPTED = 0xC00000D0
-    NO_PREAUTH_INTEGRITY_HASH_OVERLAP = 0xC05D0000
-
-
 class SecurityMode(enum.IntFlag):
     """MS-SMB2 §2.2.3 / §2.2.4 SecurityMode."""
 
