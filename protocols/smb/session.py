@@ -52,7 +52,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Final
 
-from protocols._wire import Reader
 from protocols.auth import ntlmssp, spnego
 from protocols.auth.ntlmssp import NtlmIdentity
 from protocols.errors import MalformedMessage
@@ -425,7 +424,7 @@ class SmbSession:
 
     def _on_smb1(self, message: bytes) -> bytes:
         # The REPLY flag is not checked: nmap sends requests with it set.
-        header = smb1.decode_header(Reader(message, smb1.PROTOCOL))
+        header = smb1.decode_header(message)
         if header.command == smb1.Command.NEGOTIATE:
             return self._smb1_negotiate(message, header)
         self._advance(Event.SMB1_REQUEST)

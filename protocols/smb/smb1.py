@@ -6,6 +6,8 @@ An SMB1 message (MS-CIFS §2.2.3) is a 32-byte header -- Protocol ``FF 'SMB'``,
 Command, Status (NTSTATUS when FLAGS2_NT_STATUS), Flags, Flags2, PIDHigh,
 SecurityFeatures, Reserved, TID, PIDLow, UID, MID -- then a parameter block
 (WordCount and 2*WordCount bytes) and a data block (ByteCount and the bytes).
+Every decoder here, :func:`decode_header` included, takes the whole message
+as bytes, header first, as :mod:`protocols.smb.smb2` does.
 
 SMB_COM_NEGOTIATE (MS-CIFS §2.2.4.52) carries a list of dialect strings, each
 ``0x02`` then a NUL-terminated OEM string.  A modern client also lists
@@ -187,12 +189,13 @@ class SessionSetupResponse:
     primary_domain: str = ""
 
 
-def decode_header(reader: Reader) -> Header:
-    """Read the 32-byte header.
+def decode_header(message: bytes) -> Header:
+    """Decode the 32-byte header at the start of ``message``.
 
     Raises:
-        MalformedMessage: short message or a wrong Protocol field.
+        MalformedMessage: short message (Truncated) or a wrong Protocol field.
     """
+    reader = Reader(message, PROTOCOL)
     if reader.read(4) != PROTOCOL_ID:
         raise MalformedMessage(PROTOCOL, 0, "Protocol is not FF 'SMB'")
     command, status, flags, flags2 = reader.u8(), reader.u32le(), reader.u8(), reader.u16le()
@@ -217,8 +220,8 @@ def _write_header(writer: Writer, header: Header) -> None:
 
 def _blocks(message: bytes, command: Command) -> tuple[Header, Reader, Reader]:
     """Header, parameter words and data bytes of a message of ``command``."""
-    reader = Reader(message, PROTOCOL)
-    header = decode_header(reader)
+    header = decode_header(message)
+    reader = Reader(message, PROTOCOL, start=HEADER_SIZE)
     if header.command != command:
         raise Unsupported(PROTOCOL, 4, f"command {header.command:#04x}, expected {command.name}")
     words = reader.restrict(2 * reader.u8())

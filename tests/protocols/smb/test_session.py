@@ -322,7 +322,7 @@ def test_smb1_extended_session_setup_challenge_and_failure():
     assert token.response_token is not None
     auth = bytearray(golden("smb_impacket_smb1_session_setup_auth_req"))
     auth[4 + 28 : 4 + 30] = decoded.header.uid.to_bytes(2, "little")
-    failed = smb1.decode_header(smb1_reader(body(session.receive_data(bytes(auth)))))
+    failed = smb1.decode_header(body(session.receive_data(bytes(auth))))
     assert failed.status == NtStatus.LOGON_FAILURE
 
 
@@ -331,7 +331,7 @@ def test_smb1_other_command_gets_bad_uid():
     session.receive_data(golden("smb_impacket_smb1_negotiate_req"))
     message = smb1.encode_error_response(smb1.Header(smb1.Command.TREE_CONNECT_ANDX))
     reply = session.receive_data(_direct(message))
-    assert smb1.decode_header(smb1_reader(body(reply))).status == NtStatus.SMB_BAD_UID
+    assert smb1.decode_header(body(reply)).status == NtStatus.SMB_BAD_UID
 
 
 def test_smb1_disabled_closes():
@@ -483,12 +483,6 @@ def test_impacket_client_against_session(dialect):
     assert server.errors == []
 
 
-def smb1_reader(message: bytes):
-    from protocols._wire import Reader
-
-    return Reader(message, "smb1")
-
-
 def _direct(message: bytes) -> bytes:
     return nbss.encode_frame(nbss.FrameType.SESSION_MESSAGE, message, direct=True)
 
@@ -502,7 +496,7 @@ def _nmap_smb1_session(identity=IDENTITY):
 def test_smb1_anonymous_plain_session_setup_denied_without_null_session():
     session = _nmap_smb1_session(replace(IDENTITY, null_session=False))
     reply = session.receive_data(golden("smb_nmap_smb1_session_setup_anonymous_req"))
-    assert smb1.decode_header(smb1_reader(body(reply))).status == NtStatus.ACCESS_DENIED
+    assert smb1.decode_header(body(reply)).status == NtStatus.ACCESS_DENIED
     assert not session.closed
 
 
@@ -522,23 +516,23 @@ def test_smb1_null_session_gives_os_to_nmap():
         smb1.Header(smb1.Command.TREE_CONNECT_ANDX, uid=packet["Uid"])
     )
     refused = session.receive_data(_direct(tree))
-    assert smb1.decode_header(smb1_reader(body(refused))).status == NtStatus.ACCESS_DENIED
+    assert smb1.decode_header(body(refused)).status == NtStatus.ACCESS_DENIED
     echo = smb1.EchoRequest(smb1.Header(smb1.Command.ECHO, uid=packet["Uid"], mid=5), 1, b"hi")
     answer = body(session.receive_data(_direct(smb1.encode_echo_request(echo))))
-    assert smb1.decode_header(smb1_reader(answer)).mid == 5
+    assert smb1.decode_header(answer).mid == 5
     assert answer[32:] == b"\x01\x01\x00\x02\x00hi"
     logoff = smb1.encode_error_response(smb1.Header(smb1.Command.LOGOFF_ANDX, uid=packet["Uid"]))
     answer = body(session.receive_data(_direct(logoff)))
-    assert smb1.decode_header(smb1_reader(answer)).status == NtStatus.SUCCESS
+    assert smb1.decode_header(answer).status == NtStatus.SUCCESS
     assert answer[32:] == b"\x02\xff\x00\x00\x00\x00\x00"
     after = session.receive_data(_direct(tree))
-    assert smb1.decode_header(smb1_reader(body(after))).status == NtStatus.SMB_BAD_UID
+    assert smb1.decode_header(body(after)).status == NtStatus.SMB_BAD_UID
 
 
 def test_smb1_null_session_echo_count_zero_gets_nothing():
     session = _nmap_smb1_session()
     reply = session.receive_data(golden("smb_nmap_smb1_session_setup_anonymous_req"))
-    uid = smb1.decode_header(smb1_reader(body(reply))).uid
+    uid = smb1.decode_header(body(reply)).uid
     echo = smb1.EchoRequest(smb1.Header(smb1.Command.ECHO, uid=uid), 0, b"")
     assert session.receive_data(_direct(smb1.encode_echo_request(echo))) == b""
     assert not session.closed
@@ -547,16 +541,16 @@ def test_smb1_null_session_echo_count_zero_gets_nothing():
 def test_smb1_null_session_malformed_echo_is_invalid_parameter():
     session = _nmap_smb1_session()
     reply = session.receive_data(golden("smb_nmap_smb1_session_setup_anonymous_req"))
-    uid = smb1.decode_header(smb1_reader(body(reply))).uid
+    uid = smb1.decode_header(body(reply)).uid
     bad = smb1.encode_error_response(smb1.Header(smb1.Command.ECHO, uid=uid))
     answer = session.receive_data(_direct(bad))
-    assert smb1.decode_header(smb1_reader(body(answer))).status == NtStatus.INVALID_PARAMETER
+    assert smb1.decode_header(body(answer)).status == NtStatus.INVALID_PARAMETER
 
 
 def test_smb1_null_session_still_refuses_named_user():
     session = _nmap_smb1_session()
     reply = session.receive_data(golden("smb_nmap_smb1_session_setup_plain_req"))
-    assert smb1.decode_header(smb1_reader(body(reply))).status == NtStatus.LOGON_FAILURE
+    assert smb1.decode_header(body(reply)).status == NtStatus.LOGON_FAILURE
 
 
 # impacket compares received bytes with int/str internally; -bb would turn that into errors.
