@@ -23,7 +23,7 @@ up, which this server never provides.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from protocols._wire import Reader, Writer
@@ -179,14 +179,18 @@ def decode_negotiate_request(message: bytes) -> NegotiateRequest:
     client_guid = reader.read(16)
     start_time_reader = reader.restrict(8)
     dialects = tuple(reader.u16le() for _ in range(count))
+    request = NegotiateRequest(
+        header=header,
+        dialects=dialects,
+        security_mode=security_mode,
+        capabilities=capabilities,
+        client_guid=client_guid,
+    )
     if Dialect.SMB311 not in dialects:
-        return NegotiateRequest(
-            header, dialects, security_mode, capabilities, client_guid,
-            client_start_time=start_time_reader.u64le(),
-        )  # fmt: skip
+        return replace(request, client_start_time=start_time_reader.u64le())
     offset, context_count = start_time_reader.u32le(), start_time_reader.u16le()
     contexts = _decode_contexts(message, offset, context_count, reader.offset)
-    return NegotiateRequest(header, dialects, security_mode, capabilities, client_guid, contexts)
+    return replace(request, contexts=contexts)
 
 
 def _decode_contexts(
@@ -302,9 +306,19 @@ def decode_negotiate_response(message: bytes) -> NegotiateResponse:
     if dialect == Dialect.SMB311:
         contexts = _decode_contexts(message, context_offset, context_count, reader.offset)
     return NegotiateResponse(
-        header, SecurityMode(security_mode), dialect, server_guid, Capabilities(capabilities),
-        transact, read, write, system_time, start_time, blob, contexts,
-    )  # fmt: skip
+        header=header,
+        security_mode=SecurityMode(security_mode),
+        dialect_revision=dialect,
+        server_guid=server_guid,
+        capabilities=Capabilities(capabilities),
+        max_transact_size=transact,
+        max_read_size=read,
+        max_write_size=write,
+        system_time=system_time,
+        server_start_time=start_time,
+        security_buffer=blob,
+        contexts=contexts,
+    )
 
 
 def choose_dialect(offered: tuple[int, ...], max_dialect: int) -> int | None:

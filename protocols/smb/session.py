@@ -507,9 +507,11 @@ class SmbSession:
             fields = replace(fields, server_guid=self.identity.server_guid, security_blob=blob)
         else:
             fields = replace(
-                fields, challenge=self._random(8), domain_name=self.identity.workgroup,
+                fields,
+                challenge=self._random(8),
+                domain_name=self.identity.workgroup,
                 server_name=self.identity.cozen_name,
-            )  # fmt: skip
+            )
         return smb1.encode_negotiate_response(fields)
 
     def _smb1_plain_session_setup(self, request: smb1.SessionSetupRequest) -> bytes:
@@ -527,9 +529,13 @@ class SmbSession:
         self._null.add(uid)
         reply = self._smb1_reply(request.header, NtStatus.SUCCESS, uid)
         response = smb1.SessionSetupResponse(
-            reply, 0, b"", self.identity.native_os, self.identity.native_lanman,
-            self.identity.workgroup,
-        )  # fmt: skip
+            header=reply,
+            action=0,
+            security_blob=b"",
+            native_os=self.identity.native_os,
+            native_lanman=self.identity.native_lanman,
+            primary_domain=self.identity.workgroup,
+        )
         return smb1.encode_plain_session_setup_response(response)
 
     def _smb1_session_setup(self, message: bytes, header: smb1.Header) -> bytes:
@@ -553,9 +559,13 @@ class SmbSession:
         else:
             self._sessions.add(uid)
         response = smb1.SessionSetupResponse(
-            reply, 0, result.token, self.identity.native_os, self.identity.native_lanman,
-            self.identity.workgroup,
-        )  # fmt: skip
+            header=reply,
+            action=0,
+            security_blob=result.token,
+            native_os=self.identity.native_os,
+            native_lanman=self.identity.native_lanman,
+            primary_domain=self.identity.workgroup,
+        )
         return smb1.encode_session_setup_response(response)
 
 

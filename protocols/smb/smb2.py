@@ -135,14 +135,20 @@ def decode_header(message: bytes) -> Header:
         raise MalformedMessage(PROTOCOL, 0, "ProtocolId is not FE 'SMB'")
     if reader.u16le() != HEADER_SIZE:
         raise MalformedMessage(PROTOCOL, 4, "header StructureSize is not 64")
-    credit_charge, status, command = reader.u16le(), reader.u32le(), reader.u16le()
-    credits, flags, next_command = reader.u16le(), reader.u32le(), reader.u32le()
-    message_id, process_id, tree_id = reader.u64le(), reader.u32le(), reader.u32le()
-    session_id, signature = reader.u64le(), reader.read(16)
+    # Keyword arguments are evaluated left to right: these are the fields in wire order.
     return Header(
-        command, status, credit_charge, credits, flags, next_command,
-        message_id, process_id, tree_id, session_id, signature,
-    )  # fmt: skip
+        credit_charge=reader.u16le(),
+        status=reader.u32le(),
+        command=reader.u16le(),
+        credits=reader.u16le(),
+        flags=reader.u32le(),
+        next_command=reader.u32le(),
+        message_id=reader.u64le(),
+        process_id=reader.u32le(),
+        tree_id=reader.u32le(),
+        session_id=reader.u64le(),
+        signature=reader.read(16),
+    )
 
 
 def encode_header(header: Header) -> bytes:
