@@ -7,47 +7,14 @@ bytes to send, like h11's ``Connection``.  It never authenticates anyone: it
 presents the node's identity in NEGOTIATE and in the NTLMSSP CHALLENGE
 (MS-NLMP §2.2.1.2), then fails the AUTHENTICATE leg.
 
-Connection states and their transitions live in ``TRANSITIONS`` below, in one
-place.  The rules:
-
-1. On TCP 139 the first frame must be an NBSS SESSION REQUEST (RFC 1002
-   §4.3.2) whose called name is one we answer to (suffix 0x20, any letter
-   case); a refused name gets NEGATIVE (0x82 called name not present) and the
-   connection closes.  KEEP ALIVE is accepted in every state and answered with
-   nothing.  On TCP 445 there is no NBSS session request: one closes.
-2. The first SMB message is a NEGOTIATE.  An SMB1 NEGOTIATE listing
-   "SMB 2.???" gets an SMB2 response with DialectRevision 0x02FF and the client
-   must follow with an SMB2 NEGOTIATE (MS-SMB2 §3.3.5.3.1); listing only
-   "SMB 2.002" gets 0x0202 and ends negotiation.  Otherwise, with SMB1
-   enabled and "NT LM 0.12" offered, the SMB1 response goes out
-   (MS-CIFS §2.2.4.52.2 / MS-SMB §2.2.4.5.2).  An SMB2 NEGOTIATE gets the
-   highest common dialect (MS-SMB2 §3.3.5.4); no common dialect gets
-   STATUS_NOT_SUPPORTED and the state does not move.
-3. After negotiation only the negotiated family is spoken.  SESSION_SETUP
-   runs NTLMSSP (raw or inside SPNEGO) up to the CHALLENGE and answers a
-   named user's AUTHENTICATE with STATUS_LOGON_FAILURE; the connection stays
-   usable for a new SESSION_SETUP.  Other SMB2 commands get
-   STATUS_USER_SESSION_DELETED (§3.3.5.2.9), ECHO is answered, CANCEL gets
-   nothing; other SMB1 commands get STATUS_SMB_BAD_UID (MS-CIFS §2.2.2.4).
-4. Anonymous logons (an NTLMSSP anonymous AUTHENTICATE, MS-NLMP §3.2.5.1.2,
-   or an SMB1 session setup without extended security, no account and no
-   password) follow ``SmbIdentity.null_session``: off, they get
-   STATUS_ACCESS_DENIED; on, they succeed as a null session, as Windows
-   allows (SMB2 SessionFlags IS_NULL, MS-SMB2 §2.2.6; SMB1 Action 0).  That
-   is where nmap's smb-os-discovery reads NativeOS and the CHALLENGE's FQDN.
-   A null session may only LOGOFF and ECHO; everything else on it (TREE_CONNECT
-   above all) gets STATUS_ACCESS_DENIED.  At most ``MAX_SESSIONS`` session
-   IDs live on one connection; one more closes it.
-5. Anything not in the table (a second negotiation, the wrong family, a
-   frame type a client never sends, undecodable headers, compound SMB2
-   requests, which this server does not implement) closes the connection
-   without a reply.  Framing errors and oversized frames close too.
-   Nothing raises out of :meth:`SmbSession.receive_data`.
+Connection states, their transitions and the rules behind them (NBSS
+SESSION REQUEST, NEGOTIATE, SESSION_SETUP, null sessions, what closes) live in
+:mod:`protocols.smb._state`; this module only names the event each frame is
+and lets ``_state.advance`` decide.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Final
@@ -56,8 +23,9 @@ from protocols.auth import ntlmssp, spnego
 from protocols.auth.ntlmssp import NtlmIdentity
 from protocols.errors import MalformedMessage
 from protocols.netbios import nbss
+from protocols.smb import _state, smb1, smb2
 from protocols.smb import negotiate as neg
-from protocols.smb import smb1, smb2
+from protocols.smb._state import Event, State
 from protocols.smb.ntstatus import NtStatus
 from protocols.smb.smb2 import Command, HeaderFlags
 
@@ -66,46 +34,6 @@ DEFAULT_NATIVE_LANMAN: Final = "Windows Server 2022 Standard 6.3"
 _SERVER_SUFFIX: Final = 0x20
 _MAX_CREDITS: Final = 64
 MAX_SESSIONS: Final = 16
-
-
-class State(enum.Enum):
-    AWAIT_SESSION_REQUEST = "await-session-request"
-    AWAIT_NEGOTIATE = "await-negotiate"
-    AWAIT_SMB2_NEGOTIATE = "await-smb2-negotiate"
-    SMB1 = "smb1"
-    SMB2 = "smb2"
-    CLOSED = "closed"
-
-
-class Event(enum.Enum):
-    NBSS_ACCEPTED = "nbss-accepted"
-    SMB1_NEGOTIATE_TO_WILDCARD = "smb1-negotiate-to-smb2-wildcard"
-    SMB1_NEGOTIATE_TO_SMB202 = "smb1-negotiate-to-smb2.0.2"
-    SMB1_NEGOTIATE_NT1 = "smb1-negotiate-nt-lm-0.12"
-    SMB2_NEGOTIATE = "smb2-negotiate"
-    NEGOTIATE_REFUSED = "negotiate-refused"
-    SMB1_REQUEST = "smb1-request"
-    SMB2_REQUEST = "smb2-request"
-
-
-#: state -> event -> next state.  A missing pair closes the connection.
-TRANSITIONS: Final[dict[State, dict[Event, State]]] = {
-    State.AWAIT_SESSION_REQUEST: {Event.NBSS_ACCEPTED: State.AWAIT_NEGOTIATE},
-    State.AWAIT_NEGOTIATE: {
-        Event.SMB1_NEGOTIATE_TO_WILDCARD: State.AWAIT_SMB2_NEGOTIATE,
-        Event.SMB1_NEGOTIATE_TO_SMB202: State.SMB2,
-        Event.SMB1_NEGOTIATE_NT1: State.SMB1,
-        Event.SMB2_NEGOTIATE: State.SMB2,
-        Event.NEGOTIATE_REFUSED: State.AWAIT_NEGOTIATE,
-    },
-    State.AWAIT_SMB2_NEGOTIATE: {
-        Event.SMB2_NEGOTIATE: State.SMB2,
-        Event.NEGOTIATE_REFUSED: State.AWAIT_SMB2_NEGOTIATE,
-    },
-    State.SMB1: {Event.SMB1_REQUEST: State.SMB1},
-    State.SMB2: {Event.SMB2_REQUEST: State.SMB2},
-    State.CLOSED: {},
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +95,7 @@ class SmbSession:
     ) -> None:
         self.identity = identity
         self.netbios = netbios
-        self.state = State.AWAIT_SESSION_REQUEST if netbios else State.AWAIT_NEGOTIATE
+        self.state = _state.initial(netbios=netbios)
         self._random = random_bytes
         self._clock = clock
         self._framer = nbss.Framer(direct=not netbios, max_message_size=max_message_size)
@@ -201,7 +129,7 @@ class SmbSession:
         return b"".join(out)
 
     def _advance(self, event: Event) -> None:
-        next_state = TRANSITIONS[self.state].get(event)
+        next_state = _state.advance(self.state, event)
         if next_state is None:
             raise _Close
         self.state = next_state
@@ -226,13 +154,11 @@ class SmbSession:
         raise _Close
 
     def _on_session_request(self, payload: bytes) -> bytes:
-        if self.state is not State.AWAIT_SESSION_REQUEST:
-            raise _Close
         called = nbss.decode_session_request(payload).called
         if called.suffix == _SERVER_SUFFIX and called.name.upper() in self._called:
             self._advance(Event.NBSS_ACCEPTED)
             return nbss.encode_positive_response()
-        self.state = State.CLOSED
+        self._advance(Event.NBSS_REFUSED)
         return nbss.encode_negative_response(nbss.NegativeCode.CALLED_NAME_NOT_PRESENT)
 
     # -- SMB2 ----------------------------------------------------------------
@@ -280,12 +206,10 @@ class SmbSession:
         )
 
     def _smb2_negotiate(self, message: bytes, header: smb2.Header) -> bytes:
-        if self.state not in (State.AWAIT_NEGOTIATE, State.AWAIT_SMB2_NEGOTIATE):
-            raise _Close
         try:
             request = neg.decode_negotiate_request(message)
         except MalformedMessage:
-            self.state = State.CLOSED
+            self._advance(Event.SMB2_NEGOTIATE_MALFORMED)
             return smb2.encode_error_response(self._reply(header, NtStatus.INVALID_PARAMETER))
         dialect = neg.choose_dialect(request.dialects, self.identity.max_dialect)
         contexts: tuple[neg.NegotiateContext, ...] = ()
@@ -463,8 +387,6 @@ class SmbSession:
         )
 
     def _smb1_negotiate(self, message: bytes, header: smb1.Header) -> bytes:
-        if self.state is not State.AWAIT_NEGOTIATE:
-            raise _Close
         dialects = smb1.decode_negotiate_request(message).dialects
         smb2_allowed = self.identity.max_dialect >= neg.Dialect.SMB202
         if smb2_allowed and smb1.SMB2_WILDCARD in dialects:

@@ -14,8 +14,9 @@ from protocols.netbios import nbss
 from protocols.netbios.names import NetBIOSName
 from protocols.smb import negotiate as neg
 from protocols.smb import smb1, smb2
+from protocols.smb._state import State
 from protocols.smb.ntstatus import NtStatus
-from protocols.smb.session import MAX_SESSIONS, SmbSession, State
+from protocols.smb.session import MAX_SESSIONS, SmbSession
 from tests.helpers import golden
 from tests.protocols.smb.smb_helpers import (
     BOOT_TIME,
