@@ -1,16 +1,25 @@
-"""Per-connection SMB state machine: NBSS, NEGOTIATE, SESSION_SETUP (sans-IO).
+"""One SMB server connection: NBSS framing and SMB1/SMB2 command dispatch (sans-IO).
 
 Theory of operation
 -------------------
 :class:`SmbSession` is fed the bytes of one TCP connection and returns the
 bytes to send, like h11's ``Connection``.  It never authenticates anyone: it
-presents the node's identity in NEGOTIATE and in the NTLMSSP CHALLENGE
+presents the node's identity in NEGOTIATE (MS-SMB2 §2.2.4; MS-CIFS
+§2.2.4.52.2 / MS-SMB §2.2.4.5.2) and in the NTLMSSP CHALLENGE
 (MS-NLMP §2.2.1.2), then fails the AUTHENTICATE leg.
 
-Connection states, their transitions and the rules behind them (NBSS
-SESSION REQUEST, NEGOTIATE, SESSION_SETUP, null sessions, what closes) live in
-:mod:`protocols.smb._state`; this module only names the event each frame is
-and lets ``_state.advance`` decide.
+Frames come out of the NBSS framer (RFC 1002 §4.3 on 139, the direct TCP
+header of MS-SMB2 §2.1 on 445).  A SESSION MESSAGE is SMB2 or SMB1 by its
+ProtocolId; each message is named as an :class:`~protocols.smb._state.Event`
+and answered.  The work is split by role:
+
+- :mod:`protocols.smb._state` holds the connection states, ``TRANSITIONS``
+  and the rules (what each state accepts, what closes);
+- :mod:`protocols.smb._auth` answers SESSION_SETUP security blobs and keeps
+  the session IDs of the connection;
+- this module frames replies, builds their headers (credits granted as
+  MS-SMB2 §3.3.1.2 allows, at most ``_MAX_CREDITS``), builds the NEGOTIATE
+  responses and sends every other command the status the rules give it.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from protocols.errors import MalformedMessage
 from protocols.netbios import nbss
 from protocols.smb import _state, smb1, smb2
 from protocols.smb import negotiate as neg
+from protocols.smb._auth import Authenticator, SessionTable, TooManySessions
 from protocols.smb._state import Event, State
 from protocols.smb.ntstatus import NtStatus
 from protocols.smb.smb2 import Command, HeaderFlags
@@ -33,7 +43,6 @@ DEFAULT_NATIVE_OS: Final = "Windows Server 2022 Standard 20348"
 DEFAULT_NATIVE_LANMAN: Final = "Windows Server 2022 Standard 6.3"
 _SERVER_SUFFIX: Final = 0x20
 _MAX_CREDITS: Final = 64
-MAX_SESSIONS: Final = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,17 +75,6 @@ def default_called_names(cozen_name: str, management_address: str) -> frozenset[
     return frozenset({cozen_name.upper(), "*SMBSERVER", "*SMBSERV", management_address})
 
 
-@dataclass(frozen=True, slots=True)
-class _AuthResult:
-    status: int
-    token: bytes
-    finished: bool
-    null_session: bool = False
-
-
-_LOGON_FAILURE: Final = _AuthResult(NtStatus.LOGON_FAILURE, b"", True)
-
-
 class _Close(Exception):
     """Raised internally to stop and close the connection."""
 
@@ -99,8 +97,13 @@ class SmbSession:
         self._random = random_bytes
         self._clock = clock
         self._framer = nbss.Framer(direct=not netbios, max_message_size=max_message_size)
-        self._sessions: set[int] = set()  # authentication in progress
-        self._null: set[int] = set()  # established null sessions
+        self._auth = Authenticator(
+            identity.ntlm,
+            null_session=identity.null_session,
+            random_bytes=random_bytes,
+            clock=clock,
+        )
+        self._sessions = SessionTable(random_bytes)
         self._called = frozenset(n.upper() for n in identity.accepted_called_names)
 
     @property
@@ -124,7 +127,7 @@ class SmbSession:
                 if frame is None:
                     break
                 out.append(self._on_frame(frame))
-            except (MalformedMessage, _Close):
+            except (MalformedMessage, TooManySessions, _Close):
                 self.state = State.CLOSED
         return b"".join(out)
 
@@ -172,23 +175,23 @@ class SmbSession:
         self._advance(Event.SMB2_REQUEST)
         if header.command == Command.SESSION_SETUP:
             return self._smb2_session_setup(message, header)
-        if header.session_id in self._null and header.command != Command.CANCEL:
+        if self._sessions.is_null(header.session_id) and header.command != Command.CANCEL:
             return self._smb2_on_null_session(header)
         if header.command == Command.ECHO:
             return smb2.encode_echo_response(self._reply(header, NtStatus.SUCCESS))
         if header.command == Command.CANCEL:
             return b""
         if header.command not in Command._value2member_map_:
-            return smb2.encode_error_response(self._reply(header, NtStatus.INVALID_PARAMETER))
-        return smb2.encode_error_response(self._reply(header, NtStatus.USER_SESSION_DELETED))
+            return self._smb2_error(header, NtStatus.INVALID_PARAMETER)
+        return self._smb2_error(header, NtStatus.USER_SESSION_DELETED)
 
     def _smb2_on_null_session(self, header: smb2.Header) -> bytes:
         if header.command == Command.ECHO:
             return smb2.encode_echo_response(self._reply(header, NtStatus.SUCCESS))
         if header.command == Command.LOGOFF:
-            self._null.discard(header.session_id)
+            self._sessions.logoff(header.session_id)
             return smb2.encode_logoff_response(self._reply(header, NtStatus.SUCCESS))
-        return smb2.encode_error_response(self._reply(header, NtStatus.ACCESS_DENIED))
+        return self._smb2_error(header, NtStatus.ACCESS_DENIED)
 
     def _reply(
         self, request: smb2.Header, status: int, session_id: int | None = None
@@ -205,12 +208,15 @@ class SmbSession:
             session_id=request.session_id if session_id is None else session_id,
         )
 
+    def _smb2_error(self, request: smb2.Header, status: int) -> bytes:
+        return smb2.encode_error_response(self._reply(request, status))
+
     def _smb2_negotiate(self, message: bytes, header: smb2.Header) -> bytes:
         try:
             request = neg.decode_negotiate_request(message)
         except MalformedMessage:
             self._advance(Event.SMB2_NEGOTIATE_MALFORMED)
-            return smb2.encode_error_response(self._reply(header, NtStatus.INVALID_PARAMETER))
+            return self._smb2_error(header, NtStatus.INVALID_PARAMETER)
         dialect = neg.choose_dialect(request.dialects, self.identity.max_dialect)
         contexts: tuple[neg.NegotiateContext, ...] = ()
         status: int = NtStatus.NOT_SUPPORTED
@@ -221,11 +227,10 @@ class SmbSession:
                 dialect, status = None, exc.answer_hint or NtStatus.INVALID_PARAMETER
         if dialect is None:
             self._advance(Event.NEGOTIATE_REFUSED)
-            return smb2.encode_error_response(self._reply(header, status))
+            return self._smb2_error(header, status)
         self._advance(Event.SMB2_NEGOTIATE)
-        return self._smb2_negotiate_response(
-            self._reply(header, NtStatus.SUCCESS), dialect, contexts
-        )
+        reply = self._reply(header, NtStatus.SUCCESS)
+        return self._smb2_negotiate_response(reply, dialect, contexts)
 
     def _smb2_negotiate_response(
         self, header: smb2.Header, dialect: int, contexts: tuple[neg.NegotiateContext, ...] = ()
@@ -251,98 +256,21 @@ class SmbSession:
         try:
             request = smb2.decode_session_setup_request(message)
         except MalformedMessage:
-            return smb2.encode_error_response(self._reply(header, NtStatus.INVALID_PARAMETER))
+            return self._smb2_error(header, NtStatus.INVALID_PARAMETER)
         session_id = header.session_id
-        if session_id and not self._known_session(session_id):
-            return smb2.encode_error_response(self._reply(header, NtStatus.USER_SESSION_DELETED))
-        session_id = session_id or self._new_session_id(8)
-        result = self._authenticate(request.security_buffer)
+        if session_id and not self._sessions.known(session_id):
+            return self._smb2_error(header, NtStatus.USER_SESSION_DELETED)
+        session_id = session_id or self._sessions.new_id(8)
+        result = self._auth.step(request.security_buffer)
+        self._sessions.settle(session_id, result)
         reply = self._reply(header, result.status, session_id)
-        if result.finished and not result.null_session:
-            self._sessions.discard(session_id)
+        if result.failed:
             return smb2.encode_error_response(reply)
-        flags = smb2.SessionFlags(0)
-        if result.null_session:
-            self._establish_null(session_id)
-            flags = smb2.SessionFlags.IS_NULL
-        else:
-            self._sessions.add(session_id)
-        return smb2.encode_session_setup_response(
-            smb2.SessionSetupResponse(reply, flags, result.token)
+        flags = smb2.SessionFlags.IS_NULL if result.null_session else smb2.SessionFlags(0)
+        response = smb2.SessionSetupResponse(
+            header=reply, session_flags=flags, security_buffer=result.token
         )
-
-    def _known_session(self, session_id: int) -> bool:
-        return session_id in self._sessions or session_id in self._null
-
-    def _establish_null(self, session_id: int) -> None:
-        self._sessions.discard(session_id)
-        self._null.add(session_id)
-
-    def _new_session_id(self, size: int) -> int:
-        if len(self._sessions) + len(self._null) >= MAX_SESSIONS:
-            raise _Close
-        value = int.from_bytes(self._random(size), "little") & ((1 << (8 * size - 1)) - 1)
-        return value or 1
-
-    # -- authentication (shared by SMB1 and SMB2) ---------------------------------
-
-    def _authenticate(self, blob: bytes) -> _AuthResult:
-        try:
-            token = spnego.decode_client_token(blob)
-        except MalformedMessage:
-            return _AuthResult(NtStatus.INVALID_PARAMETER, b"", True)
-        if isinstance(token, bytes):
-            return self._ntlm_step(token, wrap=False)
-        if isinstance(token, spnego.NegTokenInit):
-            if token.mech_types[:1] != (spnego.OID_NTLMSSP,) or token.mech_token is None:
-                return self._offer_ntlmssp(token.mech_types)
-            return self._ntlm_step(token.mech_token, wrap=True)
-        if token.response_token is None:
-            return _AuthResult(NtStatus.INVALID_PARAMETER, b"", True)
-        return self._ntlm_step(token.response_token, wrap=True)
-
-    def _offer_ntlmssp(self, mech_types: tuple[str, ...]) -> _AuthResult:
-        """NTLMSSP is not the client's first choice: select it, ask for a retry."""
-        state = spnego.NegState.REQUEST_MIC
-        if spnego.OID_NTLMSSP not in mech_types:
-            state = spnego.NegState.ACCEPT_INCOMPLETE
-        token = spnego.encode_neg_token_resp(state, supported_mech=spnego.OID_NTLMSSP)
-        return _AuthResult(NtStatus.MORE_PROCESSING_REQUIRED, token, False)
-
-    def _ntlm_step(self, token: bytes, *, wrap: bool) -> _AuthResult:
-        try:
-            kind = ntlmssp.message_type(token)
-            if kind is ntlmssp.MessageType.NEGOTIATE:
-                return self._challenge(ntlmssp.decode_negotiate(token), wrap=wrap)
-            if kind is ntlmssp.MessageType.AUTHENTICATE:
-                anonymous = ntlmssp.decode_authenticate(token).is_anonymous
-                return self._anonymous(wrap=wrap) if anonymous else _LOGON_FAILURE
-        except MalformedMessage:
-            pass
-        return _AuthResult(NtStatus.INVALID_PARAMETER, b"", True)
-
-    def _anonymous(self, *, wrap: bool) -> _AuthResult:
-        if not self.identity.null_session:
-            return _AuthResult(NtStatus.ACCESS_DENIED, b"", True)
-        token = b""
-        if wrap:
-            token = spnego.encode_neg_token_resp(spnego.NegState.ACCEPT_COMPLETED)
-        return _AuthResult(NtStatus.SUCCESS, token, True, null_session=True)
-
-    def _challenge(self, negotiate: ntlmssp.NegotiateMessage, *, wrap: bool) -> _AuthResult:
-        challenge = ntlmssp.encode_challenge(
-            self.identity.ntlm,
-            negotiate.flags,
-            server_challenge=self._random(8),
-            timestamp=ntlmssp.filetime(self._clock()),
-        )
-        if wrap:
-            challenge = spnego.encode_neg_token_resp(
-                spnego.NegState.ACCEPT_INCOMPLETE,
-                supported_mech=spnego.OID_NTLMSSP,
-                response_token=challenge,
-            )
-        return _AuthResult(NtStatus.MORE_PROCESSING_REQUIRED, challenge, False)
+        return smb2.encode_session_setup_response(response)
 
     # -- SMB1 ----------------------------------------------------------------
 
@@ -354,20 +282,20 @@ class SmbSession:
         self._advance(Event.SMB1_REQUEST)
         if header.command == smb1.Command.SESSION_SETUP_ANDX:
             return self._smb1_session_setup(message, header)
-        if header.uid in self._null:
+        if self._sessions.is_null(header.uid):
             return self._smb1_on_null_session(message, header)
-        return smb1.encode_error_response(self._smb1_reply(header, NtStatus.SMB_BAD_UID))
+        return self._smb1_error(header, NtStatus.SMB_BAD_UID)
 
     def _smb1_on_null_session(self, message: bytes, header: smb1.Header) -> bytes:
         if header.command == smb1.Command.LOGOFF_ANDX:
-            self._null.discard(header.uid)
+            self._sessions.logoff(header.uid)
             return smb1.encode_logoff_response(self._smb1_reply(header, NtStatus.SUCCESS))
         if header.command != smb1.Command.ECHO:
-            return smb1.encode_error_response(self._smb1_reply(header, NtStatus.ACCESS_DENIED))
+            return self._smb1_error(header, NtStatus.ACCESS_DENIED)
         try:
             echo = smb1.decode_echo_request(message)
         except MalformedMessage:
-            return smb1.encode_error_response(self._smb1_reply(header, NtStatus.INVALID_PARAMETER))
+            return self._smb1_error(header, NtStatus.INVALID_PARAMETER)
         if echo.echo_count == 0:
             return b""
         return smb1.encode_echo_response(self._smb1_reply(header, NtStatus.SUCCESS), 1, echo.data)
@@ -385,6 +313,9 @@ class SmbSession:
             uid=request.uid if uid is None else uid,
             mid=request.mid,
         )
+
+    def _smb1_error(self, request: smb1.Header, status: int) -> bytes:
+        return smb1.encode_error_response(self._smb1_reply(request, status))
 
     def _smb1_negotiate(self, message: bytes, header: smb1.Header) -> bytes:
         dialects = smb1.decode_negotiate_request(message).dialects
@@ -406,89 +337,63 @@ class SmbSession:
         return self._smb2_negotiate_response(header, dialect)
 
     def _smb1_negotiate_response(self, header: smb1.Header, index: int) -> bytes:
-        extended = bool(header.flags2 & smb1.Flags2.EXTENDED_SECURITY)
-        caps = _SMB1_CAPABILITIES | (smb1.Capabilities.EXTENDED_SECURITY if extended else 0)
         reply = self._smb1_reply(header, NtStatus.SUCCESS)
-        if not extended:
-            reply = replace(reply, flags2=reply.flags2 | smb1.Flags2.UNICODE)
-        fields = smb1.NegotiateResponse(
-            header=reply,
-            dialect_index=index,
-            security_mode=smb1.SecurityMode.USER_SECURITY | smb1.SecurityMode.ENCRYPT_PASSWORDS,
-            max_mpx_count=50,
-            max_number_vcs=1,
-            max_buffer_size=16644,
-            max_raw_size=65536,
-            session_key=0,
-            capabilities=caps,
-            system_time=ntlmssp.filetime(self._clock()),
-            server_time_zone=0,
-        )
-        if extended:
-            blob = spnego.encode_neg_token_init2()
-            fields = replace(fields, server_guid=self.identity.server_guid, security_blob=blob)
+        now = ntlmssp.filetime(self._clock())
+        fields = replace(_SMB1_NEGOTIATE, header=reply, dialect_index=index, system_time=now)
+        if header.flags2 & smb1.Flags2.EXTENDED_SECURITY:
+            fields = replace(
+                fields,
+                capabilities=_SMB1_CAPABILITIES | smb1.Capabilities.EXTENDED_SECURITY,
+                server_guid=self.identity.server_guid,
+                security_blob=spnego.encode_neg_token_init2(),
+            )
         else:
             fields = replace(
                 fields,
+                header=replace(reply, flags2=reply.flags2 | smb1.Flags2.UNICODE),
                 challenge=self._random(8),
                 domain_name=self.identity.workgroup,
                 server_name=self.identity.cozen_name,
             )
         return smb1.encode_negotiate_response(fields)
 
-    def _smb1_plain_session_setup(self, request: smb1.SessionSetupRequest) -> bytes:
-        passwords = request.oem_password + request.unicode_password
-        anonymous = not request.account_name and len(passwords) <= 1
-        if not anonymous:
-            return smb1.encode_error_response(
-                self._smb1_reply(request.header, NtStatus.LOGON_FAILURE)
-            )
-        if not self.identity.null_session:
-            return smb1.encode_error_response(
-                self._smb1_reply(request.header, NtStatus.ACCESS_DENIED)
-            )
-        uid = self._new_session_id(2)
-        self._null.add(uid)
-        reply = self._smb1_reply(request.header, NtStatus.SUCCESS, uid)
-        response = smb1.SessionSetupResponse(
-            header=reply,
-            action=0,
-            security_blob=b"",
-            native_os=self.identity.native_os,
-            native_lanman=self.identity.native_lanman,
-            primary_domain=self.identity.workgroup,
-        )
-        return smb1.encode_plain_session_setup_response(response)
-
     def _smb1_session_setup(self, message: bytes, header: smb1.Header) -> bytes:
         try:
             request = smb1.decode_session_setup_request(message)
         except MalformedMessage:
-            return smb1.encode_error_response(self._smb1_reply(header, NtStatus.INVALID_PARAMETER))
+            return self._smb1_error(header, NtStatus.INVALID_PARAMETER)
         if request.security_blob is None:
             return self._smb1_plain_session_setup(request)
         uid = header.uid
-        if uid and not self._known_session(uid):
-            return smb1.encode_error_response(self._smb1_reply(header, NtStatus.SMB_BAD_UID))
-        uid = uid or self._new_session_id(2)
-        result = self._authenticate(request.security_blob)
+        if uid and not self._sessions.known(uid):
+            return self._smb1_error(header, NtStatus.SMB_BAD_UID)
+        uid = uid or self._sessions.new_id(2)
+        result = self._auth.step(request.security_blob)
+        self._sessions.settle(uid, result)
         reply = self._smb1_reply(header, result.status, uid)
-        if result.finished and not result.null_session:
-            self._sessions.discard(uid)
+        if result.failed:
             return smb1.encode_error_response(reply)
-        if result.null_session:
-            self._establish_null(uid)
-        else:
-            self._sessions.add(uid)
-        response = smb1.SessionSetupResponse(
+        return smb1.encode_session_setup_response(self._smb1_setup_response(reply, result.token))
+
+    def _smb1_plain_session_setup(self, request: smb1.SessionSetupRequest) -> bytes:
+        passwords = request.oem_password + request.unicode_password
+        result = self._auth.plain(request.account_name, passwords)
+        if result.failed:
+            return self._smb1_error(request.header, result.status)
+        uid = self._sessions.new_id(2)
+        self._sessions.settle(uid, result)
+        reply = self._smb1_reply(request.header, result.status, uid)
+        return smb1.encode_plain_session_setup_response(self._smb1_setup_response(reply, b""))
+
+    def _smb1_setup_response(self, reply: smb1.Header, blob: bytes) -> smb1.SessionSetupResponse:
+        return smb1.SessionSetupResponse(
             header=reply,
             action=0,
-            security_blob=result.token,
+            security_blob=blob,
             native_os=self.identity.native_os,
             native_lanman=self.identity.native_lanman,
             primary_domain=self.identity.workgroup,
         )
-        return smb1.encode_session_setup_response(response)
 
 
 _SMB1_CAPABILITIES: Final = (
@@ -501,4 +406,18 @@ _SMB1_CAPABILITIES: Final = (
     | smb1.Capabilities.NT_FIND
     | smb1.Capabilities.LARGE_READX
     | smb1.Capabilities.LARGE_WRITEX
+)
+#: The fixed fields of the NT LM 0.12 NEGOTIATE response (MS-CIFS §2.2.4.52.2).
+_SMB1_NEGOTIATE: Final = smb1.NegotiateResponse(
+    header=smb1.Header(smb1.Command.NEGOTIATE),
+    dialect_index=0,
+    security_mode=smb1.SecurityMode.USER_SECURITY | smb1.SecurityMode.ENCRYPT_PASSWORDS,
+    max_mpx_count=50,
+    max_number_vcs=1,
+    max_buffer_size=16644,
+    max_raw_size=65536,
+    session_key=0,
+    capabilities=_SMB1_CAPABILITIES,
+    system_time=0,
+    server_time_zone=0,
 )

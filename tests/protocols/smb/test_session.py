@@ -14,9 +14,10 @@ from protocols.netbios import nbss
 from protocols.netbios.names import NetBIOSName
 from protocols.smb import negotiate as neg
 from protocols.smb import smb1, smb2
+from protocols.smb._auth import MAX_SESSIONS
 from protocols.smb._state import State
 from protocols.smb.ntstatus import NtStatus
-from protocols.smb.session import MAX_SESSIONS, SmbSession
+from protocols.smb.session import SmbSession
 from tests.helpers import golden
 from tests.protocols.smb.smb_helpers import (
     BOOT_TIME,
