@@ -2,12 +2,15 @@
 
 Theory of operation
 -------------------
-As in h11's ``_state.py``: everything that affects the state machine lives
-here.  :class:`~protocols.smb.session.SmbSession` names what a frame means as
+As in h11's ``_state.py`` ("everything that affects the state machine must
+live here"), the states, the events that move them and the rules behind both
+are in this one module.  :class:`~protocols.smb.session.SmbSession` names what a frame means as
 an :class:`Event` and asks :func:`advance` for the next :class:`State`; a pair
-missing from ``TRANSITIONS`` is the answer "close without a reply".  The
-session writes no state by itself, except CLOSED when a frame cannot be
-decoded at all (rule 5).  The rules:
+missing from ``TRANSITIONS`` is the answer "close without a reply".  The only
+state the session writes by itself is CLOSED, for frames that never become an
+event (rule 5: framing errors, undecodable headers, compound requests, frame
+types a client never sends, an SMB1 NEGOTIATE with no dialect to answer) and
+for one session too many (rule 4).  The rules:
 
 1. On TCP 139 the first frame must be an NBSS SESSION REQUEST (RFC 1002
    §4.3.2) whose called name is one we answer to (suffix 0x20, any letter
