@@ -23,11 +23,12 @@ up, which this server never provides.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from protocols._wire import Reader, Writer
 from protocols.errors import MalformedMessage, Unsupported
+from protocols.smb.ntstatus import NtStatus
 from protocols.smb.smb2 import (
     HEADER_SIZE,
     PROTOCOL,
@@ -188,14 +189,18 @@ def decode_negotiate_request(message: bytes) -> NegotiateRequest:
     client_guid = reader.read(16)
     start_time_reader = reader.restrict(8)
     dialects = tuple(reader.u16le() for _ in range(count))
+    request = NegotiateRequest(
+        header=header,
+        dialects=dialects,
+        security_mode=security_mode,
+        capabilities=capabilities,
+        client_guid=client_guid,
+    )
     if Dialect.SMB311 not in dialects:
-        return NegotiateRequest(
-            header, dialects, security_mode, capabilities, client_guid,
-            client_start_time=start_time_reader.u64le(),
-        )  # fmt: skip
+        return replace(request, client_start_time=start_time_reader.u64le())
     offset, context_count = start_time_reader.u32le(), start_time_reader.u16le()
     contexts = _decode_contexts(message, offset, context_count, reader.offset)
-    return NegotiateRequest(header, dialects, security_mode, capabilities, client_guid, contexts)
+    return replace(request, contexts=contexts)
 
 
 def _decode_contexts(
@@ -311,9 +316,19 @@ def decode_negotiate_response(message: bytes) -> NegotiateResponse:
     if dialect == Dialect.SMB311:
         contexts = _decode_contexts(message, context_offset, context_count, reader.offset)
     return NegotiateResponse(
-        header, SecurityMode(security_mode), dialect, server_guid, Capabilities(capabilities),
-        transact, read, write, system_time, start_time, blob, contexts,
-    )  # fmt: skip
+        header=header,
+        security_mode=SecurityMode(security_mode),
+        dialect_revision=dialect,
+        server_guid=server_guid,
+        capabilities=Capabilities(capabilities),
+        max_transact_size=transact,
+        max_read_size=read,
+        max_write_size=write,
+        system_time=system_time,
+        server_start_time=start_time,
+        security_buffer=blob,
+        contexts=contexts,
+    )
 
 
 def choose_dialect(offered: tuple[int, ...], max_dialect: int) -> int | None:
@@ -376,9 +391,11 @@ def response_contexts(request: NegotiateRequest, salt: bytes) -> tuple[Negotiate
     """
     hashes = context_values(request, ContextType.PREAUTH_INTEGRITY_CAPABILITIES)
     if hashes is None:
-        raise Unsupported(PROTOCOL, 0, "3.1.1 without PREAUTH context", answer_hint=0xC000000D)
+        hint = NtStatus.INVALID_PARAMETER
+        raise Unsupported(PROTOCOL, 0, "3.1.1 without PREAUTH context", answer_hint=hint)
     if HashAlgorithm.SHA_512 not in hashes:
-        raise Unsupported(PROTOCOL, 0, "no SHA-512 preauth hash", answer_hint=0xC05D0000)
+        hint = NtStatus.NO_PREAUTH_INTEGRITY_HASH_OVERLAP
+        raise Unsupported(PROTOCOL, 0, "no SHA-512 preauth hash", answer_hint=hint)
     out = [NegotiateContext(ContextType.PREAUTH_INTEGRITY_CAPABILITIES, _preauth(salt))]
     ciphers = context_values(request, ContextType.ENCRYPTION_CAPABILITIES)
     if ciphers is not None:

@@ -1,112 +1,48 @@
-"""Per-connection SMB state machine: NBSS, NEGOTIATE, SESSION_SETUP (sans-IO).
+"""One SMB server connection: NBSS framing and SMB1/SMB2 command dispatch (sans-IO).
 
 Theory of operation
 -------------------
 :class:`SmbSession` is fed the bytes of one TCP connection and returns the
 bytes to send, like h11's ``Connection``.  It never authenticates anyone: it
-presents the node's identity in NEGOTIATE and in the NTLMSSP CHALLENGE
+presents the node's identity in NEGOTIATE (MS-SMB2 §2.2.4; MS-CIFS
+§2.2.4.52.2 / MS-SMB §2.2.4.5.2) and in the NTLMSSP CHALLENGE
 (MS-NLMP §2.2.1.2), then fails the AUTHENTICATE leg.
 
-Connection states and their transitions live in ``TRANSITIONS`` below, in one
-place.  The rules:
+Frames come out of the NBSS framer (RFC 1002 §4.3 on 139, the direct TCP
+header of MS-SMB2 §2.1 on 445).  A SESSION MESSAGE is SMB2 or SMB1 by its
+ProtocolId; each message is named as an :class:`~protocols.smb._state.Event`
+and answered.  The work is split by role:
 
-1. On TCP 139 the first frame must be an NBSS SESSION REQUEST (RFC 1002
-   §4.3.2) whose called name is one we answer to (suffix 0x20, any letter
-   case); a refused name gets NEGATIVE (0x82 called name not present) and the
-   connection closes.  KEEP ALIVE is accepted in every state and answered with
-   nothing.  On TCP 445 there is no NBSS session request: one closes.
-2. The first SMB message is a NEGOTIATE.  An SMB1 NEGOTIATE listing
-   "SMB 2.???" gets an SMB2 response with DialectRevision 0x02FF and the client
-   must follow with an SMB2 NEGOTIATE (MS-SMB2 §3.3.5.3.1); listing only
-   "SMB 2.002" gets 0x0202 and ends negotiation.  Otherwise, with SMB1
-   enabled and "NT LM 0.12" offered, the SMB1 response goes out
-   (MS-CIFS §2.2.4.52.2 / MS-SMB §2.2.4.5.2).  An SMB2 NEGOTIATE gets the
-   highest common dialect (MS-SMB2 §3.3.5.4); no common dialect gets
-   STATUS_NOT_SUPPORTED and the state does not move.
-3. After negotiation only the negotiated family is spoken.  SESSION_SETUP
-   runs NTLMSSP (raw or inside SPNEGO) up to the CHALLENGE and answers a
-   named user's AUTHENTICATE with STATUS_LOGON_FAILURE; the connection stays
-   usable for a new SESSION_SETUP.  Other SMB2 commands get
-   STATUS_USER_SESSION_DELETED (§3.3.5.2.9), ECHO is answered, CANCEL gets
-   nothing; other SMB1 commands get STATUS_SMB_BAD_UID.
-4. Anonymous logons (an NTLMSSP anonymous AUTHENTICATE, MS-NLMP §3.2.5.1.2,
-   or an SMB1 session setup without extended security, no account and no
-   password) follow ``SmbIdentity.null_session``: off, they get
-   STATUS_ACCESS_DENIED; on, they succeed as a null session, as Windows
-   allows (SMB2 SessionFlags IS_NULL, MS-SMB2 §2.2.6; SMB1 Action 0).  That
-   is where nmap's smb-os-discovery reads NativeOS and the CHALLENGE's FQDN.
-   A null session may only LOGOFF and ECHO; everything else on it (TREE_CONNECT
-   above all) gets STATUS_ACCESS_DENIED.  At most ``MAX_SESSIONS`` session
-   IDs live on one connection; one more closes it.
-5. Anything not in the table (a second negotiation, the wrong family, a
-   frame type a client never sends, undecodable headers, compound SMB2
-   requests, which this server does not implement) closes the connection
-   without a reply.  Framing errors and oversized frames close too.
-   Nothing raises out of :meth:`SmbSession.receive_data`.
+- :mod:`protocols.smb._state` holds the connection states, ``TRANSITIONS``
+  and the rules (what each state accepts, what closes);
+- :mod:`protocols.smb._auth` answers SESSION_SETUP security blobs and keeps
+  the session IDs of the connection;
+- this module frames replies, builds their headers (credits granted as
+  MS-SMB2 §3.3.1.2 allows, at most ``_MAX_CREDITS``), builds the NEGOTIATE
+  responses and sends every other command the status the rules give it.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Final
 
-from protocols._wire import Reader
 from protocols.auth import ntlmssp, spnego
 from protocols.auth.ntlmssp import NtlmIdentity
 from protocols.errors import MalformedMessage
 from protocols.netbios import nbss
+from protocols.smb import _state, smb1, smb2
 from protocols.smb import negotiate as neg
-from protocols.smb import smb1, smb2
-from protocols.smb.smb2 import Command, HeaderFlags, Status
+from protocols.smb._auth import Authenticator, SessionTable, TooManySessions
+from protocols.smb._state import Event, State
+from protocols.smb.ntstatus import NtStatus
+from protocols.smb.smb2 import Command, HeaderFlags
 
 DEFAULT_NATIVE_OS: Final = "Windows Server 2022 Standard 20348"
 DEFAULT_NATIVE_LANMAN: Final = "Windows Server 2022 Standard 6.3"
-STATUS_SMB_BAD_UID: Final = 0x005B0002
 _SERVER_SUFFIX: Final = 0x20
 _MAX_CREDITS: Final = 64
-MAX_SESSIONS: Final = 16
-
-
-class State(enum.Enum):
-    AWAIT_SESSION_REQUEST = "await-session-request"
-    AWAIT_NEGOTIATE = "await-negotiate"
-    AWAIT_SMB2_NEGOTIATE = "await-smb2-negotiate"
-    SMB1 = "smb1"
-    SMB2 = "smb2"
-    CLOSED = "closed"
-
-
-class Event(enum.Enum):
-    NBSS_ACCEPTED = "nbss-accepted"
-    SMB1_NEGOTIATE_TO_WILDCARD = "smb1-negotiate-to-smb2-wildcard"
-    SMB1_NEGOTIATE_TO_SMB202 = "smb1-negotiate-to-smb2.0.2"
-    SMB1_NEGOTIATE_NT1 = "smb1-negotiate-nt-lm-0.12"
-    SMB2_NEGOTIATE = "smb2-negotiate"
-    NEGOTIATE_REFUSED = "negotiate-refused"
-    SMB1_REQUEST = "smb1-request"
-    SMB2_REQUEST = "smb2-request"
-
-
-#: state -> event -> next state.  A missing pair closes the connection.
-TRANSITIONS: Final[dict[State, dict[Event, State]]] = {
-    State.AWAIT_SESSION_REQUEST: {Event.NBSS_ACCEPTED: State.AWAIT_NEGOTIATE},
-    State.AWAIT_NEGOTIATE: {
-        Event.SMB1_NEGOTIATE_TO_WILDCARD: State.AWAIT_SMB2_NEGOTIATE,
-        Event.SMB1_NEGOTIATE_TO_SMB202: State.SMB2,
-        Event.SMB1_NEGOTIATE_NT1: State.SMB1,
-        Event.SMB2_NEGOTIATE: State.SMB2,
-        Event.NEGOTIATE_REFUSED: State.AWAIT_NEGOTIATE,
-    },
-    State.AWAIT_SMB2_NEGOTIATE: {
-        Event.SMB2_NEGOTIATE: State.SMB2,
-        Event.NEGOTIATE_REFUSED: State.AWAIT_SMB2_NEGOTIATE,
-    },
-    State.SMB1: {Event.SMB1_REQUEST: State.SMB1},
-    State.SMB2: {Event.SMB2_REQUEST: State.SMB2},
-    State.CLOSED: {},
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,17 +75,6 @@ def default_called_names(cozen_name: str, management_address: str) -> frozenset[
     return frozenset({cozen_name.upper(), "*SMBSERVER", "*SMBSERV", management_address})
 
 
-@dataclass(frozen=True, slots=True)
-class _AuthResult:
-    status: int
-    token: bytes
-    finished: bool
-    null_session: bool = False
-
-
-_LOGON_FAILURE: Final = _AuthResult(Status.LOGON_FAILURE, b"", True)
-
-
 class _Close(Exception):
     """Raised internally to stop and close the connection."""
 
@@ -168,12 +93,17 @@ class SmbSession:
     ) -> None:
         self.identity = identity
         self.netbios = netbios
-        self.state = State.AWAIT_SESSION_REQUEST if netbios else State.AWAIT_NEGOTIATE
+        self.state = _state.initial(netbios=netbios)
         self._random = random_bytes
         self._clock = clock
         self._framer = nbss.Framer(direct=not netbios, max_message_size=max_message_size)
-        self._sessions: set[int] = set()  # authentication in progress
-        self._null: set[int] = set()  # established null sessions
+        self._auth = Authenticator(
+            identity.ntlm,
+            null_session=identity.null_session,
+            random_bytes=random_bytes,
+            clock=clock,
+        )
+        self._sessions = SessionTable(random_bytes)
         self._called = frozenset(n.upper() for n in identity.accepted_called_names)
 
     @property
@@ -197,12 +127,12 @@ class SmbSession:
                 if frame is None:
                     break
                 out.append(self._on_frame(frame))
-            except (MalformedMessage, _Close):
+            except (MalformedMessage, TooManySessions, _Close):
                 self.state = State.CLOSED
         return b"".join(out)
 
     def _advance(self, event: Event) -> None:
-        next_state = TRANSITIONS[self.state].get(event)
+        next_state = _state.advance(self.state, event)
         if next_state is None:
             raise _Close
         self.state = next_state
@@ -227,13 +157,11 @@ class SmbSession:
         raise _Close
 
     def _on_session_request(self, payload: bytes) -> bytes:
-        if self.state is not State.AWAIT_SESSION_REQUEST:
-            raise _Close
         called = nbss.decode_session_request(payload).called
         if called.suffix == _SERVER_SUFFIX and called.name.upper() in self._called:
             self._advance(Event.NBSS_ACCEPTED)
             return nbss.encode_positive_response()
-        self.state = State.CLOSED
+        self._advance(Event.NBSS_REFUSED)
         return nbss.encode_negative_response(nbss.NegativeCode.CALLED_NAME_NOT_PRESENT)
 
     # -- SMB2 ----------------------------------------------------------------
@@ -247,23 +175,23 @@ class SmbSession:
         self._advance(Event.SMB2_REQUEST)
         if header.command == Command.SESSION_SETUP:
             return self._smb2_session_setup(message, header)
-        if header.session_id in self._null and header.command != Command.CANCEL:
+        if self._sessions.is_null(header.session_id) and header.command != Command.CANCEL:
             return self._smb2_on_null_session(header)
         if header.command == Command.ECHO:
-            return smb2.encode_echo_response(self._reply(header, Status.SUCCESS))
+            return smb2.encode_echo_response(self._reply(header, NtStatus.SUCCESS))
         if header.command == Command.CANCEL:
             return b""
         if header.command not in Command._value2member_map_:
-            return smb2.encode_error_response(self._reply(header, Status.INVALID_PARAMETER))
-        return smb2.encode_error_response(self._reply(header, Status.USER_SESSION_DELETED))
+            return self._smb2_error(header, NtStatus.INVALID_PARAMETER)
+        return self._smb2_error(header, NtStatus.USER_SESSION_DELETED)
 
     def _smb2_on_null_session(self, header: smb2.Header) -> bytes:
         if header.command == Command.ECHO:
-            return smb2.encode_echo_response(self._reply(header, Status.SUCCESS))
+            return smb2.encode_echo_response(self._reply(header, NtStatus.SUCCESS))
         if header.command == Command.LOGOFF:
-            self._null.discard(header.session_id)
-            return smb2.encode_logoff_response(self._reply(header, Status.SUCCESS))
-        return smb2.encode_error_response(self._reply(header, Status.ACCESS_DENIED))
+            self._sessions.logoff(header.session_id)
+            return smb2.encode_logoff_response(self._reply(header, NtStatus.SUCCESS))
+        return self._smb2_error(header, NtStatus.ACCESS_DENIED)
 
     def _reply(
         self, request: smb2.Header, status: int, session_id: int | None = None
@@ -280,27 +208,29 @@ class SmbSession:
             session_id=request.session_id if session_id is None else session_id,
         )
 
+    def _smb2_error(self, request: smb2.Header, status: int) -> bytes:
+        return smb2.encode_error_response(self._reply(request, status))
+
     def _smb2_negotiate(self, message: bytes, header: smb2.Header) -> bytes:
-        if self.state not in (State.AWAIT_NEGOTIATE, State.AWAIT_SMB2_NEGOTIATE):
-            raise _Close
         try:
             request = neg.decode_negotiate_request(message)
         except MalformedMessage:
-            self.state = State.CLOSED
-            return smb2.encode_error_response(self._reply(header, Status.INVALID_PARAMETER))
+            self._advance(Event.SMB2_NEGOTIATE_MALFORMED)
+            return self._smb2_error(header, NtStatus.INVALID_PARAMETER)
         dialect = neg.choose_dialect(request.dialects, self.identity.max_dialect)
         contexts: tuple[neg.NegotiateContext, ...] = ()
-        status: int = Status.NOT_SUPPORTED
+        status: int = NtStatus.NOT_SUPPORTED
         if dialect == neg.Dialect.SMB311:
             try:
                 contexts = neg.response_contexts(request, self._random(32))
             except MalformedMessage as exc:
-                dialect, status = None, exc.answer_hint or Status.INVALID_PARAMETER
+                dialect, status = None, exc.answer_hint or NtStatus.INVALID_PARAMETER
         if dialect is None:
             self._advance(Event.NEGOTIATE_REFUSED)
-            return smb2.encode_error_response(self._reply(header, status))
+            return self._smb2_error(header, status)
         self._advance(Event.SMB2_NEGOTIATE)
-        return self._smb2_negotiate_response(self._reply(header, Status.SUCCESS), dialect, contexts)
+        reply = self._reply(header, NtStatus.SUCCESS)
+        return self._smb2_negotiate_response(reply, dialect, contexts)
 
     def _smb2_negotiate_response(
         self, header: smb2.Header, dialect: int, contexts: tuple[neg.NegotiateContext, ...] = ()
@@ -326,126 +256,49 @@ class SmbSession:
         try:
             request = smb2.decode_session_setup_request(message)
         except MalformedMessage:
-            return smb2.encode_error_response(self._reply(header, Status.INVALID_PARAMETER))
+            return self._smb2_error(header, NtStatus.INVALID_PARAMETER)
         session_id = header.session_id
-        if session_id and not self._known_session(session_id):
-            return smb2.encode_error_response(self._reply(header, Status.USER_SESSION_DELETED))
-        session_id = session_id or self._new_session_id(8)
-        result = self._authenticate(request.security_buffer)
+        if session_id and not self._sessions.known(session_id):
+            return self._smb2_error(header, NtStatus.USER_SESSION_DELETED)
+        session_id = session_id or self._sessions.new_id(8)
+        result = self._auth.step(request.security_buffer)
+        self._sessions.settle(session_id, result)
         reply = self._reply(header, result.status, session_id)
-        if result.finished and not result.null_session:
-            self._sessions.discard(session_id)
+        if result.failed:
             return smb2.encode_error_response(reply)
-        flags = smb2.SessionFlags(0)
-        if result.null_session:
-            self._establish_null(session_id)
-            flags = smb2.SessionFlags.IS_NULL
-        else:
-            self._sessions.add(session_id)
-        return smb2.encode_session_setup_response(
-            smb2.SessionSetupResponse(reply, flags, result.token)
+        flags = smb2.SessionFlags.IS_NULL if result.null_session else smb2.SessionFlags(0)
+        response = smb2.SessionSetupResponse(
+            header=reply, session_flags=flags, security_buffer=result.token
         )
-
-    def _known_session(self, session_id: int) -> bool:
-        return session_id in self._sessions or session_id in self._null
-
-    def _establish_null(self, session_id: int) -> None:
-        self._sessions.discard(session_id)
-        self._null.add(session_id)
-
-    def _new_session_id(self, size: int) -> int:
-        if len(self._sessions) + len(self._null) >= MAX_SESSIONS:
-            raise _Close
-        value = int.from_bytes(self._random(size), "little") & ((1 << (8 * size - 1)) - 1)
-        return value or 1
-
-    # -- authentication (shared by SMB1 and SMB2) ---------------------------------
-
-    def _authenticate(self, blob: bytes) -> _AuthResult:
-        try:
-            token = spnego.decode_client_token(blob)
-        except MalformedMessage:
-            return _AuthResult(Status.INVALID_PARAMETER, b"", True)
-        if isinstance(token, bytes):
-            return self._ntlm_step(token, wrap=False)
-        if isinstance(token, spnego.NegTokenInit):
-            if token.mech_types[:1] != (spnego.OID_NTLMSSP,) or token.mech_token is None:
-                return self._offer_ntlmssp(token.mech_types)
-            return self._ntlm_step(token.mech_token, wrap=True)
-        if token.response_token is None:
-            return _AuthResult(Status.INVALID_PARAMETER, b"", True)
-        return self._ntlm_step(token.response_token, wrap=True)
-
-    def _offer_ntlmssp(self, mech_types: tuple[str, ...]) -> _AuthResult:
-        """NTLMSSP is not the client's first choice: select it, ask for a retry."""
-        state = spnego.NegState.REQUEST_MIC
-        if spnego.OID_NTLMSSP not in mech_types:
-            state = spnego.NegState.ACCEPT_INCOMPLETE
-        token = spnego.encode_neg_token_resp(state, supported_mech=spnego.OID_NTLMSSP)
-        return _AuthResult(Status.MORE_PROCESSING_REQUIRED, token, False)
-
-    def _ntlm_step(self, token: bytes, *, wrap: bool) -> _AuthResult:
-        try:
-            kind = ntlmssp.message_type(token)
-            if kind is ntlmssp.MessageType.NEGOTIATE:
-                return self._challenge(ntlmssp.decode_negotiate(token), wrap=wrap)
-            if kind is ntlmssp.MessageType.AUTHENTICATE:
-                anonymous = ntlmssp.decode_authenticate(token).is_anonymous
-                return self._anonymous(wrap=wrap) if anonymous else _LOGON_FAILURE
-        except MalformedMessage:
-            pass
-        return _AuthResult(Status.INVALID_PARAMETER, b"", True)
-
-    def _anonymous(self, *, wrap: bool) -> _AuthResult:
-        if not self.identity.null_session:
-            return _AuthResult(Status.ACCESS_DENIED, b"", True)
-        token = b""
-        if wrap:
-            token = spnego.encode_neg_token_resp(spnego.NegState.ACCEPT_COMPLETED)
-        return _AuthResult(Status.SUCCESS, token, True, null_session=True)
-
-    def _challenge(self, negotiate: ntlmssp.NegotiateMessage, *, wrap: bool) -> _AuthResult:
-        challenge = ntlmssp.encode_challenge(
-            self.identity.ntlm,
-            negotiate.flags,
-            server_challenge=self._random(8),
-            timestamp=ntlmssp.filetime(self._clock()),
-        )
-        if wrap:
-            challenge = spnego.encode_neg_token_resp(
-                spnego.NegState.ACCEPT_INCOMPLETE,
-                supported_mech=spnego.OID_NTLMSSP,
-                response_token=challenge,
-            )
-        return _AuthResult(Status.MORE_PROCESSING_REQUIRED, challenge, False)
+        return smb2.encode_session_setup_response(response)
 
     # -- SMB1 ----------------------------------------------------------------
 
     def _on_smb1(self, message: bytes) -> bytes:
         # The REPLY flag is not checked: nmap sends requests with it set.
-        header = smb1.decode_header(Reader(message, smb1.PROTOCOL))
+        header = smb1.decode_header(message)
         if header.command == smb1.Command.NEGOTIATE:
             return self._smb1_negotiate(message, header)
         self._advance(Event.SMB1_REQUEST)
         if header.command == smb1.Command.SESSION_SETUP_ANDX:
             return self._smb1_session_setup(message, header)
-        if header.uid in self._null:
+        if self._sessions.is_null(header.uid):
             return self._smb1_on_null_session(message, header)
-        return smb1.encode_error_response(self._smb1_reply(header, STATUS_SMB_BAD_UID))
+        return self._smb1_error(header, NtStatus.SMB_BAD_UID)
 
     def _smb1_on_null_session(self, message: bytes, header: smb1.Header) -> bytes:
         if header.command == smb1.Command.LOGOFF_ANDX:
-            self._null.discard(header.uid)
-            return smb1.encode_logoff_response(self._smb1_reply(header, Status.SUCCESS))
+            self._sessions.logoff(header.uid)
+            return smb1.encode_logoff_response(self._smb1_reply(header, NtStatus.SUCCESS))
         if header.command != smb1.Command.ECHO:
-            return smb1.encode_error_response(self._smb1_reply(header, Status.ACCESS_DENIED))
+            return self._smb1_error(header, NtStatus.ACCESS_DENIED)
         try:
             echo = smb1.decode_echo_request(message)
         except MalformedMessage:
-            return smb1.encode_error_response(self._smb1_reply(header, Status.INVALID_PARAMETER))
+            return self._smb1_error(header, NtStatus.INVALID_PARAMETER)
         if echo.echo_count == 0:
             return b""
-        return smb1.encode_echo_response(self._smb1_reply(header, Status.SUCCESS), 1, echo.data)
+        return smb1.encode_echo_response(self._smb1_reply(header, NtStatus.SUCCESS), 1, echo.data)
 
     def _smb1_reply(self, request: smb1.Header, status: int, uid: int | None = None) -> smb1.Header:
         keep = smb1.Flags2.UNICODE | smb1.Flags2.EXTENDED_SECURITY | smb1.Flags2.LONG_NAMES
@@ -461,9 +314,10 @@ class SmbSession:
             mid=request.mid,
         )
 
+    def _smb1_error(self, request: smb1.Header, status: int) -> bytes:
+        return smb1.encode_error_response(self._smb1_reply(request, status))
+
     def _smb1_negotiate(self, message: bytes, header: smb1.Header) -> bytes:
-        if self.state is not State.AWAIT_NEGOTIATE:
-            raise _Close
         dialects = smb1.decode_negotiate_request(message).dialects
         smb2_allowed = self.identity.max_dialect >= neg.Dialect.SMB202
         if smb2_allowed and smb1.SMB2_WILDCARD in dialects:
@@ -483,79 +337,63 @@ class SmbSession:
         return self._smb2_negotiate_response(header, dialect)
 
     def _smb1_negotiate_response(self, header: smb1.Header, index: int) -> bytes:
-        extended = bool(header.flags2 & smb1.Flags2.EXTENDED_SECURITY)
-        caps = _SMB1_CAPABILITIES | (smb1.Capabilities.EXTENDED_SECURITY if extended else 0)
-        reply = self._smb1_reply(header, Status.SUCCESS)
-        if not extended:
-            reply = replace(reply, flags2=reply.flags2 | smb1.Flags2.UNICODE)
-        fields = smb1.NegotiateResponse(
-            header=reply,
-            dialect_index=index,
-            security_mode=smb1.SecurityMode.USER_SECURITY | smb1.SecurityMode.ENCRYPT_PASSWORDS,
-            max_mpx_count=50,
-            max_number_vcs=1,
-            max_buffer_size=16644,
-            max_raw_size=65536,
-            session_key=0,
-            capabilities=caps,
-            system_time=ntlmssp.filetime(self._clock()),
-            server_time_zone=0,
-        )
-        if extended:
-            blob = spnego.encode_neg_token_init2()
-            fields = replace(fields, server_guid=self.identity.server_guid, security_blob=blob)
+        reply = self._smb1_reply(header, NtStatus.SUCCESS)
+        now = ntlmssp.filetime(self._clock())
+        fields = replace(_SMB1_NEGOTIATE, header=reply, dialect_index=index, system_time=now)
+        if header.flags2 & smb1.Flags2.EXTENDED_SECURITY:
+            fields = replace(
+                fields,
+                capabilities=_SMB1_CAPABILITIES | smb1.Capabilities.EXTENDED_SECURITY,
+                server_guid=self.identity.server_guid,
+                security_blob=spnego.encode_neg_token_init2(),
+            )
         else:
             fields = replace(
-                fields, challenge=self._random(8), domain_name=self.identity.workgroup,
+                fields,
+                header=replace(reply, flags2=reply.flags2 | smb1.Flags2.UNICODE),
+                challenge=self._random(8),
+                domain_name=self.identity.workgroup,
                 server_name=self.identity.cozen_name,
-            )  # fmt: skip
+            )
         return smb1.encode_negotiate_response(fields)
-
-    def _smb1_plain_session_setup(self, request: smb1.SessionSetupRequest) -> bytes:
-        passwords = request.oem_password + request.unicode_password
-        anonymous = not request.account_name and len(passwords) <= 1
-        if not anonymous:
-            return smb1.encode_error_response(
-                self._smb1_reply(request.header, Status.LOGON_FAILURE)
-            )
-        if not self.identity.null_session:
-            return smb1.encode_error_response(
-                self._smb1_reply(request.header, Status.ACCESS_DENIED)
-            )
-        uid = self._new_session_id(2)
-        self._null.add(uid)
-        reply = self._smb1_reply(request.header, Status.SUCCESS, uid)
-        response = smb1.SessionSetupResponse(
-            reply, 0, b"", self.identity.native_os, self.identity.native_lanman,
-            self.identity.workgroup,
-        )  # fmt: skip
-        return smb1.encode_plain_session_setup_response(response)
 
     def _smb1_session_setup(self, message: bytes, header: smb1.Header) -> bytes:
         try:
             request = smb1.decode_session_setup_request(message)
         except MalformedMessage:
-            return smb1.encode_error_response(self._smb1_reply(header, Status.INVALID_PARAMETER))
+            return self._smb1_error(header, NtStatus.INVALID_PARAMETER)
         if request.security_blob is None:
             return self._smb1_plain_session_setup(request)
         uid = header.uid
-        if uid and not self._known_session(uid):
-            return smb1.encode_error_response(self._smb1_reply(header, STATUS_SMB_BAD_UID))
-        uid = uid or self._new_session_id(2)
-        result = self._authenticate(request.security_blob)
+        if uid and not self._sessions.known(uid):
+            return self._smb1_error(header, NtStatus.SMB_BAD_UID)
+        uid = uid or self._sessions.new_id(2)
+        result = self._auth.step(request.security_blob)
+        self._sessions.settle(uid, result)
         reply = self._smb1_reply(header, result.status, uid)
-        if result.finished and not result.null_session:
-            self._sessions.discard(uid)
+        if result.failed:
             return smb1.encode_error_response(reply)
-        if result.null_session:
-            self._establish_null(uid)
-        else:
-            self._sessions.add(uid)
-        response = smb1.SessionSetupResponse(
-            reply, 0, result.token, self.identity.native_os, self.identity.native_lanman,
-            self.identity.workgroup,
-        )  # fmt: skip
-        return smb1.encode_session_setup_response(response)
+        return smb1.encode_session_setup_response(self._smb1_setup_response(reply, result.token))
+
+    def _smb1_plain_session_setup(self, request: smb1.SessionSetupRequest) -> bytes:
+        passwords = request.oem_password + request.unicode_password
+        result = self._auth.plain(request.account_name, passwords)
+        if result.failed:
+            return self._smb1_error(request.header, result.status)
+        uid = self._sessions.new_id(2)
+        self._sessions.settle(uid, result)
+        reply = self._smb1_reply(request.header, result.status, uid)
+        return smb1.encode_plain_session_setup_response(self._smb1_setup_response(reply, b""))
+
+    def _smb1_setup_response(self, reply: smb1.Header, blob: bytes) -> smb1.SessionSetupResponse:
+        return smb1.SessionSetupResponse(
+            header=reply,
+            action=0,
+            security_blob=blob,
+            native_os=self.identity.native_os,
+            native_lanman=self.identity.native_lanman,
+            primary_domain=self.identity.workgroup,
+        )
 
 
 _SMB1_CAPABILITIES: Final = (
@@ -568,4 +406,18 @@ _SMB1_CAPABILITIES: Final = (
     | smb1.Capabilities.NT_FIND
     | smb1.Capabilities.LARGE_READX
     | smb1.Capabilities.LARGE_WRITEX
+)
+#: The fixed fields of the NT LM 0.12 NEGOTIATE response (MS-CIFS §2.2.4.52.2).
+_SMB1_NEGOTIATE: Final = smb1.NegotiateResponse(
+    header=smb1.Header(smb1.Command.NEGOTIATE),
+    dialect_index=0,
+    security_mode=smb1.SecurityMode.USER_SECURITY | smb1.SecurityMode.ENCRYPT_PASSWORDS,
+    max_mpx_count=50,
+    max_number_vcs=1,
+    max_buffer_size=16644,
+    max_raw_size=65536,
+    session_key=0,
+    capabilities=_SMB1_CAPABILITIES,
+    system_time=0,
+    server_time_zone=0,
 )

@@ -6,6 +6,8 @@ An SMB1 message (MS-CIFS §2.2.3) is a 32-byte header -- Protocol ``FF 'SMB'``,
 Command, Status (NTSTATUS when FLAGS2_NT_STATUS), Flags, Flags2, PIDHigh,
 SecurityFeatures, Reserved, TID, PIDLow, UID, MID -- then a parameter block
 (WordCount and 2*WordCount bytes) and a data block (ByteCount and the bytes).
+Every decoder here, :func:`decode_header` included, takes the whole message
+as bytes, header first, as :mod:`protocols.smb.smb2` does.
 
 SMB_COM_NEGOTIATE (MS-CIFS §2.2.4.52) carries a list of dialect strings, each
 ``0x02`` then a NUL-terminated OEM string.  A modern client also lists
@@ -29,7 +31,7 @@ OEM (Latin-1 here); a missing final terminator is tolerated, as Windows does.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from protocols._wire import Reader, Writer
@@ -187,12 +189,13 @@ class SessionSetupResponse:
     primary_domain: str = ""
 
 
-def decode_header(reader: Reader) -> Header:
-    """Read the 32-byte header.
+def decode_header(message: bytes) -> Header:
+    """Decode the 32-byte header at the start of ``message``.
 
     Raises:
-        MalformedMessage: short message or a wrong Protocol field.
+        MalformedMessage: short message (Truncated) or a wrong Protocol field.
     """
+    reader = Reader(message, PROTOCOL)
     if reader.read(4) != PROTOCOL_ID:
         raise MalformedMessage(PROTOCOL, 0, "Protocol is not FF 'SMB'")
     command, status, flags, flags2 = reader.u8(), reader.u32le(), reader.u8(), reader.u16le()
@@ -217,8 +220,8 @@ def _write_header(writer: Writer, header: Header) -> None:
 
 def _blocks(message: bytes, command: Command) -> tuple[Header, Reader, Reader]:
     """Header, parameter words and data bytes of a message of ``command``."""
-    reader = Reader(message, PROTOCOL)
-    header = decode_header(reader)
+    header = decode_header(message)
+    reader = Reader(message, PROTOCOL, start=HEADER_SIZE)
     if header.command != command:
         raise Unsupported(PROTOCOL, 4, f"command {header.command:#04x}, expected {command.name}")
     words = reader.restrict(2 * reader.u8())
@@ -291,31 +294,57 @@ def decode_session_setup_request(message: bytes) -> SessionSetupRequest:
             (Unsupported for the LANMAN form, 10), or blobs outside ByteCount.
     """
     header, words, data = _blocks(message, Command.SESSION_SETUP_ANDX)
-    unicode = bool(header.flags2 & Flags2.UNICODE)
     count = words.remaining // 2
     if count not in (12, 13):
         raise Unsupported(PROTOCOL, HEADER_SIZE, f"SESSION_SETUP_ANDX WordCount {count}")
+    words.skip(4)  # AndXCommand, AndXReserved, AndXOffset
+    read = _extended_setup_request if count == 12 else _plain_setup_request
+    return read(message, header, words, data)
+
+
+def _extended_setup_request(
+    message: bytes, header: Header, words: Reader, data: Reader
+) -> SessionSetupRequest:
+    """MS-SMB §2.2.4.6.1, WordCount 12, from MaxBufferSize on."""
+    unicode = bool(header.flags2 & Flags2.UNICODE)
+    max_buffer, max_mpx, vc_number = words.u16le(), words.u16le(), words.u16le()
+    session_key, blob_length = words.u32le(), words.u16le()
     words.skip(4)
-    max_buffer, max_mpx, vc_number, session_key = (
-        words.u16le(), words.u16le(), words.u16le(), words.u32le(),
-    )  # fmt: skip
-    if count == 12:
-        blob_length = words.u16le()
-        words.skip(4)
-        capabilities = words.u32le()
-        blob = data.read(blob_length)
-        native_os, native_lanman = (_read_string(message, data, unicode) for _ in range(2))
-        return SessionSetupRequest(
-            header, max_buffer, max_mpx, vc_number, session_key, capabilities, blob,
-            native_os=native_os, native_lanman=native_lanman,
-        )  # fmt: skip
-    oem_length, unicode_length = words.u16le(), words.u16le()
-    words.skip(4)
-    capabilities = words.u32le()
-    oem, uni = data.read(oem_length), data.read(unicode_length)
-    strings = [_read_string(message, data, unicode) for _ in range(4)]
     return SessionSetupRequest(
-        header, max_buffer, max_mpx, vc_number, session_key, capabilities, None, oem, uni, *strings
+        header=header,
+        max_buffer_size=max_buffer,
+        max_mpx_count=max_mpx,
+        vc_number=vc_number,
+        session_key=session_key,
+        capabilities=words.u32le(),
+        security_blob=data.read(blob_length),
+        native_os=_read_string(message, data, unicode),
+        native_lanman=_read_string(message, data, unicode),
+    )
+
+
+def _plain_setup_request(
+    message: bytes, header: Header, words: Reader, data: Reader
+) -> SessionSetupRequest:
+    """MS-CIFS §2.2.4.53.1, WordCount 13, from MaxBufferSize on."""
+    unicode = bool(header.flags2 & Flags2.UNICODE)
+    max_buffer, max_mpx, vc_number = words.u16le(), words.u16le(), words.u16le()
+    session_key, oem_length, unicode_length = words.u32le(), words.u16le(), words.u16le()
+    words.skip(4)
+    return SessionSetupRequest(
+        header=header,
+        max_buffer_size=max_buffer,
+        max_mpx_count=max_mpx,
+        vc_number=vc_number,
+        session_key=session_key,
+        capabilities=words.u32le(),
+        security_blob=None,
+        oem_password=data.read(oem_length),
+        unicode_password=data.read(unicode_length),
+        account_name=_read_string(message, data, unicode),
+        primary_domain=_read_string(message, data, unicode),
+        native_os=_read_string(message, data, unicode),
+        native_lanman=_read_string(message, data, unicode),
     )
 
 
@@ -378,21 +407,32 @@ def decode_negotiate_response(message: bytes) -> NegotiateResponse:
     header, words, data = _blocks(message, Command.NEGOTIATE)
     if words.remaining != 34:
         raise Unsupported(PROTOCOL, HEADER_SIZE, "NEGOTIATE response WordCount is not 17")
-    index, mode, mpx, vcs = words.u16le(), words.u8(), words.u16le(), words.u16le()
-    max_buffer, max_raw, key, caps = (words.u32le() for _ in range(4))
-    system_time, zone, challenge_length = words.u64le(), words.u16le(), words.u8()
-    zone = zone - 0x10000 if zone & 0x8000 else zone
-    fixed = (header, index, mode, mpx, vcs, max_buffer, max_raw, key, Capabilities(caps))
-    if caps & Capabilities.EXTENDED_SECURITY:
-        guid = data.read(16)
-        return NegotiateResponse(
-            *fixed, system_time, zone, server_guid=guid, security_blob=data.rest()
-        )
+    # Keyword arguments are evaluated left to right: these are the words in wire order.
+    fixed = NegotiateResponse(
+        header=header,
+        dialect_index=words.u16le(),
+        security_mode=words.u8(),
+        max_mpx_count=words.u16le(),
+        max_number_vcs=words.u16le(),
+        max_buffer_size=words.u32le(),
+        max_raw_size=words.u32le(),
+        session_key=words.u32le(),
+        capabilities=Capabilities(words.u32le()),
+        system_time=words.u64le(),
+        server_time_zone=_signed16(words.u16le()),
+    )
+    challenge_length = words.u8()
+    if fixed.capabilities & Capabilities.EXTENDED_SECURITY:
+        return replace(fixed, server_guid=data.read(16), security_blob=data.rest())
     challenge = data.read(challenge_length)
     domain = _read_string(message, data, True, align=False)
     server = _read_string(message, data, True, align=False)
     data.expect_end()
-    return NegotiateResponse(*fixed, system_time, zone, challenge, domain, server)
+    return replace(fixed, challenge=challenge, domain_name=domain, server_name=server)
+
+
+def _signed16(value: int) -> int:
+    return value - 0x10000 if value & 0x8000 else value
 
 
 def encode_plain_session_setup_response(response: SessionSetupResponse) -> bytes:

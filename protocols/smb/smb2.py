@@ -69,20 +69,6 @@ class HeaderFlags(enum.IntFlag):
     REPLAY_OPERATION = 0x20000000
 
 
-class Status(enum.IntEnum):
-    """The NTSTATUS values (MS-ERREF §2.3.1) this server sends or reads."""
-
-    SUCCESS = 0x00000000
-    MORE_PROCESSING_REQUIRED = 0xC0000016
-    INVALID_PARAMETER = 0xC000000D
-    ACCESS_DENIED = 0xC0000022
-    NOT_SUPPORTED = 0xC00000BB
-    LOGON_FAILURE = 0xC000006D
-    USER_SESSION_DELETED = 0xC0000203
-    REQUEST_NOT_ACCEPTED = 0xC00000D0
-    NO_PREAUTH_INTEGRITY_HASH_OVERLAP = 0xC05D0000
-
-
 class SecurityMode(enum.IntFlag):
     """MS-SMB2 §2.2.3 / §2.2.4 SecurityMode."""
 
@@ -149,14 +135,20 @@ def decode_header(message: bytes) -> Header:
         raise MalformedMessage(PROTOCOL, 0, "ProtocolId is not FE 'SMB'")
     if reader.u16le() != HEADER_SIZE:
         raise MalformedMessage(PROTOCOL, 4, "header StructureSize is not 64")
-    credit_charge, status, command = reader.u16le(), reader.u32le(), reader.u16le()
-    credits, flags, next_command = reader.u16le(), reader.u32le(), reader.u32le()
-    message_id, process_id, tree_id = reader.u64le(), reader.u32le(), reader.u32le()
-    session_id, signature = reader.u64le(), reader.read(16)
+    # Keyword arguments are evaluated left to right: these are the fields in wire order.
     return Header(
-        command, status, credit_charge, credits, flags, next_command,
-        message_id, process_id, tree_id, session_id, signature,
-    )  # fmt: skip
+        credit_charge=reader.u16le(),
+        status=reader.u32le(),
+        command=reader.u16le(),
+        credits=reader.u16le(),
+        flags=reader.u32le(),
+        next_command=reader.u32le(),
+        message_id=reader.u64le(),
+        process_id=reader.u32le(),
+        tree_id=reader.u32le(),
+        session_id=reader.u64le(),
+        signature=reader.read(16),
+    )
 
 
 def encode_header(header: Header) -> bytes:

@@ -14,7 +14,10 @@ from protocols.netbios import nbss
 from protocols.netbios.names import NetbiosName
 from protocols.smb import negotiate as neg
 from protocols.smb import smb1, smb2
-from protocols.smb.session import MAX_SESSIONS, STATUS_SMB_BAD_UID, SmbSession, State
+from protocols.smb._auth import MAX_SESSIONS
+from protocols.smb._state import State
+from protocols.smb.ntstatus import NtStatus
+from protocols.smb.session import SmbSession
 from tests.helpers import golden
 from tests.protocols.smb.smb_helpers import (
     BOOT_TIME,
@@ -88,7 +91,7 @@ def test_smb2_negotiate_202_only_from_nmap():
 def test_smb2_negotiate_without_common_dialect_is_not_supported():
     session = new_session(replace(IDENTITY, max_dialect=0x0200))
     reply = session.receive_data(golden("smb_nmap_smb2_single_dialect_negotiate_req"))
-    assert _smb2_header(reply)["Status"] == smb2.Status.NOT_SUPPORTED
+    assert _smb2_header(reply)["Status"] == NtStatus.NOT_SUPPORTED
     assert session.state is State.AWAIT_NEGOTIATE
     assert not session.closed
 
@@ -109,7 +112,7 @@ def test_smb2_session_setup_spnego_gets_wrapped_challenge():
     session = _negotiated_smb2()
     reply = session.receive_data(golden("smb_smbclient_smb2_session_setup_negotiate_req"))
     packet = _smb2_header(reply)
-    assert packet["Status"] == smb2.Status.MORE_PROCESSING_REQUIRED
+    assert packet["Status"] == NtStatus.MORE_PROCESSING_REQUIRED
     assert packet["SessionID"] != 0
     resp = s3.SMB2SessionSetup_Response(packet["Data"])
     token = SPNEGO_NegTokenResp(resp["Buffer"])
@@ -126,9 +129,9 @@ def test_smb2_authenticate_fails_and_connection_stays_usable():
     auth = bytearray(golden("smb_impacket_smb2_session_setup_auth_req"))
     auth[4 + 40 : 4 + 48] = session_id.to_bytes(8, "little")
     packet = _smb2_header(session.receive_data(bytes(auth)))
-    assert packet["Status"] == smb2.Status.LOGON_FAILURE
+    assert packet["Status"] == NtStatus.LOGON_FAILURE
     again = session.receive_data(golden("smb_impacket_smb2_session_setup_negotiate_req"))
-    assert _smb2_header(again)["Status"] == smb2.Status.MORE_PROCESSING_REQUIRED
+    assert _smb2_header(again)["Status"] == NtStatus.MORE_PROCESSING_REQUIRED
     assert not session.closed
 
 
@@ -160,7 +163,7 @@ def test_smb2_named_user_without_proof_is_logon_failure():
     first = session.receive_data(golden("smb_smbclient_smb2_session_setup_negotiate_req"))
     auth = bytearray(golden("smb_smbclient_smb2_session_setup_auth_req"))
     auth[4 + 40 : 4 + 48] = _smb2_header(first)["SessionID"].to_bytes(8, "little")
-    assert _smb2_header(session.receive_data(bytes(auth)))["Status"] == smb2.Status.LOGON_FAILURE
+    assert _smb2_header(session.receive_data(bytes(auth)))["Status"] == NtStatus.LOGON_FAILURE
 
 
 def test_smb2_anonymous_authenticate_denied_without_null_session():
@@ -170,14 +173,14 @@ def test_smb2_anonymous_authenticate_denied_without_null_session():
     )  # fmt: skip
     session.receive_data(golden("smb_smbclient_smb2_negotiate_req"))
     _, reply = _smb2_anonymous_logon(session)
-    assert _smb2_header(reply)["Status"] == smb2.Status.ACCESS_DENIED
+    assert _smb2_header(reply)["Status"] == NtStatus.ACCESS_DENIED
 
 
 def test_smb2_anonymous_authenticate_is_null_session():
     session = _negotiated_smb2()
     session_id, reply = _smb2_anonymous_logon(session)
     response = smb2.decode_session_setup_response(body(reply))
-    assert response.header.status == smb2.Status.SUCCESS
+    assert response.header.status == NtStatus.SUCCESS
     assert response.header.session_id == session_id
     assert response.session_flags == smb2.SessionFlags.IS_NULL
     assert spnego.decode_client_token(response.security_buffer) == spnego.NegTokenResp(
@@ -194,21 +197,21 @@ def test_smb2_null_session_refuses_tree_connect_allows_echo_and_logoff():
     session = _negotiated_smb2()
     session_id, _ = _smb2_anonymous_logon(session)
     tree = _smb2_on(session, smb2.Command.TREE_CONNECT, session_id)
-    assert _smb2_header(tree)["Status"] == smb2.Status.ACCESS_DENIED
+    assert _smb2_header(tree)["Status"] == NtStatus.ACCESS_DENIED
     echo = _smb2_on(session, smb2.Command.ECHO, session_id, b"\x04\x00\x00\x00")
-    assert _smb2_header(echo)["Status"] == smb2.Status.SUCCESS
+    assert _smb2_header(echo)["Status"] == NtStatus.SUCCESS
     logoff = _smb2_on(session, smb2.Command.LOGOFF, session_id, b"\x04\x00\x00\x00")
-    assert _smb2_header(logoff)["Status"] == smb2.Status.SUCCESS
+    assert _smb2_header(logoff)["Status"] == NtStatus.SUCCESS
     assert body(logoff)[64:] == b"\x04\x00\x00\x00"
     again = _smb2_on(session, smb2.Command.TREE_CONNECT, session_id)
-    assert _smb2_header(again)["Status"] == smb2.Status.USER_SESSION_DELETED
+    assert _smb2_header(again)["Status"] == NtStatus.USER_SESSION_DELETED
 
 
 def test_reject_too_many_sessions_closes():
     session = _negotiated_smb2()
     for _ in range(MAX_SESSIONS):
         reply = session.receive_data(golden("smb_smbclient_smb2_session_setup_negotiate_req"))
-        assert _smb2_header(reply)["Status"] == smb2.Status.MORE_PROCESSING_REQUIRED
+        assert _smb2_header(reply)["Status"] == NtStatus.MORE_PROCESSING_REQUIRED
     assert session.receive_data(golden("smb_smbclient_smb2_session_setup_negotiate_req")) == b""
     assert session.closed
 
@@ -216,7 +219,7 @@ def test_reject_too_many_sessions_closes():
 def test_smb2_unknown_session_id_is_deleted():
     session = _negotiated_smb2()
     reply = session.receive_data(golden("smb_smbclient_smb2_session_setup_auth_req"))
-    assert _smb2_header(reply)["Status"] == smb2.Status.USER_SESSION_DELETED
+    assert _smb2_header(reply)["Status"] == NtStatus.USER_SESSION_DELETED
 
 
 def test_smb2_raw_ntlmssp_gets_raw_challenge():
@@ -245,9 +248,9 @@ def test_smb2_kerberos_only_gets_ntlmssp_offer():
 @pytest.mark.parametrize(
     ("command", "status"),
     [
-        (smb2.Command.TREE_CONNECT, smb2.Status.USER_SESSION_DELETED),
-        (smb2.Command.LOGOFF, smb2.Status.USER_SESSION_DELETED),
-        (0x0042, smb2.Status.INVALID_PARAMETER),
+        (smb2.Command.TREE_CONNECT, NtStatus.USER_SESSION_DELETED),
+        (smb2.Command.LOGOFF, NtStatus.USER_SESSION_DELETED),
+        (0x0042, NtStatus.INVALID_PARAMETER),
     ],
 )
 def test_smb2_commands_before_authentication(command, status):
@@ -303,7 +306,7 @@ def test_smb1_plain_session_setup_fails():
     reply = session.receive_data(golden("smb_smbclient_nt1_nospnego_session_setup_req"))
     packet = imp_smb.NewSMBPacket(data=body(reply))
     assert packet["ErrorCode"] << 16 | packet["_reserved"] << 8 | packet["ErrorClass"] == (
-        smb2.Status.LOGON_FAILURE
+        NtStatus.LOGON_FAILURE
     )
 
 
@@ -312,7 +315,7 @@ def test_smb1_extended_session_setup_challenge_and_failure():
     session.receive_data(golden("smb_impacket_smb1_negotiate_req"))
     reply = session.receive_data(golden("smb_impacket_smb1_session_setup_negotiate_req"))
     decoded = smb1.decode_session_setup_response(body(reply))
-    assert decoded.header.status == smb2.Status.MORE_PROCESSING_REQUIRED
+    assert decoded.header.status == NtStatus.MORE_PROCESSING_REQUIRED
     assert decoded.native_os == IDENTITY.native_os
     assert decoded.native_lanman == IDENTITY.native_lanman
     assert decoded.primary_domain == "CORP"
@@ -321,8 +324,8 @@ def test_smb1_extended_session_setup_challenge_and_failure():
     assert token.response_token is not None
     auth = bytearray(golden("smb_impacket_smb1_session_setup_auth_req"))
     auth[4 + 28 : 4 + 30] = decoded.header.uid.to_bytes(2, "little")
-    failed = smb1.decode_header(smb1_reader(body(session.receive_data(bytes(auth)))))
-    assert failed.status == smb2.Status.LOGON_FAILURE
+    failed = smb1.decode_header(body(session.receive_data(bytes(auth))))
+    assert failed.status == NtStatus.LOGON_FAILURE
 
 
 def test_smb1_other_command_gets_bad_uid():
@@ -330,7 +333,7 @@ def test_smb1_other_command_gets_bad_uid():
     session.receive_data(golden("smb_impacket_smb1_negotiate_req"))
     message = smb1.encode_error_response(smb1.Header(smb1.Command.TREE_CONNECT_ANDX))
     reply = session.receive_data(_direct(message))
-    assert smb1.decode_header(smb1_reader(body(reply))).status == STATUS_SMB_BAD_UID
+    assert smb1.decode_header(body(reply)).status == NtStatus.SMB_BAD_UID
 
 
 def test_smb1_disabled_closes():
@@ -395,7 +398,7 @@ def test_reject_wrong_negotiate_structure_size():
     raw = bytearray(golden("smb_smbclient_smb2_negotiate_req"))
     raw[4 + 64] = 35
     session = new_session()
-    assert _smb2_header(session.receive_data(bytes(raw)))["Status"] == smb2.Status.INVALID_PARAMETER
+    assert _smb2_header(session.receive_data(bytes(raw)))["Status"] == NtStatus.INVALID_PARAMETER
     assert session.closed
 
 
@@ -403,7 +406,7 @@ def test_reject_zero_dialect_count():
     raw = bytearray(golden("smb_smbclient_smb2_negotiate_req"))
     raw[4 + 66 : 4 + 68] = b"\x00\x00"
     assert _smb2_header(new_session().receive_data(bytes(raw)))["Status"] == (
-        smb2.Status.INVALID_PARAMETER
+        NtStatus.INVALID_PARAMETER
     )
 
 
@@ -411,7 +414,7 @@ def test_reject_huge_dialect_count():
     raw = bytearray(golden("smb_smbclient_smb2_negotiate_req"))
     raw[4 + 66 : 4 + 68] = b"\xff\xff"
     assert _smb2_header(new_session().receive_data(bytes(raw)))["Status"] == (
-        smb2.Status.INVALID_PARAMETER
+        NtStatus.INVALID_PARAMETER
     )
 
 
@@ -419,7 +422,7 @@ def test_reject_bad_negotiate_context_offset():
     raw = bytearray(golden("smb_smbclient_smb2_negotiate_req"))
     raw[4 + 64 + 28 : 4 + 64 + 32] = (0xFFF0).to_bytes(4, "little")
     assert _smb2_header(new_session().receive_data(bytes(raw)))["Status"] == (
-        smb2.Status.INVALID_PARAMETER
+        NtStatus.INVALID_PARAMETER
     )
 
 
@@ -440,7 +443,7 @@ def test_reject_bad_security_buffer_offset():
     session = _negotiated_smb2()
     raw = bytearray(golden("smb_smbclient_smb2_session_setup_negotiate_req"))
     raw[4 + 64 + 12 : 4 + 64 + 14] = (0x7000).to_bytes(2, "little")
-    assert _smb2_header(session.receive_data(bytes(raw)))["Status"] == smb2.Status.INVALID_PARAMETER
+    assert _smb2_header(session.receive_data(bytes(raw)))["Status"] == NtStatus.INVALID_PARAMETER
     assert not session.closed
 
 
@@ -462,7 +465,7 @@ def test_impacket_client_against_session(dialect):
         client = SMBConnection("SQL01-CZ2", "127.0.0.1", sess_port=server.port, timeout=5, **kwargs)
         with pytest.raises(SessionError) as info:
             client.login("someone", "wrong", "CORP")
-        assert info.value.getErrorCode() == smb2.Status.LOGON_FAILURE
+        assert info.value.getErrorCode() == NtStatus.LOGON_FAILURE
         assert client.getServerName() == "SQL01-CZ2"
         assert client.getServerDomain() == "CORP"
         assert client.getServerDNSHostName() == "sql01-cz2.corp.example"
@@ -474,18 +477,12 @@ def test_impacket_client_against_session(dialect):
         client.login("", "")
         with pytest.raises(SessionError) as info:
             client.connectTree("IPC$")
-        assert info.value.getErrorCode() == smb2.Status.ACCESS_DENIED
+        assert info.value.getErrorCode() == NtStatus.ACCESS_DENIED
         client.logoff()
         client.close()
     finally:
         server.close()
     assert server.errors == []
-
-
-def smb1_reader(message: bytes):
-    from protocols._wire import Reader
-
-    return Reader(message, "smb1")
 
 
 def _direct(message: bytes) -> bytes:
@@ -501,7 +498,7 @@ def _nmap_smb1_session(identity=IDENTITY):
 def test_smb1_anonymous_plain_session_setup_denied_without_null_session():
     session = _nmap_smb1_session(replace(IDENTITY, null_session=False))
     reply = session.receive_data(golden("smb_nmap_smb1_session_setup_anonymous_req"))
-    assert smb1.decode_header(smb1_reader(body(reply))).status == smb2.Status.ACCESS_DENIED
+    assert smb1.decode_header(body(reply)).status == NtStatus.ACCESS_DENIED
     assert not session.closed
 
 
@@ -521,23 +518,23 @@ def test_smb1_null_session_gives_os_to_nmap():
         smb1.Header(smb1.Command.TREE_CONNECT_ANDX, uid=packet["Uid"])
     )
     refused = session.receive_data(_direct(tree))
-    assert smb1.decode_header(smb1_reader(body(refused))).status == smb2.Status.ACCESS_DENIED
+    assert smb1.decode_header(body(refused)).status == NtStatus.ACCESS_DENIED
     echo = smb1.EchoRequest(smb1.Header(smb1.Command.ECHO, uid=packet["Uid"], mid=5), 1, b"hi")
     answer = body(session.receive_data(_direct(smb1.encode_echo_request(echo))))
-    assert smb1.decode_header(smb1_reader(answer)).mid == 5
+    assert smb1.decode_header(answer).mid == 5
     assert answer[32:] == b"\x01\x01\x00\x02\x00hi"
     logoff = smb1.encode_error_response(smb1.Header(smb1.Command.LOGOFF_ANDX, uid=packet["Uid"]))
     answer = body(session.receive_data(_direct(logoff)))
-    assert smb1.decode_header(smb1_reader(answer)).status == smb2.Status.SUCCESS
+    assert smb1.decode_header(answer).status == NtStatus.SUCCESS
     assert answer[32:] == b"\x02\xff\x00\x00\x00\x00\x00"
     after = session.receive_data(_direct(tree))
-    assert smb1.decode_header(smb1_reader(body(after))).status == STATUS_SMB_BAD_UID
+    assert smb1.decode_header(body(after)).status == NtStatus.SMB_BAD_UID
 
 
 def test_smb1_null_session_echo_count_zero_gets_nothing():
     session = _nmap_smb1_session()
     reply = session.receive_data(golden("smb_nmap_smb1_session_setup_anonymous_req"))
-    uid = smb1.decode_header(smb1_reader(body(reply))).uid
+    uid = smb1.decode_header(body(reply)).uid
     echo = smb1.EchoRequest(smb1.Header(smb1.Command.ECHO, uid=uid), 0, b"")
     assert session.receive_data(_direct(smb1.encode_echo_request(echo))) == b""
     assert not session.closed
@@ -546,16 +543,16 @@ def test_smb1_null_session_echo_count_zero_gets_nothing():
 def test_smb1_null_session_malformed_echo_is_invalid_parameter():
     session = _nmap_smb1_session()
     reply = session.receive_data(golden("smb_nmap_smb1_session_setup_anonymous_req"))
-    uid = smb1.decode_header(smb1_reader(body(reply))).uid
+    uid = smb1.decode_header(body(reply)).uid
     bad = smb1.encode_error_response(smb1.Header(smb1.Command.ECHO, uid=uid))
     answer = session.receive_data(_direct(bad))
-    assert smb1.decode_header(smb1_reader(body(answer))).status == smb2.Status.INVALID_PARAMETER
+    assert smb1.decode_header(body(answer)).status == NtStatus.INVALID_PARAMETER
 
 
 def test_smb1_null_session_still_refuses_named_user():
     session = _nmap_smb1_session()
     reply = session.receive_data(golden("smb_nmap_smb1_session_setup_plain_req"))
-    assert smb1.decode_header(smb1_reader(body(reply))).status == smb2.Status.LOGON_FAILURE
+    assert smb1.decode_header(body(reply)).status == NtStatus.LOGON_FAILURE
 
 
 # impacket compares received bytes with int/str internally; -bb would turn that into errors.
@@ -571,7 +568,7 @@ def test_impacket_smb1_extended_anonymous_is_null_session():
         assert client.getServerDNSHostName() == "sql01-cz2.corp.example"
         with pytest.raises(SessionError) as info:
             client.connectTree("IPC$")
-        assert info.value.getErrorCode() == smb2.Status.ACCESS_DENIED
+        assert info.value.getErrorCode() == NtStatus.ACCESS_DENIED
         client.logoff()
         client.close()
     finally:

@@ -8,6 +8,24 @@ from protocols.smb import smb1
 from tests.helpers import golden
 
 
+def test_golden_header_from_bytes():
+    header = smb1.decode_header(golden("smb_impacket_smb1_negotiate_req")[4:])
+    assert header.command == smb1.Command.NEGOTIATE
+    flags2 = smb1.Flags2
+    assert header.flags2 == flags2.NT_STATUS | flags2.EXTENDED_SECURITY | flags2.LONG_NAMES
+    assert (header.tid, header.pid_low, header.uid, header.mid) == (0xFFFF, 0x15C2, 0, 0)
+
+
+def test_reject_short_header_bytes():
+    with pytest.raises(Truncated):
+        smb1.decode_header(golden("smb_impacket_smb1_negotiate_req")[4:35])
+
+
+def test_reject_header_wrong_protocol():
+    with pytest.raises(MalformedMessage):
+        smb1.decode_header(b"\xfeSMB" + bytes(28))
+
+
 def test_golden_negotiate_dialects():
     request = smb1.decode_negotiate_request(golden("smb_impacket_multiprotocol_negotiate_req")[4:])
     assert request.dialects == ("NT LM 0.12", "SMB 2.002", "SMB 2.???")

@@ -25,6 +25,12 @@ def headers(command):
 
 
 @SETTINGS
+@given(headers(smb1.Command.ECHO))
+def test_header_round_trip(header):
+    assert smb1.decode_header(smb1.encode_error_response(header)) == header
+
+
+@SETTINGS
 @given(
     headers(smb1.Command.NEGOTIATE),
     st.lists(st.text(st.characters(min_codepoint=1, max_codepoint=0xFF), max_size=12), max_size=10),
@@ -82,6 +88,7 @@ def _fields(message):
 
 
 DECODERS = [
+    smb1.decode_header,
     smb1.decode_negotiate_request,
     smb1.decode_negotiate_response,
     smb1.decode_session_setup_request,

@@ -6,6 +6,7 @@ from impacket import smb3structs as s3
 from protocols.errors import MalformedMessage, Truncated, Unsupported
 from protocols.smb import negotiate as neg
 from protocols.smb import smb2
+from protocols.smb.ntstatus import NtStatus
 from tests.helpers import golden
 
 
@@ -36,7 +37,7 @@ def test_golden_smbd_negotiate_response_round_trip(name):
 def test_golden_smbd_session_setup_response_round_trip():
     raw = golden("smb_smbd_smb2_session_setup_challenge_resp")[4:]
     response = smb2.decode_session_setup_response(raw)
-    assert response.header.status == smb2.Status.MORE_PROCESSING_REQUIRED
+    assert response.header.status == NtStatus.MORE_PROCESSING_REQUIRED
     assert smb2.encode_session_setup_response(response) == raw
 
 
@@ -94,7 +95,7 @@ def test_reject_missing_preauth_context():
     request = neg.NegotiateRequest(smb2.Header(0), (0x0311,), 0, 0, bytes(16))
     with pytest.raises(Unsupported) as info:
         neg.response_contexts(request, b"")
-    assert info.value.answer_hint == smb2.Status.INVALID_PARAMETER
+    assert info.value.answer_hint == NtStatus.INVALID_PARAMETER
 
 
 def test_reject_preauth_without_sha512():
@@ -108,7 +109,7 @@ def test_reject_preauth_without_sha512():
     )
     with pytest.raises(Unsupported) as info:
         neg.response_contexts(request, b"")
-    assert info.value.answer_hint == smb2.Status.NO_PREAUTH_INTEGRITY_HASH_OVERLAP
+    assert info.value.answer_hint == NtStatus.NO_PREAUTH_INTEGRITY_HASH_OVERLAP
 
 
 def test_reject_short_header():
