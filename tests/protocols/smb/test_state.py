@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.netbios import nbss
-from protocols.netbios.names import NetBIOSName
+from protocols.netbios.names import NetbiosName
 from protocols.smb import _state, smb1, smb2
 from protocols.smb import negotiate as neg
 from protocols.smb._state import TRANSITIONS, Event, State
@@ -77,7 +77,7 @@ def _direct(message):
 
 def _request(called):
     return nbss.encode_session_request(
-        nbss.SessionRequest(NetBIOSName(called, 0x20), NetBIOSName("C", 0))
+        nbss.SessionRequest(NetbiosName(called, 0x20), NetbiosName("C", 0))
     )
 
 
