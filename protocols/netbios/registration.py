@@ -3,10 +3,12 @@
 :class:`~protocols.netbios.claim.BNodeClaim` (broadcast claim and release) and
 :class:`~protocols.netbios.wins.WinsClient` (unicast registration with a WINS
 server) differ in their timing and state machines, but are driven the same
-way, aioquic-style: the adapter feeds ``receive(datagram, now)``, runs
-``handle_timer(now)`` at ``next_timer()``, sends ``datagrams_to_send()`` and
-logs ``events()``. That driving surface, and the per-name records keyed by
-the case-insensitive name key, live here once.
+way, aioquic-style, by the node that owns them
+(:class:`~protocols.netbios.node.NbnsNode`): it feeds
+``receive_message(message, now)``, runs ``handle_timer(now)`` at
+``next_timer()``, and hands ``datagrams_to_send()`` and ``events()`` on to
+the daemon. That driving surface, and the per-name records keyed by the
+case-insensitive name key, live here once.
 """
 
 from __future__ import annotations

@@ -86,6 +86,15 @@ class WinsEvent:
     rcode: int
 
 
+@dataclass(frozen=True, slots=True)
+class WinsStateChange:
+    """A name's new lasting state to log (registered, conflict, unreachable, released)."""
+
+    name: NetbiosName
+    state: WinsState
+    ttl: int | None
+
+
 @dataclass(slots=True)
 class _Record:
     entry: OwnedName

@@ -1,52 +1,40 @@
-"""The NetBIOS name service (UDP 137): answers, claims, defense, WINS.
+"""The NetBIOS name service (UDP 137): binds sockets and routes datagrams to nodes.
 
-One :class:`NodeState` (protocols.netbios.node) per node answers for that node's
-name table only. Sockets follow nmbd's layout: one per management address
-(unicast queries, node status, responses to our own registrations, and every
-datagram we send, with SO_BROADCAST for the claim) and one per subnet
-broadcast address (B-node traffic). A datagram on a unicast socket goes to
-the node owning that address; one on a broadcast socket goes to every node on
-that subnet with ``broadcast=True``, and each node's reply leaves from its
-own unicast socket towards the request's source.
+Each node's NBNS (RFC 1002 §4.2 answers and defense, §5.1.1 B-node claim,
+§5.1.2 WINS registration) is one sans-IO :class:`~protocols.netbios.node.NbnsNode`.
+Sockets follow nmbd's layout: one per management address (unicast queries,
+node status, responses to our registrations, and everything we send, with
+SO_BROADCAST for the claim) and one per subnet broadcast address. A unicast
+datagram goes to ``receive_datagram`` of the node on that address (exact
+repeats were answered before, by the compiled UDP loop from the node's
+``repeats``; see responder/net/udp.py). A broadcast one goes to every node on
+the subnet: fast path first, then ``receive_message``, decoded at most once;
+replies leave from each node's own unicast socket. Malformed datagrams are
+counted and dropped. Whenever a node's engines ran, :meth:`NbnsService._transmit`
+logs its events and sends its datagrams; one timer drives every node.
 
-Per datagram: an exact repeat of a recent unicast query is answered by the
-compiled UDP loop from the node's repeats (see responder/net/udp.py); otherwise the
-precomputed fast path (one dict lookup) or the general path. Only the
-general path looks at responses; after one, the registration
-engines' events are logged and the timer rescheduled. Malformed datagrams are
-counted and dropped.
-
-Engines (:class:`BNodeClaim` when the node has a broadcast address,
-:class:`WinsClient` when ``netbios.wins_server`` is set) run on the loop's
-clock through one timer for the whole service. A reload swaps the node view
-in one assignment: new nodes start claiming, removed nodes release their
-names (their socket stays open until the release is done), nodes whose
-settings are unchanged keep their state. :meth:`NbnsService.stop` releases
-every name and waits at most :data:`STOP_BUDGET` seconds for it.
+A reload swaps the node view in one assignment: new nodes start claiming,
+unchanged ones keep their state, removed or changed ones retire: they release
+their names (unless the same names stay on the same address) and keep their
+address and socket until finished; a datagram on an address they share is
+decoded once and given to all. :meth:`NbnsService.stop` releases every name
+and waits at most :data:`STOP_BUDGET` seconds for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from protocols.errors import MalformedMessage
-from protocols.netbios.claim import BNodeClaim
-from protocols.netbios.names import NetbiosName
-from protocols.netbios.nbns import (
-    NameQueryResponse,
-    NbnsMessage,
-    NodeStatusResponse,
-    RegistrationResponse,
-    ReleaseResponse,
-    WaitForAck,
-    decode_packet,
-)
-from protocols.netbios.node import NbnsIdentity, NodeState, fast_answer, handle_message
-from protocols.netbios.wins import WinsClient, WinsState
+from protocols.netbios.claim import ClaimEvent
+from protocols.netbios.nbns import NbnsMessage, decode_packet
+from protocols.netbios.node import NbnsIdentity, NbnsNode, NodeEvent
+from protocols.netbios.wins import WinsEvent, WinsState, WinsStateChange
 from protocols.repeats import Repeats
 from responder.config import Config
 from responder.identity import NodeIdentity, node_identities
@@ -57,21 +45,15 @@ from responder.net.udp import Address, DatagramHandler, RepeatSource, UdpListene
 log = logging.getLogger(__name__)
 
 Endpoint = tuple[str, int]
-Engine = BNodeClaim | WinsClient
 STOP_BUDGET = 1.2  # seconds stop() waits for releases (SIGTERM must end us within 2 s)
-_TRANSIENT = (WinsState.IDLE, WinsState.REGISTERING, WinsState.RELEASING)  # not worth a log line
-_RESPONSES = (
-    NameQueryResponse,
-    NodeStatusResponse,
-    RegistrationResponse,
-    ReleaseResponse,
-    WaitForAck,
-)
+_CONFLICT = "nbns: %s on %s is in conflict: %s refused our registration (rcode %d)"
+_REFUSED = "nbns: WINS server %s refused %s for %s (rcode %d)"
+_WINS_STATE = "nbns: WINS %s: %s for %s is %s (ttl %s)"
 
 
 @dataclass(frozen=True, slots=True)
 class NodePlan:
-    """What one node runs, derived from the config and the host's interfaces."""
+    """One node's settings, from the config and the host's interfaces: compared on reload."""
 
     identity: NbnsIdentity
     port: int
@@ -82,6 +64,13 @@ class NodePlan:
     @property
     def address(self) -> str:
         return self.identity.ipv4
+
+    def build(self, trn_id: Callable[[], int]) -> NbnsNode:
+        """The node this plan describes (its engines' first IDs drawn from ``trn_id``)."""
+        bcast = None if self.broadcast is None else (self.broadcast, self.port)
+        return NbnsNode(
+            self.identity, fast_path=self.fast_path, broadcast=bcast, wins=self.wins, trn_id=trn_id
+        )
 
 
 def plan_node(config: Config, node: NodeIdentity, broadcasts: BroadcastMap) -> NodePlan:
@@ -94,19 +83,11 @@ def plan_node(config: Config, node: NodeIdentity, broadcasts: BroadcastMap) -> N
 
 @dataclass(eq=False, slots=True)
 class _Node:
+    """A node with the plan it was built from and the socket it sends from."""
+
     plan: NodePlan
-    state: NodeState
+    nbns: NbnsNode
     listener: UdpListener
-    claim: BNodeClaim | None = None
-    wins: WinsClient | None = None
-    wins_seen: dict[NetbiosName, WinsState] = field(default_factory=dict)
-
-    @property
-    def engines(self) -> list[Engine]:
-        return [e for e in (self.claim, self.wins) if e is not None]
-
-    def finished(self) -> bool:
-        return all(engine.finished() for engine in self.engines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +95,15 @@ class _View:
     """Everything one config load answers with; swapped whole on reload."""
 
     by_address: dict[str, _Node]
-    by_broadcast: dict[str, tuple[_Node, ...]]
+    by_broadcast: dict[str, list[_Node]]
+
+    @staticmethod
+    def of(by_address: dict[str, _Node]) -> _View:
+        by_broadcast: dict[str, list[_Node]] = {}
+        for node in by_address.values():
+            if node.plan.broadcast is not None:
+                by_broadcast.setdefault(node.plan.broadcast, []).append(node)
+        return _View(by_address, by_broadcast)
 
 
 class NbnsService:
@@ -133,7 +122,7 @@ class NbnsService:
         self.loop = loop
         self._interfaces = interfaces
         self._trn_id = trn_id
-        self.view = _View({}, {})
+        self.view = _View.of({})
         self.retiring: list[_Node] = []
         self.malformed = 0
         self.wins_server: Address | None = None
@@ -161,29 +150,24 @@ class NbnsService:
             self._switch(plans, leaving)
         server = config.netbios.wins_server
         self.wins_server = None if server is None else (str(server), config.netbios.wins_port)
-        self._flush_all()
-        self._reschedule()
+        self._transmit(self._all())
 
     async def stop(self) -> None:
         """Release every name (bounded by :data:`STOP_BUDGET`), then unbind."""
         now = self.loop.time()
-        nodes = [*self.view.by_address.values(), *self.retiring]
-        self.view = _View({}, {})
+        nodes = self._all()
+        self.view = _View.of({})
         self.retiring = nodes
         for node in nodes:
-            for engine in node.engines:
-                engine.release(now)
-        self._flush_all()
-        self._reschedule()
-        if not all(node.finished() for node in nodes):
+            node.nbns.release(now)
+        self._transmit(nodes)
+        if not all(node.nbns.finished() for node in nodes):
             self._released.clear()
             try:
                 await asyncio.wait_for(self._released.wait(), STOP_BUDGET)
             except TimeoutError:
                 log.warning("nbns: stopping before every name release was sent")
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._cancel_timer()
         self.retiring = []
         for task in list(self._cleanup):
             task.cancel()
@@ -205,150 +189,140 @@ class NbnsService:
         for ip, plan in plans.items():
             node = old.get(ip)
             if node is None or node.plan != plan:
-                node = self._make_node(plan)
+                listener = self.unicast.active[(plan.address, plan.port)]
+                node = _Node(plan, plan.build(self._trn_id), listener)
                 fresh.append(node)
             by_address[ip] = node
-        by_broadcast: dict[str, list[_Node]] = {}
-        for node in by_address.values():
-            if node.plan.broadcast is not None:
-                by_broadcast.setdefault(node.plan.broadcast, []).append(node)
-        self.view = _View(by_address, {k: tuple(v) for k, v in by_broadcast.items()})
+        self.view = _View.of(by_address)
         now = self.loop.time()
         for node in leaving:
             self._retire(node, plans, now)
         for node in fresh:
-            for engine in node.engines:
-                engine.start(now)
+            node.nbns.start(now)
 
     def _retire(self, node: _Node, plans: dict[str, NodePlan], now: float) -> None:
         successor = plans.get(node.plan.address)
         if successor is not None and successor.identity.cozen_name == node.plan.identity.cozen_name:
             return  # same names on the same address: the new engines take over, no release
-        for engine in node.engines:
-            engine.release(now)
+        node.nbns.release(now)
         self.retiring.append(node)
 
-    def _make_node(self, plan: NodePlan) -> _Node:
-        listener = self.unicast.active[(plan.address, plan.port)]
-        state = NodeState(plan.identity, fast_path=plan.fast_path)
-        node = _Node(plan, state, listener)
-        if plan.broadcast is not None:
-            names = [e for e in state.table]
-            node.claim = BNodeClaim(
-                names,
-                plan.address,
-                first_trn_id=self._trn_id(),
-                ttl=plan.identity.ttl,
-                node_type=plan.identity.node_type,
-                broadcast=(plan.broadcast, plan.port),
-            )
-        if plan.wins is not None:
-            node.wins = WinsClient(
-                [e for e in state.table],
-                plan.address,
-                plan.wins,
-                first_trn_id=self._trn_id(),
-                ttl=plan.identity.ttl,
-                node_type=plan.identity.node_type,
-            )
-        state.engines.extend(node.engines)
-        return node
-
-    # ------------------------------------------------------------ packets
+    # ------------------------------------------------------------ routing
 
     def _on_unicast(self, address: str, data: bytes, source: Address) -> bytes | None:
         node = self.view.by_address.get(address)
+        if self.retiring:  # rare: names being released, perhaps on this address
+            return self._to_all(self._sharing(address, node), data, source)
         if node is None:
-            self._feed_retiring(address, data, source)
             return None
-        state = node.state
-        if state.fast_path:
-            reply = fast_answer(state, data, broadcast=False)
-            if reply is not None:
-                return reply
-        return self._general(node, data, source, broadcast=False)
+        # The hot path: a precomputed answer needs no clock read and no transmit check.
+        reply = node.nbns.fast_answer(data, broadcast=False) if node.plan.fast_path else None
+        return reply if reply is not None else self._receive(node, data, source)
+
+    def _receive(self, node: _Node, data: bytes, source: Address) -> bytes | None:
+        try:
+            reply = node.nbns.receive_datagram(data, broadcast=False, now=self.loop.time())
+        except MalformedMessage as exc:
+            self._count_malformed(source, exc)
+            return None
+        if node.nbns.needs_transmit:
+            self._transmit([node], source[0])
+        return reply
 
     def _repeats(self, address: str) -> Repeats | None:
         node = self.view.by_address.get(address)
-        return node.state.repeats if node is not None and node.state.fast_path else None
+        return node.nbns.repeats if node is not None and node.plan.fast_path else None
 
     def _on_broadcast(self, address: str, data: bytes, source: Address) -> None:
         # One datagram, every node on the subnet: decode it at most once, on the first miss.
         message: NbnsMessage | None = None
         for node in self.view.by_broadcast.get(address, ()):
-            state = node.state
-            reply = fast_answer(state, data, broadcast=True) if state.fast_path else None
+            reply = node.nbns.fast_answer(data, broadcast=True)
             if reply is None:
                 if message is None:
                     message = self._decode(data, source)
                     if message is None:
                         return
-                reply = self._dispatch(node, message, source, broadcast=True)
+                nodes = self._sharing(node.plan.address, node)
+                reply = self._deliver(nodes, message, source, broadcast=True)
             if reply is not None:
                 node.listener.sendto(reply, source)
 
-    def _general(
-        self, node: _Node, data: bytes, source: Address, *, broadcast: bool
-    ) -> bytes | None:
+    def _sharing(self, address: str, live: _Node | None) -> list[_Node]:
+        """The nodes on ``address``: the live one first, then the retiring ones."""
+        nodes = [] if live is None else [live]
+        if self.retiring:
+            nodes += [n for n in self.retiring if n.plan.address == address]
+        return nodes
+
+    def _to_all(self, nodes: list[_Node], data: bytes, source: Address) -> bytes | None:
+        """A unicast datagram for the nodes on one address, the live one first."""
+        if len(nodes) < 2:
+            return self._receive(nodes[0], data, source) if nodes else None
+        reply = nodes[0].nbns.fast_answer(data, broadcast=False)
+        if reply is not None:
+            return reply
         message = self._decode(data, source)
-        if message is None:
-            return None
-        return self._dispatch(node, message, source, broadcast=broadcast)
+        return None if message is None else self._deliver(nodes, message, source, broadcast=False)
+
+    def _deliver(
+        self, nodes: list[_Node], message: NbnsMessage, source: Address, *, broadcast: bool
+    ) -> bytes | None:
+        """Give ``message`` to every node on one address; the first one's reply."""
+        now = self.loop.time()
+        first, *others = nodes
+        reply = first.nbns.receive_message(message, broadcast=broadcast, now=now)
+        for node in others:
+            node.nbns.receive_message(message, broadcast=broadcast, now=now)
+        if others or first.nbns.needs_transmit:
+            self._transmit(nodes, source[0])
+        return reply
 
     def _decode(self, data: bytes, source: Address) -> NbnsMessage | None:
         try:
             return decode_packet(data)
         except MalformedMessage as exc:
-            self.malformed += 1
-            log.debug("nbns: dropped malformed datagram from %s: %s", source, exc)
+            self._count_malformed(source, exc)
             return None
 
-    def _dispatch(
-        self, node: _Node, message: NbnsMessage, source: Address, *, broadcast: bool
-    ) -> bytes | None:
-        now = self.loop.time()
-        reply = handle_message(node.state, message, broadcast=broadcast, now=now)
-        if isinstance(message, _RESPONSES):
-            for other in self.retiring:
-                if other.plan.address == node.plan.address:
-                    for engine in other.engines:
-                        engine.receive_message(message, now)
-            self._after_response(node, source[0])
-        return reply
+    def _count_malformed(self, source: Address, exc: MalformedMessage) -> None:
+        self.malformed += 1
+        log.debug("nbns: dropped malformed datagram from %s: %s", source, exc)
 
-    def _feed_retiring(self, address: str, data: bytes, source: Address) -> None:
-        nodes = [n for n in self.retiring if n.plan.address == address]
-        if not nodes:
-            return
-        now = self.loop.time()
-        for node in nodes:
-            for engine in node.engines:
-                engine.receive(data, now)
-            self._after_response(node, source[0])
+    # ------------------------------------------------------------ driving
 
-    def _after_response(self, node: _Node, sender: str) -> None:
-        self._log_events(node, sender)
-        self._flush(node)
-        self._reschedule()
-
-    # ------------------------------------------------------------ engines
+    def _all(self) -> list[_Node]:
+        return [*self.view.by_address.values(), *self.retiring]
 
     def _on_timer(self) -> None:
         self._timer = None
         now = self.loop.time()
-        for node in [*self.view.by_address.values(), *self.retiring]:
-            for engine in node.engines:
-                engine.handle_timer(now)
-            self._log_events(node, None)
-            self._flush(node)
+        nodes = self._all()
+        for node in nodes:
+            node.nbns.handle_timer(now)
+        self._transmit(nodes)
         self._drop_finished()
-        self._reschedule()
+
+    def _transmit(self, nodes: list[_Node], sender: str | None = None) -> None:
+        """Log the events and send the datagrams of the ``nodes`` whose engines ran.
+
+        Each node sends from its own unicast socket; the timer is then rescheduled.
+        ``sender``: whose datagram made them run (named in conflict lines), None
+        for the timer, start and release.
+        """
+        ran = [n for n in nodes if n.nbns.needs_transmit]
+        for node in ran:
+            for event in node.nbns.events():
+                _log_event(node.plan, event, sender)
+            for data, destination in node.nbns.datagrams_to_send():
+                node.listener.sendto(data, destination)
+        if ran:
+            self._reschedule()
 
     def _drop_finished(self) -> None:
-        done = [n for n in self.retiring if n.finished()]
-        if not done:
+        if not any(n.nbns.finished() for n in self.retiring):
             return
-        self.retiring = [n for n in self.retiring if not n.finished()]
+        self.retiring = [n for n in self.retiring if not n.nbns.finished()]
         if not self.retiring:
             self._released.set()
         task = self.loop.create_task(self._unbind_retired())
@@ -359,88 +333,42 @@ class NbnsService:
         async with self._lock:
             if not self.unicast.active:
                 return  # stopped meanwhile
-            wanted = [(n.plan.address, n.plan.port) for n in self.view.by_address.values()]
-            wanted += [(n.plan.address, n.plan.port) for n in self.retiring]
-            await self.unicast.update(wanted)
+            await self.unicast.update([(n.plan.address, n.plan.port) for n in self._all()])
 
     def _reschedule(self) -> None:
-        nodes = [*self.view.by_address.values(), *self.retiring]
-        times = [t for n in nodes for e in n.engines if (t := e.next_timer()) is not None]
+        times = [t for n in self._all() if (t := n.nbns.next_timer()) is not None]
+        self._cancel_timer()
+        if times:
+            self._timer = self.loop.call_at(min(times), self._on_timer)
+        elif all(n.nbns.finished() for n in self.retiring):
+            self._drop_finished()
+
+    def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if times:
-            self._timer = self.loop.call_at(min(times), self._on_timer)
-        elif not self.retiring or all(n.finished() for n in self.retiring):
-            self._drop_finished()
-
-    def _flush(self, node: _Node) -> None:
-        for engine in node.engines:
-            for data, destination in engine.datagrams_to_send():
-                node.listener.sendto(data, destination)
-
-    def _flush_all(self) -> None:
-        for node in [*self.view.by_address.values(), *self.retiring]:
-            self._flush(node)
-
-    def _log_events(self, node: _Node, sender: str | None) -> None:
-        address = node.plan.address
-        if node.claim is not None:
-            for event in node.claim.events():
-                log.warning(
-                    "nbns: %s on %s is in conflict: %s refused our registration (rcode %d)",
-                    event.name,
-                    address,
-                    sender or event.address,
-                    event.rcode,
-                )
-        if node.wins is not None:
-            for refusal in node.wins.events():
-                log.warning(
-                    "nbns: WINS server %s refused %s for %s (rcode %d)",
-                    node.plan.wins and node.plan.wins[0],
-                    refusal.name,
-                    address,
-                    refusal.rcode,
-                )
-            self._log_wins_states(node, node.wins)
-
-    def _log_wins_states(self, node: _Node, wins: WinsClient) -> None:
-        server = node.plan.wins[0] if node.plan.wins else "?"
-        for status in wins.status():
-            if status.state in _TRANSIENT or node.wins_seen.get(status.name) == status.state:
-                continue
-            node.wins_seen[status.name] = status.state
-            level = logging.WARNING if status.state == WinsState.UNREACHABLE else logging.INFO
-            log.log(
-                level,
-                "nbns: WINS %s: %s for %s is %s (ttl %s)",
-                server,
-                status.name,
-                node.plan.address,
-                status.state.value,
-                status.ttl,
-            )
 
     # ------------------------------------------------------------ sockets
 
     async def _open_unicast(self, endpoint: Endpoint) -> UdpListener:
         address = endpoint[0]
-        return await _open_nbns(
-            self.loop,
-            "nbns/udp",
-            endpoint,
-            lambda d, s: self._on_unicast(address, d, s),
-            repeats=lambda: self._repeats(address),
-        )
+        handler = functools.partial(self._on_unicast, address)
+        return await self._open("nbns/udp", endpoint, handler, lambda: self._repeats(address))
 
     async def _open_broadcast(self, endpoint: Endpoint) -> UdpListener:
-        address = endpoint[0]
-        return await _open_nbns(
-            self.loop,
-            "nbns/udp-broadcast",
-            endpoint,
-            lambda d, s: self._on_broadcast(address, d, s),
+        handler = functools.partial(self._on_broadcast, endpoint[0])
+        return await self._open("nbns/udp-broadcast", endpoint, handler)
+
+    async def _open(
+        self,
+        what: str,
+        endpoint: Endpoint,
+        handler: DatagramHandler,
+        repeats: RepeatSource | None = None,
+    ) -> UdpListener:
+        """Unicast and broadcast sockets share port 137 (and may send broadcasts)."""
+        return await open_udp(
+            self.loop, what, endpoint, handler, repeats=repeats, broadcast=True, reuse_addr=True
         )
 
     # ------------------------------------------------------------ status
@@ -458,45 +386,18 @@ class NbnsService:
             "received": sum(li.counters.received for li in listeners),
             "answered": sum(li.counters.answered for li in listeners),
             "malformed": self.malformed,
-            "nodes": [_node_status(n) for n in self.view.by_address.values()],
+            "nodes": [n.nbns.status() for n in self.view.by_address.values()],
             "releasing": [n.plan.identity.cozen_name for n in self.retiring],
         }
 
 
-def _node_status(node: _Node) -> dict[str, object]:
-    names = []
-    for entry in node.state.table:
-        key = entry.name.key()
-        item: dict[str, object] = {
-            "name": str(entry.name),
-            "group": entry.group,
-            "conflict": key in node.state.conflicted,
-        }
-        if node.claim is not None:
-            item["claim"] = node.claim.state_of(entry.name).value
-        if node.wins is not None:
-            item["wins"] = node.wins.state_of(entry.name).value
-        names.append(item)
-    return {
-        "cozen_name": node.plan.identity.cozen_name,
-        "address": node.plan.address,
-        "broadcast": node.plan.broadcast,
-        "names": names,
-        "conflicts": sorted(
-            str(e.name) for e in node.state.table if e.name.key() in node.state.conflicted
-        ),
-    }
-
-
-async def _open_nbns(
-    loop: asyncio.AbstractEventLoop,
-    what: str,
-    endpoint: Endpoint,
-    handler: DatagramHandler,
-    *,
-    repeats: RepeatSource | None = None,
-) -> UdpListener:
-    """Unicast and broadcast sockets share port 137 (and may send broadcasts)."""
-    return await open_udp(
-        loop, what, endpoint, handler, repeats=repeats, broadcast=True, reuse_addr=True
-    )
+def _log_event(plan: NodePlan, event: NodeEvent, sender: str | None) -> None:
+    server = plan.wins[0] if plan.wins else "?"
+    match event:
+        case ClaimEvent(name=name, rcode=rcode, address=objector):
+            log.warning(_CONFLICT, name, plan.address, sender or objector, rcode)
+        case WinsEvent(name=name, rcode=rcode):
+            log.warning(_REFUSED, server, name, plan.address, rcode)
+        case WinsStateChange(name=name, state=state, ttl=ttl):
+            level = logging.WARNING if state == WinsState.UNREACHABLE else logging.INFO
+            log.log(level, _WINS_STATE, server, name, plan.address, state.value, ttl)

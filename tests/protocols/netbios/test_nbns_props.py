@@ -14,14 +14,14 @@ from protocols.netbios.nbns import (
 from protocols.netbios.nbns_encode import (
     encode_packet,
 )
-from protocols.netbios.node import NbnsIdentity, NodeState, handle_datagram
+from protocols.netbios.node import NbnsIdentity, NbnsNode
 from tests.helpers import goldens
 from tests.protocols.netbios.strategies import messages
 
 SETTINGS = settings(max_examples=300, deadline=None)
 GOLDENS = goldens("nbns_")
 IDENTITY = NbnsIdentity("SQL01-CZ1", "CORP", "127.0.0.5", bytes(range(6)), public_name="SQL01")
-STATES = [NodeState(IDENTITY, fast_path=True), NodeState(IDENTITY, fast_path=False)]
+NODES = [NbnsNode(IDENTITY, fast_path=True), NbnsNode(IDENTITY, fast_path=False)]
 
 
 def decode_or_reject(data: bytes) -> None:
@@ -33,9 +33,9 @@ def decode_or_reject(data: bytes) -> None:
 
 
 def engine_total(data: bytes, broadcast: bool) -> None:
-    for state in STATES:
+    for node in NODES:
         try:
-            reply = handle_datagram(state, data, broadcast=broadcast, now=0.0)
+            reply = node.receive_datagram(data, broadcast=broadcast, now=0.0)
         except MalformedMessage:
             continue
         if reply is not None:

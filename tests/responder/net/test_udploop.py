@@ -33,7 +33,7 @@ import pytest
 from protocols.netbios.names import NetbiosName
 from protocols.netbios.nbns import NameQueryRequest, NmFlags, NodeStatusRequest
 from protocols.netbios.nbns_encode import encode_packet
-from protocols.netbios.node import NbnsIdentity, NodeState, fast_answer, handle_datagram
+from protocols.netbios.node import NbnsIdentity, NbnsNode
 from responder.config import parse_config
 from responder.net import udp
 from responder.net.udp import Address, UdpListener, bind_udp
@@ -321,32 +321,30 @@ def test_nbns_repeats_never_outlive_a_conflict(loop_kind):
     status = encode_packet(NodeStatusRequest(0x0202, NetbiosName("*")))
 
     async def scenario() -> None:
-        state = NodeState(identity)
-        handler = Counting(
-            lambda data, source: handle_datagram(state, data, broadcast=False, now=0)
-        )
+        node = NbnsNode(identity)
+        handler = Counting(lambda data, source: node.receive_datagram(data, broadcast=False, now=0))
         listener = UdpListener(
             asyncio.get_running_loop(),
             bind_udp(HOST, 0),
             handler,
-            repeats=lambda: state.repeats,
+            repeats=lambda: node.repeats,
             compiled=True,
         )
         client = client_for(listener)
         try:
             for packet in (query, status):
-                expected = fast_answer(NodeState(identity), packet, broadcast=False)
+                expected = NbnsNode(identity).fast_answer(packet, broadcast=False)
                 assert expected is not None
                 assert await exchange(client, packet) == expected
                 assert (
                     await exchange(client, b"\x77\x77" + packet[2:]) == b"\x77\x77" + expected[2:]
                 )
             assert len(handler.calls) == 2  # the repeats never reached Python
-            state.mark_conflict(name.key())
-            assert state.repeats == {}
+            node.mark_conflict(name.key())
+            assert node.repeats == {}
             client.send(query)
             reply = await exchange(client, status)  # the name query now gets no answer
-            assert reply == handle_datagram(state, status, broadcast=False, now=0)
+            assert reply == node.receive_datagram(status, broadcast=False, now=0)
             assert len(handler.calls) == 4
         finally:
             client.close()
