@@ -17,9 +17,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from protocols.errors import MalformedMessage
 from protocols.netbios.names import NetbiosName
-from protocols.netbios.nbns import NbFlags, NbnsMessage, decode_packet
+from protocols.netbios.nbns import NbFlags, NbnsMessage
 
 NameKey = tuple[str, int, str]
 Address = tuple[str, int]
@@ -63,14 +62,6 @@ class RegistrationEngine(Generic[R, S, E]):
         self._records: dict[NameKey, R] = {}
         self._outbox: list[tuple[bytes, Address]] = []
         self._events: list[E] = []
-
-    def receive(self, datagram: bytes, now: float) -> None:
-        """Feed one received datagram; malformed ones are ignored."""
-        try:
-            message = decode_packet(datagram)
-        except MalformedMessage:
-            return
-        self.receive_message(message, now)
 
     def receive_message(self, message: NbnsMessage, now: float) -> None:
         raise NotImplementedError

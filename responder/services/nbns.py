@@ -340,8 +340,9 @@ class NbnsService:
         self._cancel_timer()
         if times:
             self._timer = self.loop.call_at(min(times), self._on_timer)
-        elif all(n.nbns.finished() for n in self.retiring):
-            self._drop_finished()
+        # A release may finish on a response, long before any timer (a WINS
+        # refresh can be hours away): let go of finished nodes now.
+        self._drop_finished()
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

@@ -16,9 +16,6 @@ from protocols.netbios.nbns import (
     RegistrationResponse,
     decode_packet,
 )
-from protocols.netbios.nbns_encode import (
-    encode_packet,
-)
 from protocols.netbios.registration import OwnedName
 from tests.helpers import golden
 
@@ -98,7 +95,7 @@ def test_negative_response_while_claiming_is_conflict() -> None:
         NbFlags.ONT_B,
         "127.0.0.5",
     )
-    claim.receive(encode_packet(objection), 0.1)
+    claim.receive_message(objection, 0.1)
     assert claim.state_of(CZ1_SMB) == ClaimState.CONFLICT
     assert claim.conflicted() == frozenset({CZ1_SMB.key()})
     assert claim.events() == [ClaimEvent(CZ1_SMB, Rcode.ACT_ERR, "127.0.0.5")]
@@ -128,7 +125,6 @@ def test_positive_and_foreign_responses_ignored() -> None:
         0x5E36, Opcode.REGISTRATION, CZ1, NmFlags.AA, 0, 0, NbFlags.ONT_B, "127.0.0.5"
     )
     claim.receive_message(positive, 0.1)
-    claim.receive(b"garbage", 0.1)
     other = RegistrationResponse(
         0x5E36, Opcode.REGISTRATION, NetbiosName("X"), NmFlags.AA, 6, 0, NbFlags.ONT_B, "1.1.1.1"
     )

@@ -17,9 +17,6 @@ from protocols.netbios.nbns import (
     WaitForAck,
     decode_packet,
 )
-from protocols.netbios.nbns_encode import (
-    encode_packet,
-)
 from protocols.netbios.registration import OwnedName
 from protocols.netbios.wins import WinsClient, WinsEvent, WinsNameStatus, WinsState
 from tests.helpers import golden
@@ -54,7 +51,7 @@ def answer(
         request.flags,
         request.address,
     )
-    client.receive(encode_packet(response), now)
+    client.receive_message(response, now)
 
 
 def test_registers_each_name_unicast() -> None:
@@ -135,7 +132,7 @@ def test_wack_extends_the_wait() -> None:
     client.start(0.0)
     request = sent(client)[0]
     assert isinstance(request, NameRegistrationRequest)
-    client.receive(encode_packet(WaitForAck(request.trn_id, CZ1, NmFlags.AA, 40, 0x2900)), 1.0)
+    client.receive_message(WaitForAck(request.trn_id, CZ1, NmFlags.AA, 40, 0x2900), 1.0)
     client.handle_timer(5.0)
     client.handle_timer(10.0)
     assert [m.name for m in sent(client)] == [CORP, CORP]  # type: ignore[attr-defined]
@@ -176,7 +173,6 @@ def test_stale_or_foreign_responses_ignored() -> None:
         request.trn_id + 7, Opcode.REGISTRATION, CZ1, NmFlags.AA, 6, 0, NbFlags.ONT_H, "127.0.0.5"
     )
     client.receive_message(wrong_id, 1.0)
-    client.receive(b"\xff", 1.0)
     assert client.state_of(CZ1) == WinsState.REGISTERING
 
 
@@ -192,7 +188,7 @@ def test_release_on_stop() -> None:
     assert isinstance(release, NameReleaseRequest)
     assert (release.name, release.nm_flags, release.ttl) == (CZ1, NmFlags.NONE, 0)
     response = ReleaseResponse(release.trn_id, CZ1, NmFlags.AA, 0, 0, NbFlags.ONT_H, "127.0.0.5")
-    client.receive(encode_packet(response), 2.1)
+    client.receive_message(response, 2.1)
     assert client.state_of(CZ1) == WinsState.RELEASED
     client.handle_timer(3.0)
     client.handle_timer(4.0)
@@ -227,8 +223,8 @@ def test_real_nmbd_wack_then_refusal() -> None:
     name = NetbiosName("SQL01-CZ2")
     client = WinsClient([OwnedName(name, False)], "127.0.0.9", SERVER, first_trn_id=0x4000)
     client.start(0.0)
-    client.receive(wack, 0.5)
+    client.receive_message(decode_packet(wack), 0.5)
     assert client.next_timer() == 60.5
-    client.receive(refusal, 2.0)
+    client.receive_message(decode_packet(refusal), 2.0)
     assert client.state_of(name) == WinsState.CONFLICT
     assert client.events() == [WinsEvent(name, Rcode.ACT_ERR)]

@@ -72,6 +72,7 @@ def test_release_responses_reach_a_retiring_node_sharing_its_address(loop_kind, 
             await wins.serve(time.monotonic() + 0.5)
             # Answered, not timed out: the first release resend is due after 1 s.
             assert old.nbns.finished()
+            assert svc.retiring == []  # let go at once, not at the next refresh (30 s away)
             assert {n["wins"] for n in old.nbns.status()["names"]} == {"released"}  # type: ignore[attr-defined]
             client = Client()
             reply = await query_cz7(client)
