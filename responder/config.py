@@ -27,12 +27,13 @@ from responder._toml import ConfigError as ConfigError  # what every caller catc
 from responder._toml import (
     IPAddress,
     Section,
-    any_ip,
     guid,
     host_port,
     ipv4,
-    ipv6,
     mac,
+    unicast_ip,
+    unicast_ipv4,
+    unicast_ipv6,
 )
 from responder.identity import cozen_fqdn, derived_mac, derived_server_guid
 
@@ -181,8 +182,8 @@ def _parse_node(section: Section, cluster: Cluster) -> Node:
         raise section.error("cozen_name", f"{cozen!r} equals cluster.workgroup")
     node = Node(
         cozen_name=cozen,
-        management_ip=section.take_parsed("management_ip", ipv4),
-        management_ipv6=section.take_parsed_optional("management_ipv6", ipv6),
+        management_ip=section.take_parsed("management_ip", unicast_ipv4),
+        management_ipv6=section.take_parsed_optional("management_ipv6", unicast_ipv6),
         mac=section.take_parsed("mac", mac, derived_mac(cozen)),
         server_guid=section.take_parsed(
             "server_guid", guid, derived_server_guid(cluster.name, cozen)
@@ -200,6 +201,7 @@ def _parse_nodes(source: str, raw: object, cluster: Cluster) -> tuple[Node, ...]
     _reject_duplicates(source, "management_ip", [a for n in nodes for a in n.addresses])
     _reject_duplicates(source, "mac", [n.mac.hex(":") for n in nodes])
     _reject_duplicates(source, "server_guid", [n.server_guid for n in nodes])
+    _reject_stray_loopback(source, nodes)
     return nodes
 
 
@@ -211,6 +213,31 @@ def _reject_duplicates(source: str, key: str, values: Iterable[object]) -> None:
         seen.add(value)
 
 
+def _reject_stray_loopback(source: str, nodes: tuple[Node, ...]) -> None:
+    """Loopback management addresses only in a lab, where every node's IPv4 one is loopback.
+
+    Nobody else can reach a loopback address, so among real ones it is a typo
+    that would leave that node unanswered on the network. A node's IPv4
+    address decides: a lab may still give its nodes any IPv6 address.
+    """
+    real = next((i for i, n in enumerate(nodes) if not n.management_ip.is_loopback), None)
+    if real is None:
+        return
+    for index, node in enumerate(nodes):
+        for address in node.addresses:
+            if address.is_loopback:
+                raise ConfigError(
+                    source,
+                    f"node[{index}].{_address_key(address)}",
+                    f"'{address}' is loopback but node[{real}].management_ip "
+                    f"'{nodes[real].management_ip}' is not: loopback is for all-loopback labs only",
+                )
+
+
+def _address_key(address: IPAddress) -> str:
+    return "management_ip" if address.version == 4 else "management_ipv6"
+
+
 def _parse_listen(section: Section, nodes: tuple[Node, ...]) -> tuple[IPAddress, ...]:
     if "listen" not in section.table:
         return tuple(a for n in nodes for a in n.addresses)
@@ -218,7 +245,7 @@ def _parse_listen(section: Section, nodes: tuple[Node, ...]) -> tuple[IPAddress,
     if not raw or not all(isinstance(item, str) for item in raw):
         raise section.error("listen", "must be a non-empty list of IP address strings")
     try:
-        addresses = tuple(any_ip(item) for item in raw)
+        addresses = tuple(unicast_ip(item) for item in raw)
     except ValueError as exc:
         raise section.error("listen", str(exc)) from None
     if len(set(addresses)) != len(addresses):

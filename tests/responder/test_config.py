@@ -153,6 +153,68 @@ BAD_CONFIGS = {
         "node[0].server_guid",
         "not a GUID",
     ),
+    "management_ip_unspecified": (
+        _swap('"127.0.0.11"', '"0.0.0.0"'),
+        "node[0].management_ip",
+        "'0.0.0.0' is the unspecified address",
+    ),
+    "management_ip_broadcast": (
+        _swap('"127.0.0.11"', '"255.255.255.255"'),
+        "node[0].management_ip",
+        "the broadcast address",
+    ),
+    "management_ip_multicast": (
+        _swap('"127.0.0.12"', '"224.0.0.251"'),
+        "node[1].management_ip",
+        "multicast",
+    ),
+    "management_ipv6_unspecified": (
+        _swap(
+            'management_ip = "127.0.0.11"', 'management_ip = "127.0.0.11"\nmanagement_ipv6 = "::"'
+        ),
+        "node[0].management_ipv6",
+        "unspecified",
+    ),
+    "management_ipv6_multicast": (
+        _swap(
+            'management_ip = "127.0.0.11"',
+            'management_ip = "127.0.0.11"\nmanagement_ipv6 = "ff02::1"',
+        ),
+        "node[0].management_ipv6",
+        "multicast",
+    ),
+    "loopback_beside_real_address": (
+        _swap('"127.0.0.12"', '"192.0.2.12"'),
+        "node[0].management_ip",
+        "'127.0.0.11' is loopback but node[1].management_ip '192.0.2.12' is not",
+    ),
+    "ipv6_loopback_beside_real_addresses": (
+        BASE_CONFIG.replace('"127.0.0.11"', '"192.0.2.11"').replace(
+            'management_ip = "127.0.0.12"', 'management_ip = "192.0.2.12"\nmanagement_ipv6 = "::1"'
+        ),
+        "node[1].management_ipv6",
+        "'::1' is loopback but node[0].management_ip '192.0.2.11' is not",
+    ),
+    "listen_unspecified": (
+        _swap('listen = ["127.0.0.10"]', 'listen = ["127.0.0.10", "0.0.0.0"]'),
+        "dns.listen",
+        "'0.0.0.0' is the unspecified address",
+    ),
+    "listen_ipv6_unspecified": (
+        _swap('listen = ["127.0.0.10"]', 'listen = ["::"]'),
+        "dns.listen",
+        "unspecified",
+    ),
+    "listen_broadcast": (
+        _swap('listen = ["127.0.0.10"]', 'listen = ["255.255.255.255"]'),
+        "dns.listen",
+        "broadcast",
+    ),
+    "listen_multicast": (
+        _swap('listen = ["127.0.0.10"]', 'listen = ["ff05::1:3"]'),
+        "dns.listen",
+        "multicast",
+    ),
     "unknown_node_key": (
         _swap('management_ip = "127.0.0.11"', 'management_ip = "127.0.0.11"\ncolour = "blue"'),
         "node[0].colour",
@@ -243,6 +305,19 @@ def test_bad_config_names_key_and_reason(case, write_config):
     assert message.startswith(f"{path}: {key}: ")
     assert reason in message
     assert "\n" not in message
+
+
+def test_real_and_all_loopback_addresses_are_valid(write_config):
+    real = BASE_CONFIG.replace('"127.0.0.10"', '"192.0.2.10"').replace('"127.0.0.1', '"192.0.2.1')
+    assert [str(n.management_ip) for n in load_config(str(write_config(real))).nodes] == [
+        "192.0.2.11",
+        "192.0.2.12",
+    ]
+    # a lab: every node's IPv4 address on loopback, so any IPv6 one (even ::1) is allowed
+    lab = _swap(
+        'management_ip = "127.0.0.12"', 'management_ip = "127.0.0.12"\nmanagement_ipv6 = "::1"'
+    )
+    assert str(load_config(str(write_config(lab))).nodes[1].management_ipv6) == "::1"
 
 
 def test_missing_file_is_a_config_error(tmp_path):
