@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from responder import workers
+from responder import streams, workers
 from responder.config import Config, ConfigError, load_config
 from responder.identity import node_identities
 from responder.net.listeners import BindError
@@ -120,6 +120,7 @@ class Daemon:
             "uptime_seconds": round(time.time() - self.started_at, 3),
             "reloads": self.reloads,
             "udp_loop": udp_loop_name(),
+            "log_write_errors": streams.log_write_errors(),  # log lines lost (disk full, ...)
             "nodes": [
                 {"name": n.cozen_name, "address": n.address, "fqdn": n.fqdn}
                 for n in node_identities(self.config)
