@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from responder import streams, workers
-from responder.app import run_until_signalled
+from responder.app import ignore_user_signals, run_until_signalled
 from responder.config import Config, ConfigError, load_config
 from responder.describe import describe
 from responder.net.listeners import BindError
@@ -87,6 +87,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    ignore_user_signals()  # from the start: by default they would end us, names unreleased
     config = _load(args)
     if config is None:
         return EXIT_CONFIG

@@ -6,6 +6,7 @@ loops and talks to it over DNS with dnspython.
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -59,6 +60,29 @@ def test_stop_signal_ends_cleanly_within_two_seconds(sig, loop_kind, write_confi
     assert "Traceback" not in daemon.log()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((SERVER, 53))  # the port was released
+
+
+def test_sigusr1_logs_the_counters_and_keeps_serving(loop_kind, write_config, start_daemon):
+    daemon = start_daemon(write_config(), loop_kind)
+    assert lookup("sql01-cz1.corp.example") == ("NOERROR", ["127.0.0.11"])
+    daemon.signal(signal.SIGUSR1)
+    daemon.wait_for_log("counters:")
+    (line,) = [x for x in daemon.log().splitlines() if "counters:" in x]
+    assert re.search(r"counters: uptime \d+ s, 0 reloads, 0 log write errors; ", line), line
+    assert re.search(r"; dns received=[1-9]\d* answered=[1-9]\d* send_dropped=0 ", line), line
+    assert "; nbns received=" in line and " malformed=0" in line
+    assert "; smb connections=0 evicted=0" in line
+    assert lookup("sql01-cz1.corp.example") == ("NOERROR", ["127.0.0.11"])
+    assert daemon.stop() == 0
+
+
+def test_sigusr2_is_ignored(loop_kind, write_config, start_daemon):
+    daemon = start_daemon(write_config(), loop_kind)
+    daemon.signal(signal.SIGUSR2)
+    # A pending signal is acted on before the process runs on: an answer means it survived.
+    assert lookup("sql01-cz1.corp.example") == ("NOERROR", ["127.0.0.11"])
+    assert daemon.stop() == 0
+    assert "Traceback" not in daemon.log()
 
 
 def test_reload_with_valid_config_serves_new_answers(loop_kind, write_config, start_daemon):

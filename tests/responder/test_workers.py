@@ -83,6 +83,16 @@ def test_sigterm_to_the_parent_stops_both_within_2_s(two_workers):
     assert not alive(worker)
 
 
+def test_sigusr1_and_sigusr2_reach_both_and_stop_neither(two_workers):
+    daemon, worker = two_workers
+    daemon.signal(signal.SIGUSR2)
+    daemon.signal(signal.SIGUSR1)
+    daemon.wait_for_log("counters:", count=2)  # the parent's and the worker's
+    assert "worker 1 counters: " in daemon.log()
+    assert alive(worker) and daemon.proc.poll() is None
+    assert answered_from_many_ports() == SOURCE_PORTS
+
+
 def test_sighup_to_the_parent_reloads_both(two_workers):
     daemon, worker = two_workers
     renamed = TWO_WORKERS.replace("SQL01-CZ1", "SQL01-CZ7")
