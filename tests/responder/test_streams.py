@@ -23,11 +23,10 @@ import dns.message
 import dns.query
 import pytest
 
-from tests.helpers import BASE_CONFIG, REPO, end_process
+from tests.helpers import BASE_CONFIG, PATIENCE, REPO, end_process
 
 HEALTH = "127.0.0.1:9137"
 CONFIG = BASE_CONFIG + f'\n[health]\nlisten = "{HEALTH}"\n'
-PATIENCE = 60.0  # seconds; only guards against a hang
 BIG = BASE_CONFIG + "".join(
     f'\n[[node]]\ncozen_name = "SQL01-N{i}"\nmanagement_ip = "127.0.1.{i}"\n' for i in range(1, 200)
 )  # a description far larger than a pipe's buffer
