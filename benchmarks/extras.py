@@ -4,7 +4,9 @@
   loop, the C loadgen) for the nodes that stay; one second in, the config
   file is rewritten with the last node renamed and the daemon gets SIGHUP.
   Reported: how long the reload took (SIGHUP to the "reloaded" log line),
-  the loss and the latency percentiles over the whole run.
+  the loss and the latency percentiles over the whole run; then how long the
+  1,000-node daemon takes to stop (SIGTERM to exit; the README promises 2 s).
+  These timings live here, not in the test suite, whose machine may be busy.
 - memory under flood: resident set size (the daemon and its workers) when
   idle, then sampled every 0.25 s during a closed-loop flood of 20 s whose
   queries come in thousands of letter-case spellings with EDNS cookies, so
@@ -74,7 +76,25 @@ def reload_under_load(
             break
         time.sleep(0.005)
     result = _finish(proc, seconds)
-    return {"measure": "reload", "nodes": len(cluster.nodes), "reload_s": took, **result}
+    stop_s = _stop_time(server)
+    return {
+        "measure": "reload",
+        "nodes": len(cluster.nodes),
+        "reload_s": took,
+        "stop_s": stop_s,
+        **result,
+    }
+
+
+def _stop_time(server: RunningServer, patience: float = 30.0) -> float | None:
+    """Seconds from SIGTERM to the daemon's exit, or None if it is still running."""
+    sent = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    try:
+        server.proc.wait(patience)
+    except subprocess.TimeoutExpired:
+        return None  # the caller's stop() kills it
+    return time.monotonic() - sent
 
 
 def _spellings(cluster: Cluster, count: int) -> list[bytes]:

@@ -211,8 +211,9 @@ EXTRAS_HEADER = (
 
 def _extra_result(run: Run) -> str:
     if run["measure"] == "reload":
-        took = run.get("reload_s")
-        return "reload did not finish" if took is None else f"reload {took * 1000:.0f} ms"
+        took, stop = run.get("reload_s"), run.get("stop_s")
+        text = "reload did not finish" if took is None else f"reload {took * 1000:.0f} ms"
+        return text + (", stop did not finish" if stop is None else f", stop {stop * 1000:.0f} ms")
     return (
         f"RSS idle {run['idle_mib']:.1f} MiB, peak {run['peak_mib']:.1f} MiB "
         f"(+{run['growth_mib']:.1f}) over {run['flood_s']:.0f} s"

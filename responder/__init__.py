@@ -7,6 +7,7 @@ Read it top-down:
 - ``config``     the TOML file validated into immutable settings (``_toml``: its engine)
 - ``identity``   what each node presents, derived once from the config
 - ``describe``   the text ``check`` prints
+- ``streams``    stdout, stderr and the log: closed, broken or full, never a traceback
 - ``workers``    extra worker processes sharing the DNS ports
 - ``net/``       sockets: UDP and TCP listeners, the compiled UDP loop, listener sets
 - ``services/``  one service per protocol (DNS, NBNS, SMB, health) with the same verbs

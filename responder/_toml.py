@@ -132,6 +132,46 @@ def any_ip(raw: str) -> IPAddress:
         raise ValueError(f"{raw!r} is not an IP address") from None
 
 
+_LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+
+
+def unicast(address: IPAddress) -> IPAddress:
+    """``address``, if it is one a host can own and be reached on.
+
+    The unspecified address would bind every address of the host, and
+    broadcast and multicast addresses belong to no single host: a daemon bound
+    there answers for others or drops what it is asked.
+
+    Raises:
+        ValueError: naming what the address is instead.
+    """
+    if address.is_unspecified:
+        what = "the unspecified address (every address of the host)"
+    elif address == _LIMITED_BROADCAST:
+        what = "the broadcast address"
+    elif address.is_multicast:
+        what = "a multicast address"
+    else:
+        return address
+    raise ValueError(f"'{address}' is {what}; give a unicast address the host owns")
+
+
+def unicast_ipv4(raw: str) -> ipaddress.IPv4Address:
+    address = ipv4(raw)
+    unicast(address)
+    return address
+
+
+def unicast_ipv6(raw: str) -> ipaddress.IPv6Address:
+    address = ipv6(raw)
+    unicast(address)
+    return address
+
+
+def unicast_ip(raw: str) -> IPAddress:
+    return unicast(any_ip(raw))
+
+
 def mac(raw: str) -> bytes:
     if not _MAC.match(raw):
         raise ValueError(f"{raw!r} is not a MAC address like 02:00:5e:10:00:11")

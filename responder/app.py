@@ -1,5 +1,9 @@
 """Lifecycle: start the services, reload on SIGHUP, stop on SIGTERM/SIGINT.
 
+SIGUSR1 logs one line of counters (as dnsmasq does); SIGUSR2 is ignored.
+Both would otherwise end the process without releasing its names, so the
+command line ignores them from the very start (:func:`ignore_user_signals`).
+
 A :class:`Daemon` owns one instance of each protocol service. Every service
 has the same two verbs: ``apply(config, serial)`` (start serving, or switch to
 a new config: bind new addresses first, then swap answers, then unbind old
@@ -18,7 +22,7 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from responder import workers
+from responder import streams, workers
 from responder.config import Config, ConfigError, load_config
 from responder.identity import node_identities
 from responder.net.listeners import BindError
@@ -31,6 +35,17 @@ from responder.services.smb import SmbService
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+USER_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
+# The counters the SIGUSR1 summary adds up per service, wherever they sit in its status().
+COUNTERS = (
+    "received",
+    "answered",
+    "malformed",
+    "send_dropped",
+    "handler_bugs",
+    "connections",
+    "evicted",
+)
 
 
 class Service(Protocol):
@@ -120,6 +135,7 @@ class Daemon:
             "uptime_seconds": round(time.time() - self.started_at, 3),
             "reloads": self.reloads,
             "udp_loop": udp_loop_name(),
+            "log_write_errors": streams.log_write_errors(),  # log lines lost (disk full, ...)
             "nodes": [
                 {"name": n.cozen_name, "address": n.address, "fqdn": n.fqdn}
                 for n in node_identities(self.config)
@@ -161,9 +177,16 @@ async def run_until_signalled(
         reloading.add(task)
         task.add_done_callback(reloading.discard)
 
+    def on_user(sig: int) -> None:
+        workers.forward(forward_to, sig)
+        if sig == signal.SIGUSR1:  # SIGUSR2 means nothing (yet): ignored
+            log.info("%s", counters_line(daemon.status(), worker))
+
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, on_stop, sig)
     loop.add_signal_handler(signal.SIGHUP, on_hup)
+    for sig in USER_SIGNALS:  # kept while stopping: a summary then is harmless
+        loop.add_signal_handler(sig, on_user, sig)
     log.info("ready (%s UDP loop)", udp_loop_name())
     if ready is not None:
         ready.set()
@@ -175,7 +198,53 @@ async def run_until_signalled(
         for task in list(reloading):
             task.cancel()
         await daemon.stop()
+        for sig in USER_SIGNALS:
+            loop.remove_signal_handler(sig)  # which restores the default: ignore them again
+            signal.signal(sig, signal.SIG_IGN)
         log.info("stopped")
+
+
+def ignore_user_signals() -> None:
+    """Have SIGUSR1 and SIGUSR2 ignored until :func:`run_until_signalled` answers them.
+
+    Their default action ends the process on the spot, names unreleased; the
+    worker processes inherit the setting when they are forked.
+    """
+    for sig in USER_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def counters_line(report: dict[str, object], worker: int = 0) -> str:
+    """The SIGUSR1 summary: uptime, reloads, lost log lines, then each service's counters.
+
+    A service's counters are summed over its listeners and nodes, e.g.
+    ``dns received=12 answered=12 ...; nbns received=4 answered=2 malformed=0``.
+    """
+    head = (
+        f"uptime {report['uptime_seconds']:.0f} s, {report['reloads']} reloads, "
+        f"{report['log_write_errors']} log write errors"
+    )
+    parts = [head]
+    for name, section in report.items():
+        totals: dict[str, int] = {}
+        _counter_totals(section, totals)
+        if totals:
+            parts.append(name + " " + " ".join(f"{k}={totals[k]}" for k in COUNTERS if k in totals))
+    who = f"worker {worker} " if worker else ""
+    return f"{who}counters: " + "; ".join(parts)
+
+
+def _counter_totals(value: object, totals: dict[str, int]) -> None:
+    """Add the :data:`COUNTERS` found anywhere in ``value`` (a status section) to ``totals``."""
+    if isinstance(value, list):
+        for item in value:
+            _counter_totals(item, totals)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key in COUNTERS and isinstance(item, int) and not isinstance(item, bool):
+                totals[key] = totals.get(key, 0) + item
+            else:
+                _counter_totals(item, totals)
 
 
 async def _reload_from_file(daemon: Daemon, path: str | None) -> None:

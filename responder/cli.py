@@ -6,26 +6,28 @@ the exit status. A new command (probe, audit, replay) is one more entry.
 
 Without ``--config`` the embedded default (two loopback nodes) is used, which
 is what ``make run`` serves. Every failure is one line on stderr and a
-non-zero exit: 1 for a bad config, 2 for bad usage, 3 for a failed bind.
+non-zero exit: 1 for a bad config (or output ``check`` cannot write), 2 for
+bad usage, 3 for a failed bind. Closed, broken or full standard streams never
+end in a traceback (see :mod:`responder.streams`): ``check`` whose reader has
+gone dies of SIGPIPE as coreutils do; ``run`` keeps serving.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from responder import workers
-from responder.app import run_until_signalled
+from responder import streams, workers
+from responder.app import ignore_user_signals, run_until_signalled
 from responder.config import Config, ConfigError, load_config
 from responder.describe import describe
 from responder.net.listeners import BindError
 
 EXIT_CONFIG = 1
+EXIT_OUTPUT = 1  # as coreutils: stdout could not be written (closed, full)
 EXIT_BIND = 3
 
 
@@ -60,34 +62,44 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _load_and_describe(args: argparse.Namespace) -> Config | None:
-    """The config named by ``--config``, printed; None (reported on stderr) when invalid."""
+def _load(args: argparse.Namespace) -> Config | None:
+    """The config named by ``--config``; None (reported on stderr) when invalid."""
     try:
-        config = load_config(args.config)
+        return load_config(args.config)
     except ConfigError as exc:
-        print(f"cozen-responder: {exc}", file=sys.stderr)
+        streams.error(str(exc))
         return None
-    print(describe(config), flush=True)
-    return config
 
 
 def _check(args: argparse.Namespace) -> int:
-    return EXIT_CONFIG if _load_and_describe(args) is None else 0
+    config = _load(args)
+    if config is None:
+        return EXIT_CONFIG
+    try:
+        streams.emit(describe(config))
+    except BrokenPipeError:  # check | head -1
+        streams.die_of_sigpipe()
+    except OSError as exc:  # the description is check's product: losing it is an error
+        streams.discard("stdout")
+        streams.error(f"cannot write to standard output: {exc.strerror}")
+        return EXIT_OUTPUT
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = _load_and_describe(args)
+    ignore_user_signals()  # from the start: by default they would end us, names unreleased
+    config = _load(args)
     if config is None:
         return EXIT_CONFIG
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        streams.emit(describe(config))
+    except OSError:  # closed, full or unread: the description is a courtesy, serving is the job
+        streams.discard("stdout")
+    streams.log_to_stderr(args.log_level)
     worker, pids = workers.spawn(config.daemon.workers - 1)
     code = _serve(config, args, worker, pids)
+    streams.settle()  # a stream that cannot be flushed must not turn the exit status into 120
     if worker > 0:  # leave without running the parent's exit handlers
-        sys.stderr.flush()
         os._exit(code)
     workers.reap(pids)
     return code
@@ -123,6 +135,7 @@ def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    streams.reopen_closed()  # before any socket can take fd 0, 1 or 2
     args = _parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
@@ -136,10 +149,10 @@ def _serve(config: Config, args: argparse.Namespace, worker: int, worker_pids: l
             )
             runner.run(serving)
     except BindError as exc:
-        print(f"cozen-responder: {exc}", file=sys.stderr)
+        streams.error(str(exc))
         return EXIT_BIND
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -16,7 +16,7 @@ import ipaddress
 import re
 import tomllib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -27,12 +27,13 @@ from responder._toml import ConfigError as ConfigError  # what every caller catc
 from responder._toml import (
     IPAddress,
     Section,
-    any_ip,
     guid,
     host_port,
     ipv4,
-    ipv6,
     mac,
+    unicast_ip,
+    unicast_ipv4,
+    unicast_ipv6,
 )
 from responder.identity import cozen_fqdn, derived_mac, derived_server_guid
 
@@ -181,8 +182,8 @@ def _parse_node(section: Section, cluster: Cluster) -> Node:
         raise section.error("cozen_name", f"{cozen!r} equals cluster.workgroup")
     node = Node(
         cozen_name=cozen,
-        management_ip=section.take_parsed("management_ip", ipv4),
-        management_ipv6=section.take_parsed_optional("management_ipv6", ipv6),
+        management_ip=section.take_parsed("management_ip", unicast_ipv4),
+        management_ipv6=section.take_parsed_optional("management_ipv6", unicast_ipv6),
         mac=section.take_parsed("mac", mac, derived_mac(cozen)),
         server_guid=section.take_parsed(
             "server_guid", guid, derived_server_guid(cluster.name, cozen)
@@ -197,18 +198,49 @@ def _parse_nodes(source: str, raw: object, cluster: Cluster) -> tuple[Node, ...]
         raise ConfigError(source, "node", "at least one [[node]] table is required")
     nodes = tuple(_parse_node(Section(source, f"node[{i}]", t), cluster) for i, t in enumerate(raw))
     _reject_duplicates(source, "cozen_name", [n.cozen_name for n in nodes])
-    _reject_duplicates(source, "management_ip", [a for n in nodes for a in n.addresses])
+    # One list per key, indexed like the nodes: node[i] in a message is the i-th [[node]].
+    _reject_duplicates(source, "management_ip", [n.management_ip for n in nodes])
+    _reject_duplicates(source, "management_ipv6", [n.management_ipv6 for n in nodes])
     _reject_duplicates(source, "mac", [n.mac.hex(":") for n in nodes])
     _reject_duplicates(source, "server_guid", [n.server_guid for n in nodes])
+    _reject_stray_loopback(source, nodes)
     return nodes
 
 
 def _reject_duplicates(source: str, key: str, values: Iterable[object]) -> None:
-    seen: set[object] = set()
+    """``values[i]`` is node[i]'s; None (an optional key left out) is never a duplicate."""
+    seen: dict[object, int] = {}
     for index, value in enumerate(values):
-        if value in seen:
-            raise ConfigError(source, f"node[{index}].{key}", f"duplicate value {value!s}")
-        seen.add(value)
+        if value is not None and value in seen:
+            raise ConfigError(
+                source, f"node[{index}].{key}", f"duplicate value {value!s} (node[{seen[value]}])"
+            )
+        seen.setdefault(value, index)
+
+
+def _reject_stray_loopback(source: str, nodes: tuple[Node, ...]) -> None:
+    """Loopback management addresses only in a lab, where every node's IPv4 one is loopback.
+
+    Nobody else can reach a loopback address, so among real ones it is a typo
+    that would leave that node unanswered on the network. A node's IPv4
+    address decides: a lab may still give its nodes any IPv6 address.
+    """
+    real = next((i for i, n in enumerate(nodes) if not n.management_ip.is_loopback), None)
+    if real is None:
+        return
+    for index, node in enumerate(nodes):
+        for address in node.addresses:
+            if address.is_loopback:
+                raise ConfigError(
+                    source,
+                    f"node[{index}].{_address_key(address)}",
+                    f"'{address}' is loopback but node[{real}].management_ip "
+                    f"'{nodes[real].management_ip}' is not: loopback is for all-loopback labs only",
+                )
+
+
+def _address_key(address: IPAddress) -> str:
+    return "management_ip" if address.version == 4 else "management_ipv6"
 
 
 def _parse_listen(section: Section, nodes: tuple[Node, ...]) -> tuple[IPAddress, ...]:
@@ -218,7 +250,7 @@ def _parse_listen(section: Section, nodes: tuple[Node, ...]) -> tuple[IPAddress,
     if not raw or not all(isinstance(item, str) for item in raw):
         raise section.error("listen", "must be a non-empty list of IP address strings")
     try:
-        addresses = tuple(any_ip(item) for item in raw)
+        addresses = tuple(unicast_ip(item) for item in raw)
     except ValueError as exc:
         raise section.error("listen", str(exc)) from None
     if len(set(addresses)) != len(addresses):
@@ -230,7 +262,7 @@ def _parse_dns(section: Section, cluster: Cluster, nodes: tuple[Node, ...]) -> D
     domain = cluster.dns_domain
     dns = DnsSettings(
         listen=_parse_listen(section, nodes),
-        port=section.take_int("port", 53, 0, 65535),
+        port=section.take_int("port", 53, 1, 65535),
         fast_path=section.take("fast_path", bool, True),
         ttl=section.take_int("ttl", 300, 0, 2**31 - 1),
         negative_ttl=section.take_int("negative_ttl", 60, 0, 2**31 - 1),
@@ -254,7 +286,7 @@ def _parse_dns(section: Section, cluster: Cluster, nodes: tuple[Node, ...]) -> D
 
 def _parse_netbios(section: Section) -> NetbiosSettings:
     netbios = NetbiosSettings(
-        port=section.take_int("port", 137, 0, 65535),
+        port=section.take_int("port", 137, 1, 65535),
         ttl=section.take_int("ttl", 300_000, 1, 2**31 - 1),
         fast_path=section.take("fast_path", bool, True),
         wins_server=section.take_parsed_optional("wins_server", ipv4),
@@ -289,8 +321,8 @@ def _parse_smb(section: Section) -> SmbSettings:
         enabled=section.take("enabled", bool, True),
         smb1=section.take("smb1", bool, True),
         null_session=section.take("null_session", bool, True),
-        port=section.take_int("port", 445, 0, 65535),
-        netbios_port=section.take_int("netbios_port", 139, 0, 65535),
+        port=section.take_int("port", 445, 1, 65535),
+        netbios_port=section.take_int("netbios_port", 139, 1, 65535),
         max_dialect=section.take_parsed("max_dialect", _dialect, int(Dialect.SMB311)),
         max_connections=section.take_int("max_connections", 64, 1, 65535),
         idle_timeout=float(section.take_int("idle_timeout", 10, 1, 3600)),
@@ -315,6 +347,61 @@ def _parse_daemon(section: Section) -> DaemonSettings:
     return daemon
 
 
+# (transport, address, port) of one socket ``run`` binds
+Listener = tuple[str, IPAddress, int]
+
+
+def _listeners(config: Config) -> Iterator[tuple[Listener, str]]:
+    """Every socket the services bind, with the key that sets its port, in start order."""
+    for address in config.dns.listen:
+        yield ("udp", address, config.dns.port), "dns.port"
+        yield ("tcp", address, config.dns.port), "dns.port"
+    for node in config.nodes:  # NBNS and SMB serve the IPv4 management address
+        if config.smb.enabled:
+            yield ("tcp", node.management_ip, config.smb.netbios_port), "smb.netbios_port"
+            yield ("tcp", node.management_ip, config.smb.port), "smb.port"
+        yield ("udp", node.management_ip, config.netbios.port), "netbios.port"
+    if config.health.listen is not None:
+        host, port = config.health.listen
+        yield ("tcp", ipaddress.ip_address(host), port), "health.listen"
+
+
+def _reject_port_clashes(config: Config) -> None:
+    """Two services on one address, port and transport: ``run`` could bind only the first.
+
+    Reported under the later key (the bind that would fail), naming the earlier one.
+    """
+    seen: dict[Listener, str] = {}
+    for listener, key in _listeners(config):
+        earlier = seen.get(listener) or _wildcard_clash(seen, listener)
+        if earlier is not None:
+            transport, address, port = listener
+            where = f"{transport.upper()} {_host(address)}:{port}"
+            raise ConfigError(
+                config.source, key, f"clashes with {earlier} on {where}: run cannot bind both"
+            )
+        seen[listener] = key
+
+
+def _wildcard_clash(seen: dict[Listener, str], listener: Listener) -> str | None:
+    """The key of a listener an unspecified-address bind (only health.listen) would collide with.
+
+    An IPv6 wildcard socket is dual-stack on Linux by default, so it takes IPv4 too.
+    """
+    transport, address, port = listener
+    if not address.is_unspecified:
+        return None
+    for (kind, other, other_port), key in seen.items():
+        same_family = other.version == address.version or address.version == 6
+        if kind == transport and other_port == port and same_family:
+            return key
+    return None
+
+
+def _host(address: IPAddress) -> str:
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
 def parse_config(document: dict[str, Any], source: str) -> Config:
     """Validate a parsed TOML document.
 
@@ -330,7 +417,7 @@ def parse_config(document: dict[str, Any], source: str) -> Config:
     daemon = _parse_daemon(top.sub("daemon"))
     health = _parse_health(top.sub("health"))
     top.finish()
-    return Config(
+    config = Config(
         source=source,
         cluster=cluster,
         daemon=daemon,
@@ -340,6 +427,8 @@ def parse_config(document: dict[str, Any], source: str) -> Config:
         smb=smb,
         nodes=nodes,
     )
+    _reject_port_clashes(config)
+    return config
 
 
 def load_config(path: str | None) -> Config:

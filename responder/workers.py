@@ -41,8 +41,7 @@ def spawn(count: int) -> tuple[int, list[int]]:
     """
     parent = os.getpid()
     pids: list[int] = []
-    sys.stdout.flush()
-    sys.stderr.flush()
+    _flush_before_fork()
     for number in range(1, count + 1):
         try:
             pid = os.fork()
@@ -54,6 +53,18 @@ def spawn(count: int) -> tuple[int, list[int]]:
             return number, []
         pids.append(pid)
     return 0, pids
+
+
+def _flush_before_fork() -> None:
+    """Write out buffered output once, or the child would write it again.
+
+    A closed stream (None) has nothing to flush, and one that cannot be
+    written (full, reader gone) must not stop the fork either.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.flush()
 
 
 def _die_with(parent: int) -> None:

@@ -16,6 +16,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# Seconds a daemon gets to log a line or to stop. Only a guard against a hang: a busy
+# machine may be slow, and how fast the daemon is belongs to benchmarks/, not here.
+PATIENCE = 60.0
 DATA = Path(__file__).resolve().parent / "data"
 
 BASE_CONFIG = """\
@@ -114,7 +117,7 @@ class DaemonProcess:
     def log(self) -> str:
         return self.stderr_path.read_text(errors="replace")
 
-    def wait_for_log(self, text: str, timeout: float = 10.0, *, count: int = 1) -> None:
+    def wait_for_log(self, text: str, timeout: float = PATIENCE, *, count: int = 1) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.log().count(text) >= count:
@@ -127,7 +130,7 @@ class DaemonProcess:
     def signal(self, sig: signal.Signals) -> None:
         self.proc.send_signal(sig)
 
-    def stop(self, timeout: float = 5.0) -> int:
+    def stop(self, timeout: float = PATIENCE) -> int:
         end_process(self.proc, signal.SIGTERM, timeout)
         self._stderr.close()
         self._stdout.close()

@@ -3,7 +3,8 @@
 Two loopback UDP endpoints in the test's own namespace: one echoes every
 datagram (a perfect responder), the other is bound and never answers. Sent
 to in alternating turns, the first must come back with every query answered
-and the second with every query lost, each over about half the run.
+and the second with every query lost, each with its own share of the turns.
+Only what the generator guarantees is asserted, never how fast the machine was.
 """
 
 from __future__ import annotations
@@ -89,12 +90,19 @@ def test_paired_run_keeps_each_targets_figures_apart(loadgen: Path, queries: Pat
     assert echo.pop("slice_ms") == TURN_MS
     assert echo["sent"] > 0 and echo["received"] == echo["sent"] and echo["lost"] == 0
     assert silent["sent"] > 0 and silent["received"] == 0 and silent["lost"] == silent["sent"]
-    # Turns alternate, so each target gets about half of the queries and of the time,
-    # and during its turns the full offered rate.
-    total = echo["sent"] + silent["sent"]
-    assert abs(echo["sent"] - silent["sent"]) <= total * 0.2
-    assert echo["elapsed_s"] == pytest.approx(RUN_S / 2, rel=0.25)
-    assert echo["offered_qps"] == pytest.approx(RATE, rel=0.25)
+    # Turns alternate, so the run's time is split by whole turns: the two targets' times
+    # differ by at most one turn. (How close each comes to half of the run, or the sends
+    # to the rate, depends on how the machine schedules the generator: not asserted.)
+    turn_s = TURN_MS / 1000
+    assert abs(echo["elapsed_s"] - silent["elapsed_s"]) <= turn_s + 1e-5
+    # Each rate is over the target's own turns, and the open loop never runs ahead of the
+    # schedule: at most one query more than the rate allows over the whole run.
+    for target in (echo, silent):
+        assert target["offered_qps"] == pytest.approx(
+            target["sent"] / target["elapsed_s"], rel=1e-3
+        )
+    run_s = echo["elapsed_s"] + silent["elapsed_s"]
+    assert echo["sent"] + silent["sent"] <= RATE * run_s + 2
     assert echo["p50_us"] > 0 and silent["p50_us"] == 0
 
 

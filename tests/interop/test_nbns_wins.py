@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import end_process
+from tests.helpers import PATIENCE, end_process
 from tests.interop.nbns_tools import client_smb_conf, run
 from tests.interop.tshark import Capture, expert_problems, fields
 
@@ -76,7 +76,7 @@ def nmbd(tmp_path: Path) -> Iterator[Path]:
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + PATIENCE
         while f"{WINS_IP} WINSSRV<00>" not in wins_lookup(client, "WINSSRV"):
             assert proc.poll() is None, (tmp_path / "nmbd.out").read_text(errors="replace")
             assert time.monotonic() < deadline, "nmbd did not become ready"
@@ -98,9 +98,8 @@ def test_names_registered_with_wins_and_released_at_stop(
         out = wins_lookup(nmbd, "SQL01-CZ1#20")
         assert "127.0.0.11 SQL01-CZ1<20>" in out, out
         assert "127.0.0.11 SQL01<00>" not in wins_lookup(nmbd, "SQL01")
-        started = time.monotonic()
+        # how long the stop takes is the benchmark's to measure (benchmarks/extras.py)
         assert daemon.stop() == 0
-        assert time.monotonic() - started < 2.0
         assert "SQL01-CZ1<00> for 127.0.0.11 is released" in daemon.log()
         out = wins_lookup(nmbd, "SQL01-CZ1")
         assert "name_query failed to find name SQL01-CZ1" in out, out

@@ -6,6 +6,7 @@ loops and talks to it over DNS with dnspython.
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -18,9 +19,11 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.helpers import BASE_CONFIG, REPO
+from tests.helpers import BASE_CONFIG, PATIENCE, REPO
 
 SERVER = "127.0.0.10"
+UDP, TCP = socket.SOCK_DGRAM, socket.SOCK_STREAM
+REPLY_WAIT = 10.0  # seconds for one DNS reply on loopback
 THIRD_NODE = """
 [[node]]
 cozen_name = "SQL01-CZ3"
@@ -28,37 +31,63 @@ management_ip = "127.0.0.13"
 """
 
 
-def lookup(name: str, server: str = SERVER) -> tuple[str, list[str]]:
-    reply = dns.query.udp(dns.message.make_query(name, "A"), server, timeout=2)
+def lookup(name: str, server: str = SERVER, timeout: float = REPLY_WAIT) -> tuple[str, list[str]]:
+    reply = dns.query.udp(dns.message.make_query(name, "A"), server, timeout=timeout)
     addresses = [r.address for rrset in reply.answer for r in rrset]
     return dns.rcode.to_text(reply.rcode()), addresses
 
 
-def wait_until(check, timeout: float = 5.0):
+def wait_until(check, timeout: float = PATIENCE):
     deadline = time.monotonic() + timeout
-    while True:
+    for _ in range(int(timeout / 0.05)):
         try:
-            result = check()
+            return check()
         except (AssertionError, dns.exception.Timeout):
             if time.monotonic() > deadline:
                 raise
-        else:
-            return result
         time.sleep(0.05)
+    return check()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_stop_signal_ends_cleanly_within_two_seconds(sig, loop_kind, write_config, start_daemon):
+def test_stop_signal_ends_cleanly(sig, loop_kind, write_config, start_daemon):
     daemon = start_daemon(write_config(), loop_kind)
     assert lookup("sql01-cz1.corp.example") == ("NOERROR", ["127.0.0.11"])
-    started = time.monotonic()
     daemon.signal(sig)
-    assert daemon.proc.wait(5) == 0
-    assert time.monotonic() - started < 2.0
-    assert "stopped" in daemon.log()
+    # The documented 2 s is measured by the benchmark (benchmarks/extras.py, stop_s); here:
+    # the stop completes, names are released in time, and every port is free again.
+    assert daemon.proc.wait(PATIENCE) == 0
+    log = daemon.log()
+    assert "stopped" in log and "Traceback" not in log
+    assert "before every name release was sent" not in log
+    released = [(SERVER, 53, UDP), (SERVER, 53, TCP), ("127.0.0.11", 137, UDP)]
+    released += [("127.0.0.12", port, TCP) for port in (139, 445)]
+    for host, port, kind in released:
+        with socket.socket(socket.AF_INET, kind) as sock:
+            sock.bind((host, port))
+
+
+def test_sigusr1_logs_the_counters_and_keeps_serving(loop_kind, write_config, start_daemon):
+    daemon = start_daemon(write_config(), loop_kind)
+    assert lookup("sql01-cz1.corp.example") == ("NOERROR", ["127.0.0.11"])
+    daemon.signal(signal.SIGUSR1)
+    daemon.wait_for_log("counters:")
+    (line,) = [x for x in daemon.log().splitlines() if "counters:" in x]
+    assert re.search(r"counters: uptime \d+ s, 0 reloads, 0 log write errors; ", line), line
+    assert re.search(r"; dns received=[1-9]\d* answered=[1-9]\d* send_dropped=0 ", line), line
+    assert "; nbns received=" in line and " malformed=0" in line
+    assert "; smb connections=0 evicted=0" in line
+    assert lookup("sql01-cz1.corp.example") == ("NOERROR", ["127.0.0.11"])
+    assert daemon.stop() == 0
+
+
+def test_sigusr2_is_ignored(loop_kind, write_config, start_daemon):
+    daemon = start_daemon(write_config(), loop_kind)
+    daemon.signal(signal.SIGUSR2)
+    # A pending signal is acted on before the process runs on: an answer means it survived.
+    assert lookup("sql01-cz1.corp.example") == ("NOERROR", ["127.0.0.11"])
+    assert daemon.stop() == 0
     assert "Traceback" not in daemon.log()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((SERVER, 53))  # the port was released
 
 
 def test_reload_with_valid_config_serves_new_answers(loop_kind, write_config, start_daemon):
@@ -137,7 +166,7 @@ def test_fast_path_switch_gives_identical_answers(write_config, start_daemon):
             write_config(BASE_CONFIG.replace("[dns]\n", f"[dns]\nfast_path = {fast}\n"))
         )
         replies[fast] = [
-            _without_serial(dns.query.udp(q, SERVER, timeout=2).to_wire()) for q in queries
+            _without_serial(dns.query.udp(q, SERVER, timeout=REPLY_WAIT).to_wire()) for q in queries
         ]
         daemon.stop()
     assert replies["true"] == replies["false"]
@@ -164,13 +193,15 @@ def test_embedded_default_serves_the_documented_answers(start_daemon, tmp_path):
         text=True,
     )
     try:
-        assert wait_until(lambda: lookup("sql01-cz1.corp.example")) == ("NOERROR", ["127.0.0.11"])
+        # polled quickly while the daemon starts; a short wait per try is not an assertion
+        answer = wait_until(lambda: lookup("sql01-cz1.corp.example", timeout=0.5))
+        assert answer == ("NOERROR", ["127.0.0.11"])
         reply = dns.query.udp(
-            dns.message.make_query("12.0.0.127.in-addr.arpa", "PTR"), SERVER, timeout=2
+            dns.message.make_query("12.0.0.127.in-addr.arpa", "PTR"), SERVER, timeout=REPLY_WAIT
         )
         assert reply.answer[0][0].target.to_text() == "sql01-cz2.corp.example."
     finally:
         process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=5)
+        out, err = process.communicate(timeout=PATIENCE)
     assert "SQL01-CZ1" in out and "<embedded default>" in out
     assert process.returncode == 0, err

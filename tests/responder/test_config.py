@@ -93,6 +93,8 @@ def _swap(old: str, new: str) -> str:
     return BASE_CONFIG.replace(old, new, 1)
 
 
+NO_LISTEN = BASE_CONFIG.replace('[dns]\nlisten = ["127.0.0.10"]\n', "")  # DNS on every node
+
 BAD_CONFIGS = {
     "cozen_name_too_long": (
         _swap('"SQL01-CZ1"', '"SQL01-CZ1-TOOLONGX"'),
@@ -153,6 +155,68 @@ BAD_CONFIGS = {
         "node[0].server_guid",
         "not a GUID",
     ),
+    "management_ip_unspecified": (
+        _swap('"127.0.0.11"', '"0.0.0.0"'),
+        "node[0].management_ip",
+        "'0.0.0.0' is the unspecified address",
+    ),
+    "management_ip_broadcast": (
+        _swap('"127.0.0.11"', '"255.255.255.255"'),
+        "node[0].management_ip",
+        "the broadcast address",
+    ),
+    "management_ip_multicast": (
+        _swap('"127.0.0.12"', '"224.0.0.251"'),
+        "node[1].management_ip",
+        "multicast",
+    ),
+    "management_ipv6_unspecified": (
+        _swap(
+            'management_ip = "127.0.0.11"', 'management_ip = "127.0.0.11"\nmanagement_ipv6 = "::"'
+        ),
+        "node[0].management_ipv6",
+        "unspecified",
+    ),
+    "management_ipv6_multicast": (
+        _swap(
+            'management_ip = "127.0.0.11"',
+            'management_ip = "127.0.0.11"\nmanagement_ipv6 = "ff02::1"',
+        ),
+        "node[0].management_ipv6",
+        "multicast",
+    ),
+    "loopback_beside_real_address": (
+        _swap('"127.0.0.12"', '"192.0.2.12"'),
+        "node[0].management_ip",
+        "'127.0.0.11' is loopback but node[1].management_ip '192.0.2.12' is not",
+    ),
+    "ipv6_loopback_beside_real_addresses": (
+        BASE_CONFIG.replace('"127.0.0.11"', '"192.0.2.11"').replace(
+            'management_ip = "127.0.0.12"', 'management_ip = "192.0.2.12"\nmanagement_ipv6 = "::1"'
+        ),
+        "node[1].management_ipv6",
+        "'::1' is loopback but node[0].management_ip '192.0.2.11' is not",
+    ),
+    "listen_unspecified": (
+        _swap('listen = ["127.0.0.10"]', 'listen = ["127.0.0.10", "0.0.0.0"]'),
+        "dns.listen",
+        "'0.0.0.0' is the unspecified address",
+    ),
+    "listen_ipv6_unspecified": (
+        _swap('listen = ["127.0.0.10"]', 'listen = ["::"]'),
+        "dns.listen",
+        "unspecified",
+    ),
+    "listen_broadcast": (
+        _swap('listen = ["127.0.0.10"]', 'listen = ["255.255.255.255"]'),
+        "dns.listen",
+        "broadcast",
+    ),
+    "listen_multicast": (
+        _swap('listen = ["127.0.0.10"]', 'listen = ["ff05::1:3"]'),
+        "dns.listen",
+        "multicast",
+    ),
     "unknown_node_key": (
         _swap('management_ip = "127.0.0.11"', 'management_ip = "127.0.0.11"\ncolour = "blue"'),
         "node[0].colour",
@@ -199,6 +263,56 @@ BAD_CONFIGS = {
     ),
     "empty_listen": (_swap('listen = ["127.0.0.10"]', "listen = []"), "dns.listen", "non-empty"),
     "port_out_of_range": (_swap("[dns]\n", "[dns]\nport = 70000\n"), "dns.port", "between"),
+    "dns_port_zero": (_swap("[dns]\n", "[dns]\nport = 0\n"), "dns.port", "between 1 and"),
+    "netbios_port_zero": (BASE_CONFIG + "[netbios]\nport = 0\n", "netbios.port", "between 1"),
+    "smb_port_zero": (BASE_CONFIG + "[smb]\nport = 0\n", "smb.port", "between 1"),
+    "smb_netbios_port_zero": (
+        BASE_CONFIG + "[smb]\nnetbios_port = 0\n",
+        "smb.netbios_port",
+        "between 1",
+    ),
+    "duplicate_ipv6_after_a_node_without": (
+        BASE_CONFIG.replace('"127.0.0.12"', '"127.0.0.12"\nmanagement_ipv6 = "fd00::1"')
+        + '[[node]]\ncozen_name = "SQL01-CZ3"\nmanagement_ip = "127.0.0.13"\n'
+        + 'management_ipv6 = "fd00::1"\n',
+        "node[2].management_ipv6",
+        "duplicate value fd00::1 (node[1])",
+    ),
+    "dns_on_management_addresses_at_smb_port": (
+        NO_LISTEN + "[dns]\nport = 445\n",
+        "smb.port",
+        "clashes with dns.port on TCP 127.0.0.11:445",
+    ),
+    "dns_on_management_addresses_at_nbss_port": (
+        NO_LISTEN + "[dns]\nport = 139\n",
+        "smb.netbios_port",
+        "clashes with dns.port on TCP 127.0.0.11:139",
+    ),
+    "dns_on_management_addresses_at_nbns_port": (
+        NO_LISTEN + "[dns]\nport = 137\n",
+        "netbios.port",
+        "clashes with dns.port on UDP 127.0.0.11:137",
+    ),
+    "smb_ports_equal": (
+        BASE_CONFIG + "[smb]\nport = 139\n",
+        "smb.port",
+        "clashes with smb.netbios_port on TCP 127.0.0.11:139",
+    ),
+    "health_on_dns": (
+        BASE_CONFIG + '[health]\nlisten = "127.0.0.10:53"\n',
+        "health.listen",
+        "clashes with dns.port on TCP 127.0.0.10:53",
+    ),
+    "health_wildcard_on_smb": (
+        BASE_CONFIG + '[health]\nlisten = "0.0.0.0:445"\n',
+        "health.listen",
+        "clashes with smb.port on TCP 0.0.0.0:445",
+    ),
+    "health_ipv6_wildcard_is_dual_stack": (
+        BASE_CONFIG + '[health]\nlisten = "[::]:139"\n',
+        "health.listen",
+        "clashes with smb.netbios_port on TCP [::]:139",
+    ),
     "bool_as_int": (_swap("[dns]\n", "[dns]\nport = true\n"), "dns.port", "an integer"),
     "fast_path_not_bool": (
         _swap("[dns]\n", '[dns]\nfast_path = "yes"\n'),
@@ -243,6 +357,49 @@ def test_bad_config_names_key_and_reason(case, write_config):
     assert message.startswith(f"{path}: {key}: ")
     assert reason in message
     assert "\n" not in message
+
+
+def test_real_and_all_loopback_addresses_are_valid(write_config):
+    real = BASE_CONFIG.replace('"127.0.0.10"', '"192.0.2.10"').replace('"127.0.0.1', '"192.0.2.1')
+    assert [str(n.management_ip) for n in load_config(str(write_config(real))).nodes] == [
+        "192.0.2.11",
+        "192.0.2.12",
+    ]
+    # a lab: every node's IPv4 address on loopback, so any IPv6 one (even ::1) is allowed
+    lab = _swap(
+        'management_ip = "127.0.0.12"', 'management_ip = "127.0.0.12"\nmanagement_ipv6 = "::1"'
+    )
+    assert str(load_config(str(write_config(lab))).nodes[1].management_ipv6) == "::1"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "[dns]\nport = 445\n[smb]\nenabled = false\n",  # nothing else on 445
+        '[dns]\nlisten = ["127.0.0.10"]\nport = 137\n',  # NBNS is on the node addresses only
+        '[health]\nlisten = "127.0.0.1:445"\n',
+        '[health]\nlisten = "0.0.0.0:9137"\n',
+    ],
+)
+def test_same_port_on_other_addresses_or_transports_is_no_clash(extra, write_config):
+    load_config(str(write_config(NO_LISTEN + extra)))
+
+
+def test_check_reports_a_port_clash_run_would_meet(write_config):
+    path = write_config(NO_LISTEN + "[dns]\nport = 445\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "responder", "check", "--config", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (
+        f"cozen-responder: {path}: smb.port: clashes with dns.port on TCP 127.0.0.11:445: "
+        "run cannot bind both\n"
+    )
 
 
 def test_missing_file_is_a_config_error(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import signal
 import socket
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 import dns.message
 import pytest
 
-from tests.helpers import BASE_CONFIG
+from tests.helpers import BASE_CONFIG, PATIENCE
 
 TWO_WORKERS = BASE_CONFIG + "\n[daemon]\nworkers = 2\n"
 DNS = ("127.0.0.10", 53)
@@ -40,19 +41,36 @@ def alive(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] != "Z"
 
 
-def answered_from_many_ports(name: str = "sql01-cz1.corp.example", timeout: float = 0.3) -> int:
-    """How many of SOURCE_PORTS queries, each from its own source port, got an answer."""
+def ask_from_many_ports(name: str) -> list[socket.socket]:
+    """One query from each of SOURCE_PORTS sockets (so from as many source ports)."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(SOURCE_PORTS)]
+    for sock in socks:
+        sock.sendto(dns.message.make_query(name, "A").to_wire(), DNS)
+    return socks
+
+
+def answered(socks: list[socket.socket], enough: int) -> int:
+    """How many of ``socks`` got an answer, waiting (at most PATIENCE) until ``enough`` have."""
     count = 0
-    for _ in range(SOURCE_PORTS):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.settimeout(timeout)
-            sock.sendto(dns.message.make_query(name, "A").to_wire(), DNS)
-            try:
-                reply = dns.message.from_wire(sock.recv(2048))
-            except TimeoutError:
-                continue
-            count += bool(reply.answer)
+    deadline = time.monotonic() + PATIENCE
+    with selectors.DefaultSelector() as selector:
+        for sock in socks:
+            selector.register(sock, selectors.EVENT_READ, sock)
+        # bounded: every pass takes in at least one answer, or the time is up
+        while count < enough and (left := deadline - time.monotonic()) > 0:
+            for key, _ in selector.select(left):
+                selector.unregister(key.data)
+                count += bool(dns.message.from_wire(key.data.recv(2048)).answer)
     return count
+
+
+def answered_from_many_ports(name: str = "sql01-cz1.corp.example") -> int:
+    socks = ask_from_many_ports(name)
+    try:
+        return answered(socks, SOURCE_PORTS)
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 @pytest.fixture
@@ -68,19 +86,42 @@ def test_both_processes_answer_on_the_shared_port(two_workers):
     assert answered_from_many_ports() == SOURCE_PORTS
     for paused in (daemon.proc.pid, worker):
         os.kill(paused, signal.SIGSTOP)
+        socks = ask_from_many_ports("sql01-cz1.corp.example")
         try:
-            served = answered_from_many_ports(timeout=0.1)
+            # A stopped process answers nothing, so the first answers are the running one's
+            # share, and the stopped one's queries wait in its socket until it goes on.
+            served = answered(socks, 1)
+            os.kill(paused, signal.SIGCONT)
+            late = answered(socks, SOURCE_PORTS - served)
         finally:
             os.kill(paused, signal.SIGCONT)
-        assert 0 < served < SOURCE_PORTS  # the running process answered its share alone
+            for sock in socks:
+                sock.close()
+        assert 0 < served < SOURCE_PORTS
+        assert served + late == SOURCE_PORTS
 
 
-def test_sigterm_to_the_parent_stops_both_within_2_s(two_workers):
+def test_sigterm_to_the_parent_stops_both(two_workers):
     daemon, worker = two_workers
-    started = time.monotonic()
-    assert daemon.stop(timeout=2.0) == 0
-    assert time.monotonic() - started < 2.0
+    # Stopping within 2 s is measured by the benchmark (benchmarks/extras.py); here: it
+    # completes, both processes stop and release their names and ports, the parent exits 0.
+    assert daemon.stop() == 0
     assert not alive(worker)
+    log = daemon.log()
+    assert log.count("stopped") == 2 and "Traceback" not in log
+    assert "before every name release was sent" not in log
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(DNS)  # no process holds the shared port any more
+
+
+def test_sigusr1_and_sigusr2_reach_both_and_stop_neither(two_workers):
+    daemon, worker = two_workers
+    daemon.signal(signal.SIGUSR2)
+    daemon.signal(signal.SIGUSR1)
+    daemon.wait_for_log("counters:", count=2)  # the parent's and the worker's
+    assert "worker 1 counters: " in daemon.log()
+    assert alive(worker) and daemon.proc.poll() is None
+    assert answered_from_many_ports() == SOURCE_PORTS
 
 
 def test_sighup_to_the_parent_reloads_both(two_workers):
@@ -97,8 +138,10 @@ def test_a_worker_does_not_outlive_a_killed_parent(two_workers):
     daemon, worker = two_workers
     daemon.proc.kill()
     daemon.proc.wait(5)
-    deadline = time.monotonic() + 5
-    while alive(worker) and time.monotonic() < deadline:
+    deadline = time.monotonic() + PATIENCE
+    for _ in range(int(PATIENCE / 0.05)):
+        if not alive(worker) or time.monotonic() > deadline:
+            break
         time.sleep(0.05)
     assert not alive(worker)
 
