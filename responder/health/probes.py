@@ -165,8 +165,7 @@ class SelfProbes:
     async def _run(self, probe: Probe, limit: asyncio.Semaphore, at: float) -> ProbeResult:
         node, protocol, check, run = probe
         async with limit:
-            loop = asyncio.get_running_loop()
-            start = loop.time()
+            start = time.perf_counter()  # loop.time() is in whole ms on uvloop
             ok, reason, answered = True, "", True
             try:
                 await asyncio.wait_for(run(), PROBE_TIMEOUT)
@@ -176,7 +175,7 @@ class SelfProbes:
                 ok, reason = False, str(exc)
             except (OSError, ProtocolError, asyncio.IncompleteReadError) as exc:
                 ok, reason, answered = False, _os_reason(exc), False
-            seconds = loop.time() - start
+            seconds = time.perf_counter() - start
         if answered:
             self.histograms[protocol].observe(seconds)
         self.outcomes[protocol, "ok" if ok else "failed"] += 1
