@@ -84,7 +84,11 @@ class WorkerBoard:
 
 
 def worker_counters(services: Iterable[object]) -> Snapshot:
-    """The per-worker counters of one process: the DNS listeners' (see :mod:`metrics`)."""
+    """The per-worker counters of one process: the DNS listeners' (see :mod:`metrics`).
+
+    Raises:
+        Nothing: it only reads counters.
+    """
     from responder.services.dns import DnsService
 
     snapshot: Snapshot = {"dns_udp": {}, "dns_tcp": {}}

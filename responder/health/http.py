@@ -125,7 +125,7 @@ class HttpSession:
     def _refuse(self, status: int) -> bytes:
         """Answer a request h11 could not parse, if a response can still be sent; close."""
         self.closed = True
-        body = f"{status} bad request\n".encode()
+        body = f"{status} {_phrase(status).decode().lower() or 'error'}\n".encode()
         headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
         headers.append(("Connection", "close"))
         try:
@@ -135,9 +135,12 @@ class HttpSession:
             return b""
 
 
-def _head(status: int, headers: list[tuple[str, str]]) -> h11.Response:
+def _phrase(status: int) -> bytes:
     try:
-        reason = HTTPStatus(status).phrase.encode()
+        return HTTPStatus(status).phrase.encode()
     except ValueError:
-        reason = b""
-    return h11.Response(status_code=status, headers=headers, reason=reason)
+        return b""
+
+
+def _head(status: int, headers: list[tuple[str, str]]) -> h11.Response:
+    return h11.Response(status_code=status, headers=headers, reason=_phrase(status))

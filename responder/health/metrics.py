@@ -53,7 +53,11 @@ VERSION = _version()
 
 
 def exposition(view: DaemonView, probes: SelfProbes | None) -> bytes:
-    """The text exposition of every family, for one scrape."""
+    """The text exposition of every family, for one scrape.
+
+    Raises:
+        Nothing expected: the families are read from in-memory counters.
+    """
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DaemonCollector(view, probes))
     return generate_latest(registry)

@@ -34,7 +34,11 @@ overflow:auto;max-height:20em}small{color:#666}
 
 
 def render(ready: Readiness, probes: list[ProbeResult], status: dict[str, Any]) -> str:
-    """The whole page for the current readiness, probe results and status report."""
+    """The whole page for the current readiness, probe results and status report.
+
+    Raises:
+        Nothing: every value is formatted defensively and escaped.
+    """
     verdict = "ok" if ready.ready else "failing"
     parts = [
         "<!DOCTYPE html>",

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import time
@@ -62,6 +63,8 @@ from protocols.smb.smb2 import Command
 from protocols.smb.smb2 import Header as SmbHeader
 from responder.config import Config
 from responder.identity import NodeIdentity, node_identities
+
+log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 2.0  # seconds per probe
 CONCURRENCY = 32  # probes in flight at once
@@ -122,14 +125,16 @@ class SelfProbes:
         self.histograms = {protocol: Histogram() for protocol in PROTOCOLS}
         self.outcomes: Counter[tuple[str, str]] = Counter()  # (protocol, ok|failed)
         self._task: asyncio.Task[None] | None = None
-        self._interval = 0
 
     def schedule(self, interval: int) -> None:
-        """Run a round now and then every ``interval`` seconds (0: stop probing)."""
-        if interval == self._interval and self._task is not None:
-            return
+        """Run a round now and then every ``interval`` seconds (0: stop probing).
+
+        Called on start and on every reload, so new nodes are probed at once.
+
+        Raises:
+            RuntimeError: no running event loop.
+        """
         self._cancel()
-        self._interval = interval
         if interval > 0:
             self._task = asyncio.get_running_loop().create_task(self._every(interval))
 
@@ -144,15 +149,21 @@ class SelfProbes:
         if self._task is not None:
             self._task.cancel()
             self._task = None
-        self._interval = 0
 
     async def _every(self, interval: int) -> None:
         while True:
-            await self.run_once()
+            try:
+                await self.run_once()
+            except Exception:  # a bug: report it, keep probing
+                log.exception("self-probe round failed")
             await asyncio.sleep(interval)
 
     async def run_once(self) -> list[ProbeResult]:
-        """Probe every node and protocol once; the results replace the previous round's."""
+        """Probe every node and protocol once; the results replace the previous round's.
+
+        Raises:
+            Nothing for network failures: each becomes a failed :class:`ProbeResult`.
+        """
         config = self._config()
         limit = asyncio.Semaphore(CONCURRENCY)
         at = time.time()

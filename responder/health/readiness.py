@@ -83,7 +83,11 @@ def _reload_line(record: ReloadRecord) -> str:
 
 
 def address_present(host: str) -> bool:
-    """Whether the host has ``host`` on an interface (or may bind it anyway)."""
+    """Whether the host has ``host`` on an interface (or may bind it anyway).
+
+    Raises:
+        OSError: no socket could be created (out of descriptors).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as probe:
         try:
@@ -94,7 +98,11 @@ def address_present(host: str) -> bool:
 
 
 def assess(view: DaemonView, probes: SelfProbes | None) -> Readiness:
-    """Check every node and protocol of the config in force."""
+    """Check every node and protocol of the config in force.
+
+    Raises:
+        OSError: a throwaway socket for the presence test could not be created.
+    """
     config = view.config
     nodes = node_identities(config)
     report: dict[str, dict[str, list[str]]] = {n.cozen_name: _protocols(config) for n in nodes}

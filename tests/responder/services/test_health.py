@@ -240,6 +240,13 @@ def test_failed_reload_stays_ready_but_says_so(write_config, start_daemon):
     assert status["reload"]["failed"] == 1 and "management_ip" in status["reload"]["last_reason"]
     reloads = metric_values(metrics(), "cozen_reloads_total")
     assert reloads[(("result", "failed"),)] == 1 and reloads[(("result", "ok"),)] == 0
+    path.write_text(CONFIG)
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for_log("reloaded")
+    assert readyz()[1]["last_reload"]["last"] == "ok"
+    assert "[+] last reload: ok at " in fetch("/readyz?verbose")[2].decode()
+    reloads = metric_values(metrics(), "cozen_reloads_total")
+    assert reloads[(("result", "failed"),)] == 1 and reloads[(("result", "ok"),)] == 1
 
 
 def test_healthz_is_readyz_and_unknown_paths_are_404(write_config, start_daemon):
