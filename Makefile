@@ -10,7 +10,8 @@ CONFIG  ?=
 # suite runs offline in a private network namespace, so everything is installed beforehand)
 DEBIAN_TOOLS := ip:iproute2 dig:bind9-dnsutils kdig:knot-dnsutils tshark:tshark nmap:nmap \
                 nmblookup:samba-common-bin smbclient:smbclient nbtscan:nbtscan nmbd:samba \
-                dnsperf:dnsperf knotd:knot dnsmasq:dnsmasq-base
+                dnsperf:dnsperf knotd:knot dnsmasq:dnsmasq-base \
+                chromium:chromium promtool:prometheus
 
 .PHONY: install tools run check-config fmt lint type test test-debug interop bench cov clean check
 

@@ -11,6 +11,7 @@ Read it top-down:
 - ``workers``    extra worker processes sharing the DNS ports
 - ``net/``       sockets: UDP and TCP listeners, the compiled UDP loop, listener sets
 - ``services/``  one service per protocol (DNS, NBNS, SMB, health) with the same verbs
+- ``health/``    what the health service serves: readiness, self-probes, metrics, status page
 
 The rule of this layer: a packet goes listener -> codec -> identity -> codec ->
 send; protocol decisions are the codecs', never the adapters'.

@@ -24,6 +24,8 @@ from typing import Protocol
 
 from responder import streams, workers
 from responder.config import Config, ConfigError, load_config
+from responder.health.board import Publisher, WorkerBoard, worker_counters
+from responder.health.view import ReloadRecord
 from responder.identity import node_identities
 from responder.net.listeners import BindError
 from responder.net.udp import udp_loop_name
@@ -71,15 +73,27 @@ def make_services(loop: asyncio.AbstractEventLoop) -> list[Service]:
 class Daemon:
     """The services of one process; ``worker`` > 0 in the extra worker processes."""
 
-    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop, worker: int = 0) -> None:
+    def __init__(
+        self,
+        config: Config,
+        loop: asyncio.AbstractEventLoop,
+        worker: int = 0,
+        board: WorkerBoard | None = None,
+    ) -> None:
+        """``board``: where worker processes publish their counters for /metrics."""
         self.config = config
         self.loop = loop
         self.services = make_services(loop)
-        self.services.append(HealthService(loop, self.status))
+        self.services.append(HealthService(loop, self))
         if worker > 0:  # extra worker processes share only the per-worker services' ports
             self.services = [s for s in self.services if s.per_worker]
         self.started_at = time.time()
         self.reloads = 0
+        self.reload_record = ReloadRecord()  # results of SIGHUP reloads, for /status and /metrics
+        self.board = board
+        self._publisher: Publisher | None = None
+        if board is not None and worker > 0:
+            self._publisher = Publisher(board, worker, lambda: worker_counters(self.services))
         self._reload_lock = asyncio.Lock()  # two quick SIGHUPs apply one after the other
 
     @staticmethod
@@ -103,6 +117,8 @@ class Daemon:
             for service in reversed(started):
                 await service.stop()
             raise
+        if self._publisher is not None:
+            self._publisher.start()
 
     async def reload(self, new_config: Config) -> None:
         """Switch every service to ``new_config`` or, on failure, to none of it.
@@ -125,6 +141,8 @@ class Daemon:
             self.reloads += 1
 
     async def stop(self) -> None:
+        if self._publisher is not None:
+            await self._publisher.stop()
         for service in reversed(self.services):
             await service.stop()
 
@@ -134,6 +152,7 @@ class Daemon:
             "config": self.config.source,
             "uptime_seconds": round(time.time() - self.started_at, 3),
             "reloads": self.reloads,
+            "reload": self.reload_record.as_dict(),
             "udp_loop": udp_loop_name(),
             "log_write_errors": streams.log_write_errors(),  # log lines lost (disk full, ...)
             "nodes": [
@@ -152,6 +171,7 @@ async def run_until_signalled(
     ready: asyncio.Event | None = None,
     worker: int = 0,
     forward_to: Sequence[int] = (),
+    board: WorkerBoard | None = None,
 ) -> None:
     """Serve ``config`` until SIGTERM/SIGINT; SIGHUP re-reads ``config_path``.
 
@@ -162,7 +182,7 @@ async def run_until_signalled(
         BindError: the initial bind failed.
     """
     loop = asyncio.get_running_loop()
-    daemon = Daemon(config, loop, worker)
+    daemon = Daemon(config, loop, worker, board)
     await daemon.start()
     stop = asyncio.Event()
     reloading: set[asyncio.Task[None]] = set()
@@ -253,5 +273,7 @@ async def _reload_from_file(daemon: Daemon, path: str | None) -> None:
         await daemon.reload(new_config)
     except (ConfigError, BindError) as exc:
         log.error("reload failed, still serving the previous config: %s", exc)
+        daemon.reload_record.record(False, str(exc))
         return
+    daemon.reload_record.record(True)
     log.info("reloaded %s (%d nodes)", new_config.source, len(new_config.nodes))

@@ -24,6 +24,7 @@ from responder import streams, workers
 from responder.app import ignore_user_signals, run_until_signalled
 from responder.config import Config, ConfigError, load_config
 from responder.describe import describe
+from responder.health.board import WorkerBoard
 from responder.net.listeners import BindError
 
 EXIT_CONFIG = 1
@@ -96,8 +97,10 @@ def _run(args: argparse.Namespace) -> int:
     except OSError:  # closed, full or unread: the description is a courtesy, serving is the job
         streams.discard("stdout")
     streams.log_to_stderr(args.log_level)
+    # Mapped before the fork, so that every worker shares it (see responder.health.board).
+    board = WorkerBoard(config.daemon.workers) if config.daemon.workers > 1 else None
     worker, pids = workers.spawn(config.daemon.workers - 1)
-    code = _serve(config, args, worker, pids)
+    code = _serve(config, args, worker, pids, board)
     streams.settle()  # a stream that cannot be flushed must not turn the exit status into 120
     if worker > 0:  # leave without running the parent's exit handlers
         os._exit(code)
@@ -141,11 +144,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return handler(args)
 
 
-def _serve(config: Config, args: argparse.Namespace, worker: int, worker_pids: list[int]) -> int:
+def _serve(
+    config: Config,
+    args: argparse.Namespace,
+    worker: int,
+    worker_pids: list[int],
+    board: WorkerBoard | None = None,
+) -> int:
     try:
         with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
             serving = run_until_signalled(
-                config, args.config, worker=worker, forward_to=worker_pids
+                config, args.config, worker=worker, forward_to=worker_pids, board=board
             )
             runner.run(serving)
     except BindError as exc:

@@ -113,7 +113,8 @@ class SmbSettings:
 
 @dataclass(frozen=True, slots=True)
 class HealthSettings:
-    listen: tuple[str, int] | None  # /healthz, /status, /metrics; None = off
+    listen: tuple[str, int] | None  # /livez, /readyz, /metrics, /status, /; None = off
+    probe_interval: int = 30  # seconds between self-probe rounds; 0 = no self-probes
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,7 +337,10 @@ def _parse_smb(section: Section) -> SmbSettings:
 
 
 def _parse_health(section: Section) -> HealthSettings:
-    health = HealthSettings(listen=section.take_parsed_optional("listen", host_port))
+    health = HealthSettings(
+        listen=section.take_parsed_optional("listen", host_port),
+        probe_interval=section.take_int("probe_interval", 30, 0, 86400),
+    )
     section.finish()
     return health
 

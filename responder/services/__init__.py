@@ -4,7 +4,7 @@
 - ``dns``     authoritative DNS on UDP and TCP 53
 - ``nbns``    NetBIOS name service on UDP 137: answers, claims, defense, WINS
 - ``smb``     NBSS on TCP 139 and SMB on TCP 445: NEGOTIATE and the NTLMSSP CHALLENGE
-- ``health``  /healthz, /status and /metrics over HTTP
+- ``health``  /livez, /readyz, /status, /metrics and a status page over HTTP; self-probes
 
 The rule of this package: a service binds, routes bytes to a codec and sends
 what it returns; what a node presents comes from ``responder.identity``.

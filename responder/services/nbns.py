@@ -27,6 +27,7 @@ import asyncio
 import functools
 import logging
 import secrets
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -125,6 +126,10 @@ class NbnsService:
         self.view = _View.of({})
         self.retiring: list[_Node] = []
         self.malformed = 0
+        # For /readyz and /metrics: who objected to a name ((address, "NAME<xx>") -> objector),
+        # and the WINS outcomes seen (registered, conflict, refused, ...), both from events.
+        self.objectors: dict[tuple[str, str], str] = {}
+        self.wins_outcomes: Counter[str] = Counter()
         self.wins_server: Address | None = None
         self.unicast: ListenerSet[Endpoint, UdpListener] = ListenerSet(self._open_unicast)
         self.broadcast: ListenerSet[Endpoint, UdpListener] = ListenerSet(self._open_broadcast)
@@ -314,10 +319,22 @@ class NbnsService:
         for node in ran:
             for event in node.nbns.events():
                 _log_event(node.plan, event, sender)
+                self._note_event(node.plan, event, sender)
             for data, destination in node.nbns.datagrams_to_send():
                 node.listener.sendto(data, destination)
         if ran:
             self._reschedule()
+
+    def _note_event(self, plan: NodePlan, event: NodeEvent, sender: str | None) -> None:
+        match event:
+            case ClaimEvent(name=name, address=objector):
+                self.objectors[plan.address, str(name)] = sender or objector
+            case WinsEvent(name=name):
+                self.wins_outcomes["refused"] += 1
+                server = plan.wins[0] if plan.wins else "?"
+                self.objectors[plan.address, str(name)] = sender or server
+            case WinsStateChange(state=state):
+                self.wins_outcomes[state.value] += 1
 
     def _drop_finished(self) -> None:
         if not any(n.nbns.finished() for n in self.retiring):

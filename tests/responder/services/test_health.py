@@ -1,66 +1,260 @@
-"""The monitoring endpoint: the sans-IO session, and the daemon's /healthz, /status, /metrics."""
+"""The health endpoint of a real daemon: /livez, /readyz, /status, /metrics, self-probes.
+
+Daemons run as subprocesses in the suite's network namespace (or in-process
+where a test must break one listener); every wait is bounded.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import http.client
 import json
-import urllib.request
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import dns.message
 import dns.query
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from protocols.netbios.nbns import (
+    NameRegistrationRequest,
+    NmFlags,
+    Rcode,
+    RegistrationResponse,
+    decode_packet,
+)
+from protocols.netbios.nbns_encode import encode_packet
+from responder.app import Daemon
 from responder.config import ConfigError, load_config
-from responder.services.health import HealthSession, metrics_text
-from tests.helpers import BASE_CONFIG
+from tests.helpers import BASE_CONFIG, REPO, end_process, run_on
 
-HEALTH = "127.0.0.1:9137"
-CONFIG = BASE_CONFIG + f'\n[health]\nlisten = "{HEALTH}"\n'
-
-
-def ask(request: bytes, report=None) -> tuple[bytes, HealthSession]:
-    session = HealthSession(report or (lambda: {"dns": {"fast_path": True}}))
-    return session.receive_data(request), session
+T = TypeVar("T")
+HEALTH = ("127.0.0.1", 9137)
+CONFIG = BASE_CONFIG + '\n[health]\nlisten = "127.0.0.1:9137"\nprobe_interval = 1\n'
 
 
-def test_healthz():
-    reply, session = ask(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert reply.startswith(b"HTTP/1.1 200 OK\r\n") and reply.endswith(b"\r\n\r\nok\n")
-    assert session.closed
+def fetch(path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection(*HEALTH, timeout=5)
+    try:
+        conn.request(method, path)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
 
 
-def test_request_split_across_segments():
-    session = HealthSession(lambda: {})
-    assert session.receive_data(b"GET /heal") == b""
-    assert not session.closed
-    assert session.receive_data(b"thz HTTP/1.0\r\n\r\n").endswith(b"ok\n")
+def wait_for(check: Callable[[], T | None], timeout: float = 15.0, what: str = "") -> T:
+    """Poll ``check`` until it returns something truthy, at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = check()
+        except OSError:
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what or check}")
+        time.sleep(0.1)
 
 
-def test_status_is_json_of_the_report():
-    reply, _ = ask(b"GET /status HTTP/1.1\r\n\r\n", lambda: {"a": {"b": [1, 2]}})
-    assert json.loads(reply.split(b"\r\n\r\n", 1)[1]) == {"a": {"b": [1, 2]}}
+def readyz() -> tuple[int, dict[str, object]]:
+    code, _, body = fetch("/readyz")
+    return code, json.loads(body)
 
 
-def test_reject_unknown_path_and_method_and_oversize():
-    assert ask(b"GET /nope HTTP/1.1\r\n\r\n")[0].startswith(b"HTTP/1.1 404")
-    assert ask(b"POST /status HTTP/1.1\r\n\r\n")[0].startswith(b"HTTP/1.1 400")
-    assert ask(b"garbage\r\n\r\n")[0].startswith(b"HTTP/1.1 400")
-    reply, session = ask(b"G" * 9000)
-    assert reply.startswith(b"HTTP/1.1 431") and session.closed
+def metric_values(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """Every sample called ``name`` in an exposition, keyed by its sorted labels."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                found[tuple(sorted(sample.labels.items()))] = sample.value
+    return found
 
 
-def test_metrics_flatten_numbers_with_address_labels():
-    text = metrics_text(
-        {
-            "reloads": 2,
-            "dns": {"fast_path": True, "udp": [{"address": "127.0.0.10:53", "received": 5}]},
-            "config": "x",
-        }
+def metrics() -> str:
+    code, _, body = fetch("/metrics")
+    assert code == 200
+    return body.decode()
+
+
+def promtool(text: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
     )
-    assert text.splitlines() == [
-        "cozen_reloads 2",
-        "cozen_dns_fast_path 1",
-        'cozen_dns_udp_received{address="127.0.0.10:53"} 5',
-    ]
+
+
+# ------------------------------------------------------------ embedded default
+
+
+def test_embedded_default_is_ready_and_its_metrics_pass_promtool(tmp_path):
+    """``make run``: /readyz 200 with every node ok, /livez, HEAD, and promtool on /metrics."""
+    with (tmp_path / "daemon.stderr").open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "responder", "run"],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+        )
+    try:
+        _, body = wait_for(lambda: (r := readyz())[0] == 200 and r, what="ready")
+        nodes = body["nodes"]
+        assert sorted(nodes) == ["SQL01-CZ1", "SQL01-CZ2"]
+        for node in nodes.values():
+            assert {node[p]["status"] for p in ("dns", "nbns", "smb")} == {"ok"}
+        assert fetch("/livez")[::2] == (200, b"ok\n")
+        head_code, headers, head_body = fetch("/readyz", "HEAD")
+        assert (head_code, head_body) == (200, b"")
+        assert int(headers["Content-Length"]) > 0
+        text = metrics()
+        checked = promtool(text)
+        print(f"promtool check metrics: rc={checked.returncode} {checked.stdout}{checked.stderr}")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert metric_values(text, "cozen_build_info")
+    finally:
+        end_process(process)
+
+
+# ------------------------------------------------------------ readiness
+
+
+ABSENT = "198.18.0.12"
+ABSENT_CONFIG = CONFIG.replace('management_ip = "127.0.0.12"', f'management_ip = "{ABSENT}"')
+
+
+def ip_addr(verb: str) -> None:
+    subprocess.run(["ip", "addr", verb, f"{ABSENT}/32", "dev", "lo"], check=True)
+
+
+def failing_reasons(body: dict[str, object], node: str, protocol: str) -> list[str]:
+    state = body["nodes"][node][protocol]  # type: ignore[index]
+    return list(state.get("reasons", []))
+
+
+def test_readyz_fails_while_an_address_is_missing_and_recovers(write_config, start_daemon):
+    ip_addr("add")
+    try:
+        start_daemon(write_config(ABSENT_CONFIG))
+        wait_for(lambda: readyz()[0] == 200, what="ready at first")
+        ip_addr("del")
+        _, body = wait_for(lambda: (r := readyz())[0] == 503 and r, what="503")
+        reasons = failing_reasons(body, "SQL01-CZ2", "nbns")
+        assert f"{ABSENT}:137 not bound: address not present" in reasons
+        assert f"{ABSENT}:445 not bound: address not present" in failing_reasons(
+            body, "SQL01-CZ2", "smb"
+        )
+        assert body["nodes"]["SQL01-CZ1"]["nbns"] == {"status": "ok"}
+        probe = "self-probe nbns query SQL01-CZ2<00>: "
+
+        def probe_failed() -> bool:
+            reasons = failing_reasons(readyz()[1], "SQL01-CZ2", "nbns")
+            return any(reason.startswith(probe) for reason in reasons)
+
+        wait_for(probe_failed, what="probe failure")
+        verbose = fetch("/readyz?verbose")
+        assert verbose[0] == 503
+        assert b"[-] SQL01-CZ2 (198.18.0.12) nbns: failing: " in verbose[2]
+        ip_addr("add")
+        wait_for(lambda: readyz()[0] == 200, what="ready again")
+    finally:
+        subprocess.run(["ip", "addr", "del", f"{ABSENT}/32", "dev", "lo"], check=False)
+
+
+class RefusingWins:
+    """A WINS server on 127.0.0.53 that refuses every registration (ACT_ERR)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.53", 137))
+        self.sock.settimeout(0.2)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                data, source = self.sock.recvfrom(2048)
+            except TimeoutError:
+                continue
+            message = decode_packet(data)
+            if isinstance(message, NameRegistrationRequest):
+                refusal = RegistrationResponse(
+                    message.trn_id, message.opcode, message.name,
+                    NmFlags.AA | NmFlags.RA, Rcode.ACT_ERR, 0, message.flags, message.address,
+                )  # fmt: skip
+                self.sock.sendto(encode_packet(refusal), source)
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+def test_readyz_names_a_netbios_conflict_and_its_objector(write_config, start_daemon):
+    wins = RefusingWins()
+    try:
+        start_daemon(write_config(CONFIG + '\n[netbios]\nwins_server = "127.0.0.53"\n'))
+        conflict = "SQL01-CZ2<00> in conflict with 127.0.0.53"
+
+        def probed_and_in_conflict() -> dict[str, object] | None:
+            code, body = readyz()
+            reasons = failing_reasons(body, "SQL01-CZ2", "nbns")
+            probed = body["nodes"]["SQL01-CZ2"]["dns"] == {"status": "ok"}  # type: ignore[index]
+            return body if code == 503 and conflict in reasons and probed else None
+
+        body = wait_for(probed_and_in_conflict, what="conflict")
+        assert body["nodes"]["SQL01-CZ1"]["smb"] == {"status": "ok"}
+        text = metrics()
+        states = metric_values(text, "cozen_netbios_name_state")
+        key = (("name", "SQL01-CZ2<00>"), ("node", "SQL01-CZ2"), ("state", "conflict"))
+        assert states[key] == 1
+        # CORP<00> is owned by both nodes: one series each, never a duplicate
+        assert len([k for k in states if ("name", "CORP<00>") in k]) == 2
+        assert promtool(text).returncode == 0
+    finally:
+        wins.close()
+
+
+def test_failed_reload_stays_ready_but_says_so(write_config, start_daemon):
+    path = write_config(CONFIG)
+    daemon = start_daemon(path)
+    wait_for(lambda: readyz()[0] == 200, what="ready")
+    path.write_text(CONFIG.replace('"127.0.0.11"', '"not-an-ip"'))
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for_log("reload failed")
+    code, body = readyz()
+    assert code == 200 and body["last_reload"]["last"] == "failed"
+    verbose = fetch("/readyz?verbose")[2].decode()
+    assert "[!] last reload: FAILED at " in verbose and "not-an-ip" in verbose
+    status = json.loads(fetch("/status")[2])
+    assert status["reload"]["failed"] == 1 and "management_ip" in status["reload"]["last_reason"]
+    reloads = metric_values(metrics(), "cozen_reloads_total")
+    assert reloads[(("result", "failed"),)] == 1 and reloads[(("result", "ok"),)] == 0
+    path.write_text(CONFIG)
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for_log("reloaded")
+    assert readyz()[1]["last_reload"]["last"] == "ok"
+    assert "[+] last reload: ok at " in fetch("/readyz?verbose")[2].decode()
+    reloads = metric_values(metrics(), "cozen_reloads_total")
+    assert reloads[(("result", "failed"),)] == 1 and reloads[(("result", "ok"),)] == 1
+
+
+def test_healthz_is_readyz_and_unknown_paths_are_404(write_config, start_daemon):
+    start_daemon(write_config(CONFIG))
+    wait_for(lambda: readyz()[0] == 200, what="ready")
+    assert fetch("/healthz")[0] == 200
+    assert json.loads(fetch("/healthz")[2])["ready"] is True
+    assert fetch("/nope")[0] == 404
 
 
 def test_bad_health_listen_is_a_config_error(write_config):
@@ -68,25 +262,110 @@ def test_bad_health_listen_is_a_config_error(write_config):
         load_config(str(write_config(BASE_CONFIG + '[health]\nlisten = "nowhere"\n')))
 
 
-def get(path: str) -> tuple[int, str]:
-    with urllib.request.urlopen(f"http://{HEALTH}{path}", timeout=3) as response:
-        return response.status, response.read().decode()
+# ------------------------------------------------------------ self-probes
+
+
+async def get_async(path: str) -> tuple[int, bytes]:
+    reader, writer = await asyncio.open_connection(*HEALTH)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    data = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def test_self_probes_fail_with_a_reason_when_a_node_smb_is_down(loop_kind, write_config):
+    config = load_config(
+        str(
+            write_config(
+                BASE_CONFIG + '\n[health]\nlisten = "127.0.0.1:9137"\nprobe_interval = 3600\n'
+            )
+        )
+    )
+
+    async def scenario() -> None:
+        daemon = Daemon(config, asyncio.get_running_loop())
+        await daemon.start()
+        try:
+            health = next(s for s in daemon.services if s.name == "health")
+            probes = health.endpoints.probes  # type: ignore[attr-defined]
+            results = await probes.run_once()
+            assert all(r.ok for r in results) and {r.protocol for r in results} == {
+                "dns",
+                "nbns",
+                "smb",
+            }
+            smb = next(s for s in daemon.services if s.name == "smb")
+            await smb.tcp.active.pop(("127.0.0.12", 445, False)).close()  # type: ignore[attr-defined]
+            results = await probes.run_once()
+            failed = [r for r in results if not r.ok]
+            assert [(r.node, r.protocol, r.check) for r in failed] == [
+                ("SQL01-CZ2", "smb", "negotiate :445")
+            ]
+            assert failed[0].reason == "connection refused" and failed[0].seconds is None
+            passed = [r for r in results if r.ok]
+            assert all(r.seconds is not None and r.seconds >= 0 for r in passed)
+            code, body = await get_async("/readyz")
+            assert code == 503
+            smb_state = json.loads(body)["nodes"]["SQL01-CZ2"]["smb"]
+            assert smb_state["reasons"] == [
+                "127.0.0.12:445 not bound",
+                "self-probe smb negotiate :445: connection refused",
+            ]
+            status = json.loads((await get_async("/status"))[1])
+            rounds = status["self_probes"]["rounds"]  # the scheduled round at start, and ours
+            assert rounds >= 2
+            assert status["health"]["self_probes_failing"] == [
+                "self-probe smb negotiate :445: connection refused"
+            ]
+            text = (await get_async("/metrics"))[1].decode()
+            up = metric_values(text, "cozen_self_probe_up")
+            assert up[(("node", "SQL01-CZ2"), ("protocol", "smb"))] == 0
+            assert up[(("node", "SQL01-CZ1"), ("protocol", "smb"))] == 1
+            counts = metric_values(text, "cozen_self_probe_seconds_count")
+            assert counts[(("protocol", "dns"),)] == 4 * rounds  # 2 nodes x (A + PTR) a round
+        finally:
+            await daemon.stop()
+
+    run_on(loop_kind, scenario)
+
+
+# ------------------------------------------------------------ counters
+
+
+def dns_counter(name: str) -> float:
+    return sum(metric_values(metrics(), name).values())
 
 
 @pytest.mark.parametrize("udp_loop", ["compiled", "python"])
-def test_daemon_serves_health_status_and_metrics(write_config, start_daemon, udp_loop):
+def test_fast_path_answers_raise_the_dns_counters(write_config, start_daemon, udp_loop):
     switch = {"COZEN_PURE_PYTHON": "1" if udp_loop == "python" else ""}
-    daemon = start_daemon(write_config(CONFIG), env=switch)
-    assert f"ready ({udp_loop} UDP loop)" in daemon.log()
+    quiet = CONFIG.replace("probe_interval = 1", "probe_interval = 0")
+    start_daemon(write_config(quiet), env=switch)
+    assert metric_values(metrics(), "cozen_udp_loop_info") == {(("loop", udp_loop),): 1}
     query = dns.message.make_query("sql01-cz1.corp.example", "A")
-    for _ in range(3):  # the repeats are answered from the memo (in C, on the compiled loop)
+    for _ in range(10):  # repeats: answered from the memo (in C on the compiled loop)
         dns.query.udp(query, "127.0.0.10", timeout=2)
-    assert get("/healthz") == (200, "ok\n")
-    status = json.loads(get("/status")[1])
-    assert status["udp_loop"] == udp_loop
-    assert [n["name"] for n in status["nodes"]] == ["SQL01-CZ1", "SQL01-CZ2"]
-    assert status["dns"]["udp"][0]["address"] == "127.0.0.10:53"
-    assert status["dns"]["udp"][0]["answered"] == status["dns"]["udp"][0]["received"] == 3
-    code, metrics = get("/metrics")
-    assert code == 200
-    assert 'cozen_dns_udp_answered{address="127.0.0.10:53"} ' in metrics
+    key = (("address", "127.0.0.10:53"),)
+    assert metric_values(metrics(), "cozen_dns_udp_received_total")[key] == 10
+    assert metric_values(metrics(), "cozen_dns_udp_answered_total")[key] == 10
+
+
+def test_every_worker_is_counted(write_config, start_daemon):
+    config = (
+        CONFIG.replace("probe_interval = 1", "probe_interval = 0") + "\n[daemon]\nworkers = 2\n"
+    )
+    start_daemon(write_config(config))
+    wait_for(lambda: dns_counter("cozen_workers") == 2, what="both workers publishing")
+    for _ in range(60):  # each from its own source port: SO_REUSEPORT spreads them
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(2)
+            sock.sendto(
+                dns.message.make_query("sql01-cz2.corp.example", "A").to_wire(), ("127.0.0.10", 53)
+            )
+            assert dns.message.from_wire(sock.recv(2048)).answer
+    wait_for(lambda: dns_counter("cozen_dns_udp_answered_total") == 60, what="60 answered")
+    assert dns_counter("cozen_dns_udp_received_total") == 60
+    status = json.loads(fetch("/status")[2])
+    mine = status["dns"]["udp"][0]["answered"]
+    assert 0 < mine < 60, "both workers answered some (worker 0's own share is below 60)"
