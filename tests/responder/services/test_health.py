@@ -127,12 +127,15 @@ def test_embedded_default_is_ready_and_its_metrics_pass_promtool(tmp_path):
 # ------------------------------------------------------------ readiness
 
 
+PRESENT = "198.18.0.11"  # management addresses are loopback only when all are (a lab)
 ABSENT = "198.18.0.12"
-ABSENT_CONFIG = CONFIG.replace('management_ip = "127.0.0.12"', f'management_ip = "{ABSENT}"')
+ABSENT_CONFIG = CONFIG.replace(
+    'management_ip = "127.0.0.11"', f'management_ip = "{PRESENT}"'
+).replace('management_ip = "127.0.0.12"', f'management_ip = "{ABSENT}"')
 
 
-def ip_addr(verb: str) -> None:
-    subprocess.run(["ip", "addr", verb, f"{ABSENT}/32", "dev", "lo"], check=True)
+def ip_addr(verb: str, address: str = ABSENT) -> None:
+    subprocess.run(["ip", "addr", verb, f"{address}/32", "dev", "lo"], check=True)
 
 
 def failing_reasons(body: dict[str, object], node: str, protocol: str) -> list[str]:
@@ -141,6 +144,7 @@ def failing_reasons(body: dict[str, object], node: str, protocol: str) -> list[s
 
 
 def test_readyz_fails_while_an_address_is_missing_and_recovers(write_config, start_daemon):
+    ip_addr("add", PRESENT)
     ip_addr("add")
     try:
         start_daemon(write_config(ABSENT_CONFIG))
@@ -166,7 +170,8 @@ def test_readyz_fails_while_an_address_is_missing_and_recovers(write_config, sta
         ip_addr("add")
         wait_for(lambda: readyz()[0] == 200, what="ready again")
     finally:
-        subprocess.run(["ip", "addr", "del", f"{ABSENT}/32", "dev", "lo"], check=False)
+        for address in (ABSENT, PRESENT):
+            subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], check=False)
 
 
 class RefusingWins:
