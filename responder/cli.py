@@ -25,6 +25,7 @@ from responder.app import ignore_user_signals, run_until_signalled
 from responder.config import Config, ConfigError, load_config
 from responder.describe import describe
 from responder.net.listeners import BindError
+from responder.tools import commands as tools
 
 EXIT_CONFIG = 1
 EXIT_OUTPUT = 1  # as coreutils: stdout could not be written (closed, full)
@@ -110,6 +111,7 @@ COMMANDS = (
         "run", "serve in the foreground until SIGTERM/SIGINT; SIGHUP reloads", _run_options, _run
     ),
     Command("check", "validate the config and print what would be served", _config_option, _check),
+    Command("probe", tools.PROBE_HELP, tools.probe_options, tools.run_probe),
 )
 
 

@@ -1,0 +1,12 @@
+"""Tools that look at the network the way scanners and clients do: ``probe`` and ``audit``.
+
+- ``result``  what a probe saw, typed per protocol (JSON-ready); the names each presents
+- ``wire``    sans-IO: the requests a scanner sends and what the answers say
+- ``probe``   asyncio: one address, every protocol, bounded by timeouts; many concurrently
+- ``render``  the table and the JSON of probe results
+- ``table``   a small fixed-width table printer
+- ``audit``   every node of a config probed and checked against responder.identity
+
+The rule of this package: the daemon never imports it (``cli`` does, lazily, per
+command), and it speaks only through the project's own codecs in ``protocols/``.
+"""
