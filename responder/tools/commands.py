@@ -141,3 +141,44 @@ def _emit(text: str) -> None:
     except OSError as exc:
         streams.discard("stdout")
         streams.error(f"cannot write to standard output: {exc.strerror}")
+
+
+def audit_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML config (default: the embedded two-node loopback example)",
+    )
+    parser.add_argument(
+        "--public", metavar="ADDRESS", help="also probe the production (public) address"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    _common_options(parser)
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    """``cozen-responder audit``."""
+    import asyncio
+
+    from responder import streams
+    from responder.config import ConfigError, load_config
+    from responder.tools import audit
+
+    try:
+        if args.public is not None:
+            ipaddress.ip_address(args.public)
+    except ValueError as exc:
+        streams.error(f"audit: --public: {exc}")
+        return EXIT_USAGE
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        streams.error(str(exc))
+        return EXIT_MISMATCH
+    results, extras, public = asyncio.run(
+        audit.gather(config, args.public, args.timeout, args.concurrency)
+    )
+    audits = audit.assemble(config, results, extras, public)
+    probed = [*results, *([public] if public is not None else [])]
+    _emit(audit.to_json(audits, probed) if args.json else audit.to_table(audits))
+    return 0 if all(a.ok for a in audits) else EXIT_MISMATCH

@@ -210,9 +210,16 @@ class Connection:
 # -- DNS ------------------------------------------------------------------------------
 
 
-async def _dns_query(
+async def dns_query(
     server: tuple[str, int], name: str, qtype: RRType, wait: float
 ) -> wire.DnsAnswer:
+    """One recursive query over UDP (TCP when the answer is truncated).
+
+    Raises:
+        Silent: no answer within ``wait``.
+        MalformedMessage: an answer our codec rejects.
+        ValueError: ``name`` is not a domain name.
+    """
     query_id = int.from_bytes(os.urandom(2), "big")
     request = wire.dns_request(query_id, name, qtype)
     answer = await udp_exchange(
@@ -248,7 +255,7 @@ async def probe_dns(address: str, server: tuple[str, int] | None, wait: float) -
     where = _host_port(server)
     reverse = wire.reverse_name(address)
     try:
-        rcode, _, ptr = await _dns_query(server, reverse, RRType.PTR, wait)
+        rcode, _, ptr = await dns_query(server, reverse, RRType.PTR, wait)
         forward = tuple([await _forward(server, name, address, wait) for name in ptr])
     except Silent as exc:
         return DnsView(Status.SILENT, str(exc), server=where, reverse_name=reverse)
@@ -259,7 +266,7 @@ async def probe_dns(address: str, server: tuple[str, int] | None, wait: float) -
 
 async def _forward(server: tuple[str, int], name: str, address: str, wait: float) -> ForwardView:
     qtype = RRType.A if ipaddress.ip_address(address).version == 4 else RRType.AAAA
-    rcode, _, addresses = await _dns_query(server, name, qtype, wait)
+    rcode, _, addresses = await dns_query(server, name, qtype, wait)
     wanted = ipaddress.ip_address(address)
     back = any(ipaddress.ip_address(a) == wanted for a in addresses)
     return ForwardView(name, rcode, addresses, back)
@@ -288,12 +295,11 @@ async def probe_nbns(address: str, port: int, wait: float) -> NbnsView:
     host = wire.host_name_of(view)
     if host is None:
         return view
-    return replace(view, query=await _name_query(address, port, *host, wait))
+    return replace(view, query=await name_query(address, port, *host, wait))
 
 
-async def _name_query(
-    address: str, port: int, name: str, suffix: int, wait: float
-) -> NameQueryView:
+async def name_query(address: str, port: int, name: str, suffix: int, wait: float) -> NameQueryView:
+    """A unicast NAME QUERY for ``name<suffix>`` at ``address`` (a node, or a WINS server)."""
     trn_id = int.from_bytes(os.urandom(2), "big")
     label = f"{name}<{suffix:02x}>"
     request = wire.name_query_request(trn_id, name, suffix)
