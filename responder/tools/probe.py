@@ -409,7 +409,7 @@ async def probe_smb1(address: str, port: int, wait: float) -> Smb1View:
             view = wire.interpret_smb1_setup(view, frame.payload)
         return view
     except Silent as exc:
-        return Smb1View(Status.SILENT, f"no SMB1: {exc}")
+        return Smb1View(Status.SILENT, str(exc))
     except MalformedMessage as exc:
         return Smb1View(Status.MALFORMED, exc.reason)
     finally:

@@ -72,8 +72,10 @@ def _rows(result: ProbeResult, protocol: str) -> Rows:
 
 
 def _dns(view: DnsView) -> Rows:
-    rows: Rows = [("server", view.server), ("PTR " + view.reverse_name, view.rcode)]
-    rows += [("  ->", name) for name in view.ptr]
+    rows: Rows = [("server", view.server)]
+    rows += [("PTR " + view.reverse_name, name) for name in view.ptr] or [
+        ("PTR " + view.reverse_name, f"none ({view.rcode})")
+    ]
     for forward in view.forward:
         back = "points back" if forward.points_back else "does NOT point back"
         found = ", ".join(forward.addresses) or forward.rcode
