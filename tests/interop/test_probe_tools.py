@@ -32,6 +32,7 @@ pytestmark = [pytest.mark.interop, pytest.mark.filterwarnings("ignore::BytesWarn
 
 SAMBA = "127.0.0.14"
 KNOT = "127.0.0.54"
+DCERPCD = "/usr/libexec/samba/samba-dcerpcd"  # smbclient -L needs its srvsvc
 FQDN = "standin.lab.example"
 
 
@@ -51,6 +52,7 @@ def samba_conf(directory: Path) -> Path:
         "  server role = standalone server\n"
         "  smb ports = 445 139\n"
         "  server min protocol = NT1\n"
+        "  rpc start on demand helpers = no\n"  # we start samba-dcerpcd, so we can end it
         "  disable netbios = no\n"
         "  load printers = no\n"
         "  disable spoolss = yes\n"
@@ -89,14 +91,15 @@ def accepts(port: int) -> bool:
 
 @pytest.fixture
 def samba(tmp_path: Path) -> Iterator[Path]:
-    """smbd and nmbd as STANDIN on 127.0.0.14; yields a client smb.conf for nmblookup."""
+    """smbd, nmbd (and samba-dcerpcd) as STANDIN on 127.0.0.14; yields a client smb.conf."""
     conf = samba_conf(tmp_path)
+    daemons = {"smbd": [], "nmbd": [], DCERPCD: ["--libexec-rpcds"]}
     procs = [
         start(
-            [daemon, "--foreground", "--no-process-group", "-s", str(conf)],
-            tmp_path / f"{daemon}.out",
+            [path, "--foreground", "--no-process-group", "-s", str(conf), *extra],
+            tmp_path / f"{Path(path).name}.out",
         )
-        for daemon in ("smbd", "nmbd")
+        for path, extra in daemons.items()
     ]
     client = client_smb_conf(tmp_path)
     try:
