@@ -2,7 +2,7 @@
 
 Read it top-down:
 
-- ``cli``        the command line, a table of commands (``run``, ``check``)
+- ``cli``        the command line, a table of commands (``run``, ``check``, ``probe``, ``audit``)
 - ``app``        lifecycle: start the services, reload on SIGHUP, stop on SIGTERM
 - ``config``     the TOML file validated into immutable settings (``_toml``: its engine)
 - ``identity``   what each node presents, derived once from the config
@@ -11,6 +11,7 @@ Read it top-down:
 - ``workers``    extra worker processes sharing the DNS ports
 - ``net/``       sockets: UDP and TCP listeners, the compiled UDP loop, listener sets
 - ``services/``  one service per protocol (DNS, NBNS, SMB, health) with the same verbs
+- ``tools/``     ``probe`` and ``audit``: the network as scanners see it (``run`` never loads it)
 
 The rule of this layer: a packet goes listener -> codec -> identity -> codec ->
 send; protocol decisions are the codecs', never the adapters'.

@@ -7,6 +7,9 @@
 - ``table``   a small fixed-width table printer
 - ``audit``   every node of a config probed and checked against responder.identity
 
-The rule of this package: the daemon never imports it (``cli`` does, lazily, per
-command), and it speaks only through the project's own codecs in ``protocols/``.
+- ``commands`` the ``probe`` and ``audit`` entries of ``cli.COMMANDS`` (argparse only)
+
+The rule of this package: the daemon never loads its machinery (``cli`` imports only
+``commands``, which imports the rest when ``probe`` or ``audit`` runs), and it speaks
+only through the project's own codecs in ``protocols/``.
 """

@@ -46,14 +46,15 @@ def to_table(results: list[ProbeResult]) -> str:
 
 
 def _table(result: ProbeResult) -> str:
-    rows: list[tuple[str, str, str]] = []
-    for protocol in PROTOCOLS:
-        for index, (key, value) in enumerate(_rows(result, protocol)):
-            rows.append((protocol if index == 0 else "", key, value))
+    sections = [(protocol, _rows(result, protocol)) for protocol in PROTOCOLS]
     if result.expect is not None:
-        rows += [("expect", key, value) for key, value in _verdict_rows(result)]
-    title = f"{result.address}"
-    return title + "\n" + render_table(("protocol", "field", "value"), rows)
+        sections.append(("expect", _verdict_rows(result)))
+    rows = [
+        (name if index == 0 else "", key, value)
+        for name, section in sections
+        for index, (key, value) in enumerate(section)
+    ]
+    return result.address + "\n" + render_table(("protocol", "field", "value"), rows)
 
 
 def _rows(result: ProbeResult, protocol: str) -> Rows:
@@ -112,7 +113,7 @@ def _smb2(view: Smb2View) -> Rows:
         rows.append((offered, n.dialect or f"{n.status}: {n.detail}".rstrip(": ")))
     chosen = next((n for n in view.negotiations if n.dialect), None)
     if chosen is not None:
-        skew = "" if chosen.skew_seconds is None else f" (skew {chosen.skew_seconds:+.1f} s)"
+        skew = "" if chosen.skew_seconds is None else f" (skew {chosen.skew_seconds:+.3f} s)"
         rows += [
             ("ServerGuid", chosen.server_guid),
             ("SecurityMode", " ".join(chosen.security_mode) or "0"),

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from responder.cli import main
 from tests.helpers import BASE_CONFIG, PATIENCE, REPO
 
 PROTOCOL_FIELDS = {
@@ -212,3 +213,12 @@ def test_audit_marks_nodes_sharing_a_server_guid_and_mac(write_config, start_dae
     assert table.returncode == 1
     assert f"FAIL shares ServerGuid {GUID} with SQL01-CZ2" in table.stdout
     assert table.stdout.splitlines()[-1] == "audit: FAIL"
+
+
+def test_progress_on_stderr_only_when_it_is_a_terminal(monkeypatch, capsys):
+    argv = ["probe", "127.0.0.96", "127.0.0.97", "--timeout", "0.2", "--dns-server", "127.0.0.96"]
+    assert main(argv) == 0
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(argv) == 0
+    assert capsys.readouterr().err == "\rprobed 1/2\rprobed 2/2\n"
