@@ -31,6 +31,7 @@ from typing import TypeVar
 from protocols.dns.message import RRType
 from protocols.errors import MalformedMessage
 from protocols.netbios import nbss
+from protocols.netbios.names import NetbiosName
 from responder.tools import wire
 from responder.tools.result import (
     CalledView,
@@ -266,7 +267,10 @@ async def probe_dns(address: str, server: tuple[str, int] | None, wait: float) -
 
 async def _forward(server: tuple[str, int], name: str, address: str, wait: float) -> ForwardView:
     qtype = RRType.A if ipaddress.ip_address(address).version == 4 else RRType.AAAA
-    rcode, _, addresses = await dns_query(server, name, qtype, wait)
+    try:
+        rcode, _, addresses = await dns_query(server, name, qtype, wait)
+    except ValueError:  # a PTR target that is no valid query name (binary labels)
+        return ForwardView(name, "not asked: not a valid name", (), False)
     wanted = ipaddress.ip_address(address)
     back = any(ipaddress.ip_address(a) == wanted for a in addresses)
     return ForwardView(name, rcode, addresses, back)
@@ -452,7 +456,15 @@ def _called_names(nbns: NbnsView, ntlm: NtlmView, options: ProbeOptions) -> list
         names.append(ntlm.nb_computer_name)
     names.append("*SMBSERVER")
     names += [n for n in (options.public_name, options.expect) if n]
-    return [n.split(".", 1)[0][:15] for n in names]
+    return [label for label in (n.split(".", 1)[0][:15] for n in names) if _netbios(label)]
+
+
+def _netbios(label: str) -> bool:
+    try:
+        NetbiosName.make(label, 0x20)
+    except (ValueError, UnicodeEncodeError):
+        return False
+    return True
 
 
 async def probe_many(

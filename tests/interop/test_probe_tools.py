@@ -27,6 +27,8 @@ from impacket.smbconnection import SessionError, SMBConnection
 
 from tests.helpers import BASE_CONFIG, PATIENCE, REPO, end_process
 from tests.interop.nbns_tools import client_smb_conf, run
+from tests.interop.test_nbns_wins import WINS_IP, wins_conf, wins_lookup
+from tests.interop.tshark import Capture, fields, read
 
 pytestmark = [pytest.mark.interop, pytest.mark.filterwarnings("ignore::BytesWarning")]
 
@@ -261,3 +263,59 @@ def test_audit_fails_the_node_whose_address_the_stand_in_serves(samba, write_con
     assert "NetBIOS computer 'STANDIN', expected 'SQL01-CZ3'" in checks["ntlm"]["reasons"]
     assert "server 'STANDIN', expected 'SQL01-CZ3'" in checks["smb1"]["reasons"]
     assert checks["smb2"]["ok"] is False
+
+
+def test_probe_packets_dissect_cleanly(write_config, start_daemon, tmp_path):
+    """Wireshark finds nothing malformed, and warns about nothing, in a whole probe exchange."""
+    start_daemon(write_config(BASE_CONFIG))
+    with Capture(
+        "lo", tmp_path / "probe.pcapng", "port 53 or port 137 or port 139 or port 445"
+    ) as cap:
+        argv = ["probe", "127.0.0.12", "--dns-server", "127.0.0.10"]
+        done = subprocess.run(
+            [sys.executable, "-m", "responder", *argv],
+            cwd=REPO, capture_output=True, text=True, timeout=PATIENCE, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    assert len(fields(cap.path, "dns || nbns || nbss || smb || smb2", "frame.number")) >= 20
+    flagged = fields(cap.path, "_ws.malformed || _ws.expert.severity >= 0x600000", "frame.number",
+                     "_ws.expert.message")  # fmt: skip
+    assert flagged == [], read(cap.path, "-q", "-z", "expert")
+
+
+@pytest.fixture
+def wins(tmp_path: Path) -> Iterator[str]:
+    """nmbd as WINS server on 127.0.0.53 (the WINS interop test's set-up)."""
+    client = client_smb_conf(tmp_path)
+    proc = start(["nmbd", "-F", "--no-process-group", "-s", str(wins_conf(tmp_path))],
+                 tmp_path / "wins.out")  # fmt: skip
+    try:
+        wait_until(lambda: "WINSSRV<00>" in wins_lookup(client, "WINSSRV"), [proc], "WINS nmbd")
+        yield WINS_IP
+    finally:
+        end_process(proc)
+
+
+def audit(config: str, write_config) -> dict:
+    path = write_config(config)
+    done = subprocess.run(
+        [sys.executable, "-m", "responder", "audit", "--json", "--config", str(path)],
+        cwd=REPO, capture_output=True, text=True, timeout=PATIENCE, check=False,
+    )  # fmt: skip
+    data = json.loads(done.stdout)
+    assert done.returncode == (0 if data["ok"] else 1), done.stderr
+    return data
+
+
+def test_audit_asks_the_wins_server_for_each_node(wins, write_config, start_daemon):
+    with_wins = BASE_CONFIG.replace("[[node]]", f'[netbios]\nwins_server = "{wins}"\n\n[[node]]', 1)
+    unregistered = audit(with_wins, write_config)  # the daemon is not running yet
+    assert unregistered["nodes"][0]["checks"]["wins"]["reasons"] == [
+        f"WINS {wins}: SQL01-CZ1<00> -> negative (rcode 3)"
+    ]
+    daemon = start_daemon(write_config(with_wins))
+    for name, address in (("SQL01-CZ1", "127.0.0.11"), ("SQL01-CZ2", "127.0.0.12")):
+        daemon.wait_for_log(f"{name}<00> for {address} is registered")
+    registered = audit(with_wins, write_config)
+    assert registered["ok"], registered["nodes"]
+    assert [n["checks"]["wins"]["ok"] for n in registered["nodes"]] == [True, True]

@@ -222,3 +222,13 @@ def test_progress_on_stderr_only_when_it_is_a_terminal(monkeypatch, capsys):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     assert main(argv) == 0
     assert capsys.readouterr().err == "\rprobed 1/2\rprobed 2/2\n"
+
+
+def test_names_that_are_no_netbios_names_are_not_called(daemon):
+    done = cozen("probe", "127.0.0.12", "--json", "--timeout", "1", "--expect", "名前",
+                 "--public-name", "")  # fmt: skip
+    assert done.returncode == 2  # an empty name is bad usage
+    done = cozen("probe", "127.0.0.12", "--json", "--timeout", "1", "--expect", "名前")
+    assert done.returncode == 1, done.stderr  # every name presented differs from it
+    called = [c["name"] for c in json.loads(done.stdout)["results"][0]["nbss"]["called"]]
+    assert called == ["SQL01-CZ2", "*SMBSERVER"]
