@@ -5,8 +5,8 @@ Each node of the config is probed on its management address the way
 and the answers are checked against what :mod:`responder.identity` says the
 node presents:
 
-- ``dns``     PTR of the address at our listener (``dns.listen``) is the node's
-  FQDN, and its A points back (forward and reverse agree);
+- ``dns``     PTR of the address at each of our listeners (``dns.listen``) is the
+  node's FQDN, and its A points back (forward and reverse agree);
 - ``nbns``    node status holds exactly the node's name table and MAC, and a
   query for its <20> (<00> without SMB) name answers its address;
 - ``nbss``    the Cozen name is accepted as called name on 139;
@@ -15,7 +15,7 @@ node presents:
 - ``ntlm``    the CHALLENGE names the node (NetBIOS/DNS computer, domain, tree, OS version);
 - ``smb1``    ServerName, DomainName, NativeOS and NativeLanMan, when SMB1 is on;
 - ``public``  the cluster's public name appears in no protocol: not presented,
-  not accepted as a called name, not resolved (at our listener) to the address;
+  not accepted as a called name, not resolved (at our listeners) to the address;
 - ``unique``  no two probed hosts present the same name, ServerGuid or MAC;
 - ``wins``    with ``netbios.wins_server``: the WINS server resolves the node's <00>
   name to its address;
@@ -85,6 +85,7 @@ class Extras:
     public_rcode: str = ""
     wins: NameQueryView | None = None
     site_dns: Cell = NA
+    other_dns: tuple[DnsView, ...] = ()  # the same PTR/A lookups at dns.listen[1:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,16 +103,22 @@ class NodeAudit:
 
 
 def check_dns(node: NodeIdentity, dns: DnsView) -> Cell:
-    """PTR is exactly the node's FQDN and its A points back."""
+    """PTR is exactly the node's FQDN and its A points back (reasons name the server)."""
+    at = f"at {dns.server}: " if dns.server else ""
     if dns.status is not Status.ANSWERED:
-        return Cell(False, (f"{dns.status}: {dns.detail}",))
+        return Cell(False, (f"{at}{dns.status}: {dns.detail}",))
     reasons = []
     if dns.ptr != (node.fqdn,):
-        reasons.append(f"PTR {', '.join(dns.ptr) or dns.rcode}, expected {node.fqdn}")
+        reasons.append(f"{at}PTR {', '.join(dns.ptr) or dns.rcode}, expected {node.fqdn}")
     elif not dns.points_back:
         forward = dns.forward[0]
-        reasons.append(f"A {node.fqdn} is {', '.join(forward.addresses) or forward.rcode}")
+        reasons.append(f"{at}A {node.fqdn} is {', '.join(forward.addresses) or forward.rcode}")
     return _cell(reasons)
+
+
+def _merge(cells: Iterable[Cell]) -> Cell:
+    """One cell for several listeners: the reasons of each failing one, by its server."""
+    return _cell(reason for cell in cells for reason in cell.reasons)
 
 
 def check_nbns(node: NodeIdentity, result: ProbeResult) -> Cell:
@@ -258,7 +265,7 @@ def audit_node(
 ) -> dict[str, Cell]:
     """Every per-node check (all but ``unique``)."""
     return {
-        "dns": check_dns(node, result.dns),
+        "dns": _merge(check_dns(node, view) for view in (result.dns, *extras.other_dns)),
         "nbns": check_nbns(node, result),
         "nbss": check_nbss(config, node, result),
         "smb2": check_smb2(config, node, result),
@@ -323,12 +330,9 @@ def registration_dns_server(config: Config) -> tuple[str, int] | None:
 
 
 async def _extras(config: Config, node: NodeIdentity, wait: float) -> Extras:
-    listener = (str(config.dns.listen[0]), config.dns.port)
-    public = cozen_fqdn(config.cluster.name, config.cluster.dns_domain)
-    try:
-        rcode, _, addresses = await probing.dns_query(listener, public, RRType.A, wait)
-    except (probing.Silent, MalformedMessage):
-        rcode, addresses = "silent", ()
+    public_a, public_rcode = await _public_a(config, wait)
+    other_listeners = [(str(a), config.dns.port) for a in config.dns.listen[1:]]
+    others = [await probing.probe_dns(node.address, server, wait) for server in other_listeners]
     wins = None
     if config.netbios.wins_server is not None:
         name, suffix = node.cozen_name, 0x00
@@ -337,9 +341,25 @@ async def _extras(config: Config, node: NodeIdentity, wait: float) -> Extras:
     site = NA
     site_server = registration_dns_server(config)
     if site_server is not None:
-        view = await probing.probe_dns(node.address, site_server, wait)
-        site = check_dns(node, view)
-    return Extras(addresses, rcode, wins, site)
+        site = check_dns(node, await probing.probe_dns(node.address, site_server, wait))
+    return Extras(public_a, public_rcode, wins, site, tuple(others))
+
+
+async def _public_a(config: Config, wait: float) -> tuple[tuple[str, ...], str]:
+    """A of the public FQDN at each of our listeners: (every address answered, rcodes)."""
+    public = cozen_fqdn(config.cluster.name, config.cluster.dns_domain)
+    addresses: list[str] = []
+    rcodes: list[str] = []
+    for listen in config.dns.listen:
+        try:
+            rcode, _, found = await probing.dns_query(
+                (str(listen), config.dns.port), public, RRType.A, wait
+            )
+        except (probing.Silent, MalformedMessage):
+            rcode, found = "silent", ()
+        addresses += found
+        rcodes.append(rcode)
+    return tuple(addresses), ",".join(rcodes)
 
 
 async def gather(

@@ -213,3 +213,12 @@ def test_audit_public_row_must_not_present_a_cozen_name():
     audits = audit.assemble(CONFIG, [seen(CZ1), seen(CZ2)], [audit.Extras()] * 2, seen(CZ1))
     assert cell(audits, 2, "public").ok is False
     assert cell(audits, 0, "unique").ok is False  # the public address answers as SQL01-CZ1
+
+
+def test_audit_dns_checks_every_listener_and_names_the_failing_one():
+    stale = DnsView(A, "", "127.0.0.20:53", CZ2.reverse_names[0], "NXDOMAIN")
+    extras = [audit.Extras(), audit.Extras(other_dns=(seen(CZ2).dns, stale))]
+    audits = audit.assemble(CONFIG, [seen(CZ1), seen(CZ2)], extras, None)
+    assert cell(audits, 1, "dns").reasons == (
+        "at 127.0.0.20:53: PTR NXDOMAIN, expected sql01-cz2.corp.example",
+    )
