@@ -27,6 +27,7 @@ AUDIT_HELP = "probe every node of the config and check each is distinguishable e
 
 
 def probe_options(parser: argparse.ArgumentParser) -> None:
+    """``probe ADDRESS... [--expect NAME] [--json] [--timeout S] [--dns-server] [...]``."""
     parser.add_argument("addresses", nargs="+", metavar="ADDRESS", help="IPv4 or IPv6 address")
     parser.add_argument(
         "--expect", metavar="NAME", help="exit 1 if a protocol presents another name"
@@ -144,6 +145,7 @@ def _emit(text: str) -> None:
 
 
 def audit_options(parser: argparse.ArgumentParser) -> None:
+    """``audit [--config FILE] [--public ADDRESS] [--json] [--timeout S]``."""
     parser.add_argument(
         "--config",
         metavar="FILE",

@@ -74,6 +74,7 @@ DIALECT_SETS: tuple[tuple[int, ...], ...] = (
     ),
 )
 CALLING_NAME = "COZEN-PROBE"
+_DIALECT_NAMES = {int(value): name for value, name in neg.DIALECT_NAMES.items()}
 _NTLM_FLAGS = (
     ntlmssp.NegotiateFlags.NTLMSSP_NEGOTIATE_UNICODE
     | ntlmssp.NegotiateFlags.NTLMSSP_REQUEST_TARGET
@@ -247,7 +248,8 @@ def interpret_session_response(called: str, frame: nbss.Frame) -> CalledView:
 
 
 def dialect_names(dialects: tuple[int, ...]) -> tuple[str, ...]:
-    return tuple(neg.DIALECT_NAMES.get(neg.Dialect(d), f"{d:#06x}") for d in dialects)
+    """``("2.0.2", "3.1.1")`` for known dialects, the hex revision for any other."""
+    return tuple(_DIALECT_NAMES.get(d, f"{d:#06x}") for d in dialects)
 
 
 def _contexts(salt: bytes) -> tuple[neg.NegotiateContext, ...]:

@@ -240,3 +240,12 @@ def test_smb1_anonymous_setup_refused():
 def test_smbd_plain_negotiate_golden_is_read():
     view = wire.interpret_smb1_negotiate(golden("smb_smbd_smb1_plain_negotiate_resp")[4:])
     assert view.dialect == "NT LM 0.12" and view.server_name and view.domain_name
+
+
+def test_unknown_dialect_is_shown_as_its_revision():
+    assert wire.dialect_names((0x0202, 0x0311, 0x02FF, 0x0999)) == (
+        "2.0.2",
+        "3.1.1",
+        "0x02ff",
+        "0x0999",
+    )
