@@ -32,7 +32,7 @@ import ipaddress
 import uuid
 from dataclasses import replace
 
-from protocols._wire import Writer
+from protocols._wire import Reader, Writer
 from protocols.auth import ntlmssp, spnego
 from protocols.dns import message as dns
 from protocols.errors import MalformedMessage
@@ -453,6 +453,9 @@ def interpret_smb1_negotiate(message: bytes) -> Smb1View:
     header = smb1.decode_header(message)
     if header.status != NtStatus.SUCCESS:
         return Smb1View(Status.ANSWERED, detail=f"NEGOTIATE: {status_name(header.status)}")
+    words = Reader(message, smb1.PROTOCOL, start=smb1.HEADER_SIZE)
+    if words.u8() == 1:  # MS-CIFS §2.2.4.52.2: WordCount 1, DialectIndex 0xFFFF: none taken
+        return Smb1View(Status.ANSWERED, detail=f"no dialect chosen ({words.u16le():#x}): SMB1 off")
     response = smb1.decode_negotiate_response(message)
     if response.dialect_index != 0:
         return Smb1View(Status.ANSWERED, detail=f"no dialect chosen ({response.dialect_index:#x})")

@@ -27,6 +27,7 @@ from protocols.netbios.nbns import (
 )
 from protocols.netbios.nbns_encode import encode_name_query_response
 from protocols.smb import negotiate as neg
+from protocols.smb import smb1
 from protocols.smb.session import SmbSession
 from responder.config import load_config
 from responder.identity import node_identities, smb_identity
@@ -248,4 +249,15 @@ def test_unknown_dialect_is_shown_as_its_revision():
         "3.1.1",
         "0x02ff",
         "0x0999",
+    )
+
+
+def test_smb1_refused_by_a_server_without_smb1():
+    """Samba with 'server min protocol = SMB2_02': WordCount 1, DialectIndex 0xFFFF."""
+    header = smb1.encode_error_response(smb1.Header(smb1.Command.NEGOTIATE, flags=smb1.Flags.REPLY))
+    view = wire.interpret_smb1_negotiate(header[: smb1.HEADER_SIZE] + b"\x01\xff\xff\x00\x00")
+    assert (view.status, view.dialect, view.detail) == (
+        Status.ANSWERED,
+        "",
+        "no dialect chosen (0xffff): SMB1 off",
     )
