@@ -9,9 +9,9 @@ Read it top-down:
 - ``describe``   the text ``check`` prints
 - ``streams``    stdout, stderr and the log: closed, broken or full, never a traceback
 - ``workers``    extra worker processes sharing the DNS ports
+- ``tools/``     ``probe`` and ``audit``: the network as scanners see it (``run`` never loads it)
 - ``net/``       sockets: UDP and TCP listeners, the compiled UDP loop, listener sets
 - ``services/``  one service per protocol (DNS, NBNS, SMB, health) with the same verbs
-- ``tools/``     ``probe`` and ``audit``: the network as scanners see it (``run`` never loads it)
 
 The rule of this layer: a packet goes listener -> codec -> identity -> codec ->
 send; protocol decisions are the codecs', never the adapters'.
