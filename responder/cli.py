@@ -26,6 +26,7 @@ from responder.config import Config, ConfigError, load_config
 from responder.describe import describe
 from responder.health.board import WorkerBoard
 from responder.net.listeners import BindError
+from responder.tools import commands as tools
 
 EXIT_CONFIG = 1
 EXIT_OUTPUT = 1  # as coreutils: stdout could not be written (closed, full)
@@ -113,6 +114,8 @@ COMMANDS = (
         "run", "serve in the foreground until SIGTERM/SIGINT; SIGHUP reloads", _run_options, _run
     ),
     Command("check", "validate the config and print what would be served", _config_option, _check),
+    Command("probe", tools.PROBE_HELP, tools.probe_options, tools.run_probe),
+    Command("audit", tools.AUDIT_HELP, tools.audit_options, tools.run_audit),
 )
 
 
