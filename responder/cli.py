@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -60,6 +60,9 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", default="info", choices=("debug", "info", "warning", "error")
     )
+    # Internal: how the supervisor starts worker N (see responder.workers).
+    parser.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--supervisor", type=int, default=0, help=argparse.SUPPRESS)
 
 
 def _load(args: argparse.Namespace) -> Config | None:
@@ -88,20 +91,19 @@ def _check(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     ignore_user_signals()  # from the start: by default they would end us, names unreleased
+    if args.worker > 0:
+        workers.die_with(args.supervisor)
     config = _load(args)
     if config is None:
         return EXIT_CONFIG
-    try:
-        streams.emit(describe(config))
-    except OSError:  # closed, full or unread: the description is a courtesy, serving is the job
-        streams.discard("stdout")
+    if args.worker == 0:
+        try:
+            streams.emit(describe(config))
+        except OSError:  # closed, full or unread: the description is a courtesy
+            streams.discard("stdout")
     streams.log_to_stderr(args.log_level)
-    worker, pids = workers.spawn(config.daemon.workers - 1)
-    code = _serve(config, args, worker, pids)
+    code = _serve(config, args)
     streams.settle()  # a stream that cannot be flushed must not turn the exit status into 120
-    if worker > 0:  # leave without running the parent's exit handlers
-        os._exit(code)
-    workers.reap(pids)
     return code
 
 
@@ -137,21 +139,32 @@ def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
 def main(argv: Sequence[str] | None = None) -> int:
     streams.reopen_closed()  # before any socket can take fd 0, 1 or 2
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what workers are started with
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 
 
-def _serve(config: Config, args: argparse.Namespace, worker: int, worker_pids: list[int]) -> int:
+def _serve(config: Config, args: argparse.Namespace) -> int:
     try:
         with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
-            serving = run_until_signalled(
-                config, args.config, worker=worker, forward_to=worker_pids
-            )
-            runner.run(serving)
+            if args.worker > 0:
+                runner.run(run_until_signalled(config, args.config, worker=args.worker))
+            else:
+                runner.run(_supervise(config, args))
     except BindError as exc:
         streams.error(str(exc))
         return EXIT_BIND
     return 0
+
+
+async def _supervise(config: Config, args: argparse.Namespace) -> None:
+    """Serve as worker 0 beside the supervised workers; stop them all at the end."""
+    supervisor = workers.Supervisor(config.daemon.workers - 1, args.argv)
+    await supervisor.start()
+    try:
+        await run_until_signalled(config, args.config, forward_to=supervisor.pids)
+    finally:
+        await supervisor.stop()
 
 
 if __name__ == "__main__":

@@ -1,77 +1,78 @@
 """Worker processes: ``[daemon] workers = N`` runs N processes on the same ports.
 
-The command line forks N-1 workers after the config has been validated and
-before any event loop exists; the parent is worker 0 and runs every
-service. The extra workers run only the services that may run once per
-worker (``per_worker`` in :mod:`responder.app`: DNS); every process binds its own
-DNS sockets with SO_REUSEPORT, so the kernel spreads datagrams and
-connections over them (by a hash of the source address and port). Workers
-share nothing at run time: each one reloads the config file itself when
-the parent forwards SIGHUP. The worker count is read at start only.
+The parent is worker 0 and runs every service; N-1 workers run only the
+services that may run once per worker (``per_worker`` in :mod:`responder.app`:
+DNS). Every process binds its own DNS sockets with SO_REUSEPORT, so the
+kernel spreads datagrams and connections over them (by a hash of the source
+address and port), and when one process dies the kernel hands its share to
+the others at once. Workers share nothing at run time: each one reloads the
+config file itself when the parent forwards SIGHUP. The worker count is read
+at start only.
+
+Supervision. A :class:`Supervisor` in the parent's event loop starts each
+worker as a fresh program, ``python -m responder run ... --worker N``, the
+parent's own command line plus the hidden worker options (fork and exec, as
+:func:`asyncio.create_subprocess_exec` does, never a bare fork: forking a
+process whose event loop runs would copy the loop's threads, locks and file
+descriptors in whatever state they are). The loop reaps the children
+asynchronously (its child watcher: SIGCHLD in uvloop, a waiting thread or a
+pidfd in asyncio), so nothing blocks serving. A worker that dies
+otherwise than asked (any signal but SIGTERM/SIGINT, or a non-zero exit) is
+logged and started again after a delay that doubles from
+:data:`RESTART_DELAY` up to :data:`RESTART_DELAY_MAX`, and starts over once a
+worker has run :data:`RESTART_DELAY_MAX` seconds. A worker that exits cleanly
+was stopped on purpose (the parent forwarded SIGTERM, or an operator sent it
+one) and stays stopped, as systemd's ``Restart=on-failure`` would have it.
 
 The parent forwards SIGTERM/SIGINT/SIGHUP to the workers and, once its own
-services are stopped, waits for them briefly and kills stragglers. A worker
-asks the kernel for SIGTERM when the parent dies, so none outlives it.
+services are stopped, waits for them briefly (:data:`REAP_TIMEOUT`) and kills
+stragglers. A worker asks the kernel for SIGTERM when the parent dies
+(prctl PR_SET_PDEATHSIG), so none outlives it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import logging
 import os
 import signal
 import sys
-import time
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable, Sequence
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
 REAP_TIMEOUT = 1.5  # seconds; the parent as a whole must stop within 2 s
+RESTART_DELAY = 0.5  # seconds before the first restart of a worker that died
+RESTART_DELAY_MAX = 30.0
+_ASKED_TO_STOP = (0, -signal.SIGTERM, -signal.SIGINT)
 
 
-def spawn(count: int) -> tuple[int, list[int]]:
-    """Fork ``count`` workers; return this process's worker number and its workers' PIDs.
+def worker_argv(argv: Sequence[str], number: int) -> list[str]:
+    """The command line of worker ``number``: the parent's own, run as that worker."""
+    return [
+        sys.executable,
+        "-m",
+        "responder",
+        *argv,
+        "--worker",
+        str(number),
+        "--supervisor",
+        str(os.getpid()),
+    ]
 
-    The parent gets ``(0, pids)``; worker N (1..count) gets ``(N, [])``.
 
-    Raises:
-        OSError: fork failed (the workers already forked are stopped first).
+def die_with(parent: int) -> None:
+    """Have the kernel send us SIGTERM when ``parent`` (our supervisor) exits.
+
+    If it is gone already (before prctl took effect), exit at once.
     """
-    parent = os.getpid()
-    pids: list[int] = []
-    _flush_before_fork()
-    for number in range(1, count + 1):
-        try:
-            pid = os.fork()
-        except OSError:
-            reap(pids)
-            raise
-        if pid == 0:
-            _die_with(parent)
-            return number, []
-        pids.append(pid)
-    return 0, pids
-
-
-def _flush_before_fork() -> None:
-    """Write out buffered output once, or the child would write it again.
-
-    A closed stream (None) has nothing to flush, and one that cannot be
-    written (full, reader gone) must not stop the fork either.
-    """
-    for stream in (sys.stdout, sys.stderr):
-        if stream is not None:
-            with contextlib.suppress(OSError):
-                stream.flush()
-
-
-def _die_with(parent: int) -> None:
-    """Have the kernel send us SIGTERM when the parent exits."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:  # the parent died before prctl took effect
+    if os.getppid() != parent:
         os._exit(0)
 
 
@@ -82,25 +83,102 @@ def forward(pids: Iterable[int], sig: int) -> None:
             os.kill(pid, sig)
 
 
-def reap(pids: list[int], timeout: float = REAP_TIMEOUT) -> None:
-    """Stop the workers: SIGTERM, wait up to ``timeout`` seconds, then SIGKILL."""
-    forward(pids, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    waiting = set(pids)
-    while waiting and time.monotonic() < deadline:
-        waiting -= {pid for pid in waiting if _exited(pid)}
-        if waiting:
-            time.sleep(0.01)
-    for pid in waiting:
-        log.warning("worker %d did not stop in %.1f s; killing it", pid, timeout)
-        forward([pid], signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
-
-
-def _exited(pid: int) -> bool:
+def describe_exit(returncode: int) -> str:
+    """``exited with status 3`` or ``was killed by signal 9 (SIGKILL)``."""
+    if returncode >= 0:
+        return f"exited with status {returncode}"
     try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return done == pid
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = "?"
+    return f"was killed by signal {-returncode} ({name})"
+
+
+class Supervisor:
+    """Starts the workers, restarts any that dies, and stops them all."""
+
+    def __init__(self, count: int, argv: Sequence[str]) -> None:
+        self.count = count
+        self.argv = list(argv)
+        self.pids: list[int] = []  # live: the signal forwarding reads it at each signal
+        self.restarts = 0
+        self._procs: dict[int, asyncio.subprocess.Process] = {}
+        self._delays: dict[int, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Start every worker; one that cannot be started is retried as if it had died."""
+        for number in range(1, self.count + 1):
+            try:
+                await self._spawn(number)
+            except OSError as exc:
+                self._track(self._retry(number, f"could not be started ({exc})", 0.0))
+
+    async def _spawn(self, number: int) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            *worker_argv(self.argv, number), stdin=asyncio.subprocess.DEVNULL
+        )
+        self._procs[number] = proc
+        self.pids.append(proc.pid)
+        self._track(self._watch(number, proc, asyncio.get_running_loop().time()))
+
+    def _track(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _watch(self, number: int, proc: asyncio.subprocess.Process, began: float) -> None:
+        returncode = await proc.wait()
+        with contextlib.suppress(ValueError):
+            self.pids.remove(proc.pid)
+        if self._stopping:
+            return
+        how = f"(pid {proc.pid}) {describe_exit(returncode)}"
+        if returncode in _ASKED_TO_STOP:
+            log.info("worker %d %s; not restarted", number, how)
+            return
+        await self._retry(number, how, asyncio.get_running_loop().time() - began)
+
+    async def _retry(self, number: int, how: str, ran_for: float) -> None:
+        """Start worker ``number`` again after its backoff delay, until it runs."""
+        while True:
+            delay = self._next_delay(number, ran_for)
+            log.warning("worker %d %s; restarting it in %.1f s", number, how, delay)
+            await asyncio.sleep(delay)  # stop() cancels it
+            try:
+                await self._spawn(number)
+            except OSError as exc:
+                how, ran_for = f"could not be restarted ({exc})", 0.0
+                continue
+            self.restarts += 1
+            log.info("worker %d restarted (pid %d)", number, self._procs[number].pid)
+            return
+
+    def _next_delay(self, number: int, ran_for: float) -> float:
+        previous = self._delays.get(number)
+        if previous is None or ran_for >= RESTART_DELAY_MAX:
+            delay = RESTART_DELAY
+        else:
+            delay = min(previous * 2, RESTART_DELAY_MAX)
+        self._delays[number] = delay
+        return delay
+
+    async def stop(self) -> None:
+        """Stop every worker: SIGTERM, wait up to :data:`REAP_TIMEOUT` seconds, then SIGKILL."""
+        self._stopping = True
+        for task in list(self._tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
+        running = [p for p in self._procs.values() if p.returncode is None]
+        forward([p.pid for p in running], signal.SIGTERM)
+        waiting = [asyncio.ensure_future(p.wait()) for p in running]
+        if not waiting:
+            return
+        _, late = await asyncio.wait(waiting, timeout=REAP_TIMEOUT)
+        for proc in running:
+            if proc.returncode is None:
+                log.warning("worker %d did not stop in %.1f s; killing it", proc.pid, REAP_TIMEOUT)
+                forward([proc.pid], signal.SIGKILL)
+        if late:
+            await asyncio.wait(late)
