@@ -281,7 +281,7 @@ class AddressWatch:
         info = self._last.get(address)
         if now == before or info is None:
             return
-        log.info("address %s %s", address, "appeared" if now else "went away")
+        log.debug("address %s %s", address, "appeared" if now else "went away")
         change = AddressChange(address, now, info)
         for callback in list(self._callbacks):
             try:
