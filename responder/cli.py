@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
+import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -60,9 +61,6 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", default="info", choices=("debug", "info", "warning", "error")
     )
-    # Internal: how the supervisor starts worker N (see responder.workers).
-    parser.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--supervisor", type=int, default=0, help=argparse.SUPPRESS)
 
 
 def _load(args: argparse.Namespace) -> Config | None:
@@ -91,20 +89,35 @@ def _check(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     ignore_user_signals()  # from the start: by default they would end us, names unreleased
-    if args.worker > 0:
-        workers.die_with(args.supervisor)
     config = _load(args)
     if config is None:
         return EXIT_CONFIG
-    if args.worker == 0:
-        try:
-            streams.emit(describe(config))
-        except OSError:  # closed, full or unread: the description is a courtesy
-            streams.discard("stdout")
+    try:
+        streams.emit(describe(config))
+    except OSError:  # closed, full or unread: the description is a courtesy, serving is the job
+        streams.discard("stdout")
     streams.log_to_stderr(args.log_level)
-    code = _serve(config, args)
+    worker, server = workers.spawn(config.daemon.workers - 1)
+    if worker > 0:  # perhaps a replacement, long after start: serve what the others serve
+        config = _reread(args, config)
+    code = _serve(config, args, worker, server)
     streams.settle()  # a stream that cannot be flushed must not turn the exit status into 120
+    if worker > 0:  # leave without running the parent's exit handlers
+        os._exit(code)
+    if server is not None:
+        server.close()
     return code
+
+
+def _reread(args: argparse.Namespace, config: Config) -> Config:
+    """The config file as it is now; ``config`` if it has become invalid (logged)."""
+    if args.config is None:
+        return config
+    try:
+        return load_config(args.config)
+    except ConfigError as exc:
+        logging.getLogger(__name__).error("worker: %s; serving the config read at start", exc)
+        return config
 
 
 COMMANDS = (
@@ -139,32 +152,38 @@ def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
 def main(argv: Sequence[str] | None = None) -> int:
     streams.reopen_closed()  # before any socket can take fd 0, 1 or 2
     args = _parser().parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # what workers are started with
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 
 
-def _serve(config: Config, args: argparse.Namespace) -> int:
+def _serve(
+    config: Config, args: argparse.Namespace, worker: int, server: workers.ForkServer | None
+) -> int:
     try:
         with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
-            if args.worker > 0:
-                runner.run(run_until_signalled(config, args.config, worker=args.worker))
+            if worker > 0:
+                runner.run(run_until_signalled(config, args.config, worker=worker))
             else:
-                runner.run(_supervise(config, args))
+                runner.run(_supervise(config, args, server))
     except BindError as exc:
         streams.error(str(exc))
         return EXIT_BIND
     return 0
 
 
-async def _supervise(config: Config, args: argparse.Namespace) -> None:
-    """Serve as worker 0 beside the supervised workers; stop them all at the end."""
-    supervisor = workers.Supervisor(config.daemon.workers - 1, args.argv)
-    await supervisor.start()
+async def _supervise(
+    config: Config, args: argparse.Namespace, server: workers.ForkServer | None
+) -> None:
+    """Serve as worker 0 while the workers are supervised; stop them all at the end."""
+    loop = asyncio.get_running_loop()
+    supervisor = None if server is None else workers.Supervisor(loop, server)
     try:
-        await run_until_signalled(config, args.config, forward_to=supervisor.pids)
+        await run_until_signalled(
+            config, args.config, forward_to=[] if supervisor is None else supervisor.pids
+        )
     finally:
-        await supervisor.stop()
+        if supervisor is not None:
+            await supervisor.stop()
 
 
 if __name__ == "__main__":
