@@ -404,16 +404,6 @@ class NbnsService:
         if ran:
             self._reschedule()
 
-    def _send(self, node: _Node, data: bytes, destination: Address) -> None:
-        """From the node's socket; a broadcast from a vanished address on the link layer."""
-        if node.listener.sendto(data, destination) or self._present(node.plan.address):
-            return
-        where = self.addresses.where(node.plan.address)
-        if where is not None and destination[0] == node.plan.broadcast:
-            self._link.broadcast(
-                where.ifindex, (node.plan.address, node.plan.port), destination, data
-            )
-
     def _drop_finished(self) -> None:
         if not any(n.nbns.finished() for n in self.retiring):
             return
@@ -477,6 +467,16 @@ class NbnsService:
             reuse_addr=True,
             freebind=freebind or self._freebind,
         )
+
+    def _send(self, node: _Node, data: bytes, destination: Address) -> None:
+        """From the node's socket; a broadcast from a vanished address on the link layer."""
+        if node.listener.sendto(data, destination) or self._present(node.plan.address):
+            return
+        where = self.addresses.where(node.plan.address)
+        if where is not None and destination[0] == node.plan.broadcast:
+            self._link.broadcast(
+                where.ifindex, (node.plan.address, node.plan.port), destination, data
+            )
 
     # ------------------------------------------------------------ status
 
