@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import logging
 import secrets
 from collections.abc import Callable, Iterable
@@ -180,11 +181,20 @@ class NbnsService:
         self._transmit(self._all())
 
     def _plans(self, config: Config) -> dict[str, NodePlan]:
-        broadcasts = self._interfaces() if config.netbios.broadcast else {}
+        broadcasts = self._broadcasts(config) if config.netbios.broadcast else {}
         return {
             n.address: plan_node(config, n, broadcasts, self._present(n.address))
             for n in node_identities(config)
         }
+
+    def _broadcasts(self, config: Config) -> BroadcastMap:
+        """The interfaces' broadcast addresses; an address ``ip`` did not list: rtnetlink's."""
+        broadcasts = dict(self._interfaces())
+        for node in node_identities(config) if self._watching else ():
+            where = self.addresses.where(node.address)
+            if node.ipv4 not in broadcasts and where is not None and where.broadcast:
+                broadcasts[node.ipv4] = ipaddress.IPv4Address(where.broadcast)
+        return broadcasts
 
     def _watch(self) -> None:
         if self._watching:

@@ -20,8 +20,9 @@ ADDRESS = "127.0.0.11"
 class Watch:
     """What AddressWatch offers the service, with presence set by the test."""
 
-    def __init__(self, absent: set[str]) -> None:
+    def __init__(self, absent: set[str], broadcast: str | None = None) -> None:
         self.absent = absent
+        self.broadcast = broadcast
         self.callbacks: list = []
 
     def open(self) -> None:
@@ -40,7 +41,7 @@ class Watch:
         return address not in self.absent
 
     def where(self, address: str) -> AddressInfo:
-        return AddressInfo(address, 8, 1, None, True)
+        return AddressInfo(address, 8, 1, self.broadcast, True)
 
     def set(self, address: str, present: bool) -> None:
         (self.absent.discard if present else self.absent.add)(address)
@@ -87,6 +88,25 @@ def test_claims_wait_for_the_address_and_follow_it(loop_kind):
                 "releasing",
                 "released",
             }
+        finally:
+            await svc.stop()
+
+    run_on(loop_kind, scenario)
+
+
+def test_the_broadcast_address_rtnetlink_reported_serves_when_ip_lists_none(loop_kind):
+    async def scenario() -> None:
+        watch = Watch(set(), broadcast="127.0.0.255")
+        svc = NbnsService(
+            asyncio.get_running_loop(),
+            interfaces=dict,
+            trn_id=lambda: 0x4000,
+            addresses=watch,  # type: ignore[arg-type]
+        )
+        await svc.apply(make_config(), 1)
+        try:
+            assert svc.view.by_address[ADDRESS].plan.broadcast == "127.0.0.255"
+            assert "127.0.0.255:137" in svc.bound()
         finally:
             await svc.stop()
 
