@@ -8,7 +8,7 @@ Read it top-down:
 - ``identity``   what each node presents, derived once from the config
 - ``describe``   the text ``check`` prints
 - ``streams``    stdout, stderr and the log: closed, broken or full, never a traceback
-- ``workers``    extra worker processes sharing the DNS ports
+- ``workers``    extra worker processes sharing the DNS ports, supervised and restarted
 - ``tools/``     ``probe`` and ``audit``: the network as scanners see it (``run`` never loads it)
 - ``net/``       sockets: UDP and TCP listeners, the compiled UDP loop, listener sets
 - ``services/``  one service per protocol (DNS, NBNS, SMB, health) with the same verbs

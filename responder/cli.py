@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -100,13 +101,27 @@ def _run(args: argparse.Namespace) -> int:
     streams.log_to_stderr(args.log_level)
     # Mapped before the fork, so that every worker shares it (see responder.health.board).
     board = WorkerBoard(config.daemon.workers) if config.daemon.workers > 1 else None
-    worker, pids = workers.spawn(config.daemon.workers - 1)
-    code = _serve(config, args, worker, pids, board)
+    worker, server = workers.spawn(config.daemon.workers - 1)
+    if worker > 0:  # perhaps a replacement, long after start: serve what the others serve
+        config = _reread(args, config)
+    code = _serve(config, args, worker, server, board)
     streams.settle()  # a stream that cannot be flushed must not turn the exit status into 120
     if worker > 0:  # leave without running the parent's exit handlers
         os._exit(code)
-    workers.reap(pids)
+    if server is not None:
+        server.close()
     return code
+
+
+def _reread(args: argparse.Namespace, config: Config) -> Config:
+    """The config file as it is now; ``config`` if it has become invalid (logged)."""
+    if args.config is None:
+        return config
+    try:
+        return load_config(args.config)
+    except ConfigError as exc:
+        logging.getLogger(__name__).error("worker: %s; serving the config read at start", exc)
+        return config
 
 
 COMMANDS = (
@@ -151,19 +166,40 @@ def _serve(
     config: Config,
     args: argparse.Namespace,
     worker: int,
-    worker_pids: list[int],
+    server: workers.ForkServer | None,
     board: WorkerBoard | None = None,
 ) -> int:
     try:
         with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
-            serving = run_until_signalled(
-                config, args.config, worker=worker, forward_to=worker_pids, board=board
-            )
-            runner.run(serving)
+            if worker > 0:
+                runner.run(run_until_signalled(config, args.config, worker=worker, board=board))
+            else:
+                runner.run(_supervise(config, args, server, board))
     except BindError as exc:
         streams.error(str(exc))
         return EXIT_BIND
     return 0
+
+
+async def _supervise(
+    config: Config,
+    args: argparse.Namespace,
+    server: workers.ForkServer | None,
+    board: WorkerBoard | None,
+) -> None:
+    """Serve as worker 0 while the workers are supervised; stop them all at the end."""
+    loop = asyncio.get_running_loop()
+    supervisor = None if server is None else workers.Supervisor(loop, server)
+    try:
+        await run_until_signalled(
+            config,
+            args.config,
+            forward_to=[] if supervisor is None else supervisor.pids,
+            board=board,
+        )
+    finally:
+        if supervisor is not None:
+            await supervisor.stop()
 
 
 if __name__ == "__main__":

@@ -120,6 +120,7 @@ class HealthSettings:
 @dataclass(frozen=True, slots=True)
 class DaemonSettings:
     workers: int  # processes sharing each port with SO_REUSEPORT
+    freebind: bool = False  # bind addresses not (yet) present: a VRRP standby (ip(7) IP_FREEBIND)
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,7 +347,10 @@ def _parse_health(section: Section) -> HealthSettings:
 
 
 def _parse_daemon(section: Section) -> DaemonSettings:
-    daemon = DaemonSettings(workers=section.take_int("workers", 1, 1, 64))
+    daemon = DaemonSettings(
+        workers=section.take_int("workers", 1, 1, 64),
+        freebind=section.take("freebind", bool, False),
+    )
     section.finish()
     return daemon
 

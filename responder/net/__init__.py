@@ -5,6 +5,9 @@
 - ``tcp``         TcpListener: one sans-IO session per connection, with limits
 - ``listeners``   open a listener (or a BindError), and keep a set in step with the config
 - ``interfaces``  the host's subnet broadcast addresses (for NBNS B-node traffic)
+- ``addresses``   which local addresses are present now, followed through rtnetlink
+- ``freebind``    IP_FREEBIND: bind an address before it arrives (a VRRP standby)
+- ``linksend``    a UDP broadcast on the link layer, from an address already gone
 
 The rule of this package: it knows sockets and nothing of any protocol.
 """

@@ -75,6 +75,7 @@ async def open_udp(
     broadcast: bool = False,
     reuse_addr: bool = False,
     reuse_port: bool = False,
+    freebind: bool = False,
 ) -> UdpListener:
     """Bind ``endpoint`` and serve ``handler`` on it; ``what`` names it in errors.
 
@@ -83,7 +84,11 @@ async def open_udp(
     """
     try:
         sock = bind_udp(
-            *endpoint, broadcast=broadcast, reuse_addr=reuse_addr, reuse_port=reuse_port
+            *endpoint,
+            broadcast=broadcast,
+            reuse_addr=reuse_addr,
+            reuse_port=reuse_port,
+            freebind=freebind,
         )
     except OSError as exc:
         raise BindError(what, *endpoint, exc) from None
@@ -98,6 +103,7 @@ async def open_tcp(
     limits: Callable[[], TcpLimits],
     *,
     reuse_port: bool = False,
+    freebind: bool = False,
 ) -> TcpListener:
     """Bind ``endpoint``, listen, and run a ``factory`` session per connection.
 
@@ -105,7 +111,7 @@ async def open_tcp(
         BindError: the address cannot be bound.
     """
     try:
-        sock = bind_tcp(*endpoint, reuse_port=reuse_port)
+        sock = bind_tcp(*endpoint, reuse_port=reuse_port, freebind=freebind)
     except OSError as exc:
         raise BindError(what, *endpoint, exc) from None
     listener = TcpListener(loop, sock, factory, limits)

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, cast
 
+from responder.net.freebind import set_freebind
+
 log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
@@ -46,11 +48,12 @@ class TcpLimits:
 
 
 def bind_tcp(
-    host: str, port: int, *, backlog: int = 512, reuse_port: bool = False
+    host: str, port: int, *, backlog: int = 512, reuse_port: bool = False, freebind: bool = False
 ) -> socket.socket:
     """Create a listening, non-blocking TCP socket on ``(host, port)``.
 
-    ``reuse_port`` lets the worker processes of one daemon share the port.
+    ``reuse_port`` lets the worker processes of one daemon share the port;
+    ``freebind`` binds even while ``host`` is on no interface.
 
     Raises:
         OSError: the address cannot be bound.
@@ -61,6 +64,8 @@ def bind_tcp(
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if freebind:
+            set_freebind(sock)
         sock.setblocking(False)
         sock.bind((host, port))
         sock.listen(backlog)

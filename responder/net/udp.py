@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from protocols.repeats import Repeats
+from responder.net.freebind import set_freebind
 
 try:
     from responder.net import _udploop
@@ -74,8 +75,12 @@ def bind_udp(
     broadcast: bool = False,
     reuse_addr: bool = False,
     reuse_port: bool = False,
+    freebind: bool = False,
 ) -> socket.socket:
     """Create a non-blocking UDP socket bound to ``(host, port)``.
+
+    ``freebind`` binds even while ``host`` is on no interface (see
+    :mod:`responder.net.freebind`).
 
     ``reuse_addr`` is off by default: on Linux it lets two UDP sockets share a
     port silently, and a second daemon must fail to bind instead. Sockets that
@@ -93,6 +98,8 @@ def bind_udp(
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if broadcast:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        if freebind:
+            set_freebind(sock)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         sock.setblocking(False)
         sock.bind((host, port))

@@ -23,6 +23,7 @@ from protocols.dns.stream import DnsStream
 from protocols.repeats import Repeats
 from responder.config import Config
 from responder.identity import dns_zone
+from responder.net.addresses import present_now
 from responder.net.listeners import (
     BindError,
     ListenerSet,
@@ -86,6 +87,7 @@ class DnsService:
         self.answers: DnsAnswers | None = None
         self.limits = TcpLimits(max_connections=0, idle_timeout=0.0)  # set by apply()
         self._reuse_port = False  # [daemon] workers > 1: every worker binds the same ports
+        self._freebind = False  # [daemon] freebind: bind addresses not (yet) present
         self.udp: ListenerSet[Endpoint, UdpListener] = ListenerSet(self._open_udp)
         self.tcp: ListenerSet[Endpoint, TcpListener] = ListenerSet(self._open_tcp)
 
@@ -97,6 +99,7 @@ class DnsService:
         """
         answers = await DnsAnswers.compile(config, serial)
         self._reuse_port = config.daemon.workers > 1
+        self._freebind = config.daemon.freebind
         endpoints = [(str(a), config.dns.port) for a in config.dns.listen]
         previous = self.answers, self.limits
         # New answers first: a socket bound below serves at once (and with workers,
@@ -133,6 +136,7 @@ class DnsService:
             self._handle_datagram,
             repeats=self._repeats,
             reuse_port=self._reuse_port,
+            freebind=self._freebind,
         )
 
     async def _open_tcp(self, endpoint: Endpoint) -> TcpListener:
@@ -143,12 +147,16 @@ class DnsService:
             lambda peer, local: DnsStream(self._answer_stream_message),
             lambda: self.limits,
             reuse_port=self._reuse_port,
+            freebind=self._freebind,
         )
 
     def status(self) -> dict[str, object]:
+        """Per listener its counters and ``address_present`` (False: on no interface now)."""
+        present = present_now([h for h, _ in {*self.udp.active, *self.tcp.active}])
         udp = [
             {
                 "address": f"{h}:{p}",
+                "address_present": present[h],
                 "received": u.counters.received,
                 "answered": u.counters.answered,
                 "send_dropped": u.counters.dropped_send,
@@ -157,7 +165,12 @@ class DnsService:
             for (h, p), u in self.udp.active.items()
         ]
         tcp = [
-            {"address": f"{h}:{p}", "connections": len(t.connections), "evicted": t.evicted}
+            {
+                "address": f"{h}:{p}",
+                "address_present": present[h],
+                "connections": len(t.connections),
+                "evicted": t.evicted,
+            }
             for (h, p), t in self.tcp.active.items()
         ]
         fast = self.answers is not None and self.answers.table is not None

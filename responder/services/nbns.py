@@ -13,6 +13,17 @@ replies leave from each node's own unicast socket. Malformed datagrams are
 counted and dropped. Whenever a node's engines ran, :meth:`NbnsService._transmit`
 logs its events and sends its datagrams; one timer drives every node.
 
+Addresses come and go (a VRRP standby, ``[daemon] freebind``): an
+:class:`~responder.net.addresses.AddressWatch` follows them through rtnetlink.
+A node whose address is absent keeps its unicast socket (bound with
+IP_FREEBIND, or bound before the address went: Linux keeps it bound) but
+neither claims nor registers; when the address arrives, the plans are made
+again (the broadcast address from a fresh read of the interfaces) and the
+node starts claiming, as a new node would. When it goes, the node releases
+its names by broadcast as at stop; since the kernel no longer sends from that
+address, the release leaves on the link layer of the interface that held it
+(:mod:`responder.net.linksend`).
+
 A reload swaps the node view in one assignment: new nodes start claiming,
 unchanged ones keep their state, removed or changed ones retire: they release
 their names (unless the same names stay on the same address) and keep their
@@ -25,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import logging
 import secrets
 from collections import Counter
@@ -39,7 +51,9 @@ from protocols.netbios.wins import WinsEvent, WinsState, WinsStateChange
 from protocols.repeats import Repeats
 from responder.config import Config
 from responder.identity import NodeIdentity, node_identities
+from responder.net.addresses import AddressChange, AddressWatch
 from responder.net.interfaces import BroadcastMap, subnet_broadcasts
+from responder.net.linksend import LinkSender
 from responder.net.listeners import ListenerSet, open_udp, update_together
 from responder.net.udp import Address, DatagramHandler, RepeatSource, UdpListener
 
@@ -61,6 +75,7 @@ class NodePlan:
     broadcast: str | None  # subnet broadcast address, None: no claim, no broadcast socket
     wins: Address | None
     fast_path: bool
+    present: bool = True  # the address is on an interface: claim and register
 
     @property
     def address(self) -> str:
@@ -74,12 +89,14 @@ class NodePlan:
         )
 
 
-def plan_node(config: Config, node: NodeIdentity, broadcasts: BroadcastMap) -> NodePlan:
+def plan_node(
+    config: Config, node: NodeIdentity, broadcasts: BroadcastMap, present: bool = True
+) -> NodePlan:
     netbios = config.netbios
     wins = None if netbios.wins_server is None else (str(netbios.wins_server), netbios.wins_port)
-    bcast = broadcasts.get(node.ipv4) if netbios.broadcast else None
+    bcast = broadcasts.get(node.ipv4) if netbios.broadcast and present else None
     broadcast = None if bcast is None else str(bcast)
-    return NodePlan(node.nbns, netbios.port, broadcast, wins, netbios.fast_path)
+    return NodePlan(node.nbns, netbios.port, broadcast, wins, netbios.fast_path, present)
 
 
 @dataclass(eq=False, slots=True)
@@ -89,6 +106,7 @@ class _Node:
     plan: NodePlan
     nbns: NbnsNode
     listener: UdpListener
+    started: bool = False  # claimed or registered: leaving means releasing
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +137,9 @@ class NbnsService:
         *,
         interfaces: Callable[[], BroadcastMap] = subnet_broadcasts,
         trn_id: Callable[[], int] = lambda: secrets.randbits(16),
+        addresses: AddressWatch | None = None,
     ) -> None:
+        """``addresses``: the watch to follow (default: one of its own, opened at apply)."""
         self.loop = loop
         self._interfaces = interfaces
         self._trn_id = trn_id
@@ -137,6 +157,12 @@ class NbnsService:
         self._lock = asyncio.Lock()
         self._released = asyncio.Event()
         self._cleanup: set[asyncio.Task[None]] = set()
+        self.addresses = AddressWatch(loop) if addresses is None else addresses
+        self._watching = False  # the watch is open and subscribed to
+        self._link = LinkSender()
+        self._config: Config | None = None
+        self._serial = 0
+        self._freebind = False
 
     # ------------------------------------------------------------ lifecycle
 
@@ -146,19 +172,73 @@ class NbnsService:
         Raises:
             BindError: a new address could not be bound (nothing changed).
         """
-        broadcasts = self._interfaces() if config.netbios.broadcast else {}
-        plans = {n.address: plan_node(config, n, broadcasts) for n in node_identities(config)}
-        old = self.view.by_address
-        leaving = [n for ip, n in old.items() if ip not in plans or old[ip].plan != plans[ip]]
+        self._watch()
         async with self._lock:
+            self._freebind = config.daemon.freebind
+            plans = self._plans(config)
+            old = self.view.by_address
+            leaving = [n for ip, n in old.items() if ip not in plans or old[ip].plan != plans[ip]]
             await self._bind(plans.values(), [*self.retiring, *leaving])
             self._switch(plans, leaving)
+            self._config, self._serial = config, serial
         server = config.netbios.wins_server
         self.wins_server = None if server is None else (str(server), config.netbios.wins_port)
         self._transmit(self._all())
 
+    def _plans(self, config: Config) -> dict[str, NodePlan]:
+        broadcasts = self._broadcasts(config) if config.netbios.broadcast else {}
+        return {
+            n.address: plan_node(config, n, broadcasts, self._present(n.address))
+            for n in node_identities(config)
+        }
+
+    def _broadcasts(self, config: Config) -> BroadcastMap:
+        """The interfaces' broadcast addresses; an address ``ip`` did not list: rtnetlink's."""
+        broadcasts = dict(self._interfaces())
+        for node in node_identities(config) if self._watching else ():
+            where = self.addresses.where(node.address)
+            if node.ipv4 not in broadcasts and where is not None and where.broadcast:
+                broadcasts[node.ipv4] = ipaddress.IPv4Address(where.broadcast)
+        return broadcasts
+
+    def _watch(self) -> None:
+        if self._watching:
+            return
+        try:
+            self.addresses.open()
+        except OSError as exc:  # every address then counts as present, as before
+            log.warning("nbns: %s", exc)
+            return
+        self.addresses.subscribe(self._on_address_change)
+        self._link.open()
+        self._watching = True
+
+    def _present(self, address: str) -> bool:
+        return not self._watching or self.addresses.present(address)
+
+    def _on_address_change(self, change: AddressChange) -> None:
+        """An address came or went: plan again if a node's presence changed."""
+        nodes = self.view.by_address.items()
+        changed = [a for a, n in nodes if n.plan.present != self._present(a)]
+        if self._config is None or not changed:
+            return
+        for address in changed:
+            what = "arrived: claiming" if self._present(address) else "went away: releasing"
+            log.info("nbns: address %s %s its names", address, what)
+        task = self.loop.create_task(self._replan(self._config, self._serial))
+        self._cleanup.add(task)
+        task.add_done_callback(self._cleanup.discard)
+
+    async def _replan(self, config: Config, serial: int) -> None:
+        try:
+            await self.apply(config, serial)
+        except OSError as exc:
+            log.error("nbns: cannot follow the address change: %s", exc)
+
     async def stop(self) -> None:
         """Release every name (bounded by :data:`STOP_BUDGET`), then unbind."""
+        if self._watching:
+            self.addresses.unsubscribe(self._on_address_change)
         now = self.loop.time()
         nodes = self._all()
         self.view = _View.of({})
@@ -179,6 +259,11 @@ class NbnsService:
         async with self._lock:
             await self.broadcast.close()
             await self.unicast.close()
+        if self._watching:
+            self.addresses.close()
+            self._link.close()
+            self._watching = False
+        self._config = None
 
     async def _bind(self, plans: Iterable[NodePlan], keep: list[_Node]) -> None:
         plans = list(plans)
@@ -203,11 +288,21 @@ class NbnsService:
         for node in leaving:
             self._retire(node, plans, now)
         for node in fresh:
-            node.nbns.start(now)
+            if node.plan.present:  # a standby's node waits for its address
+                node.nbns.start(now)
+                node.started = True
+            else:
+                log.info("nbns: %s is on no interface: its names wait for it", node.plan.address)
 
     def _retire(self, node: _Node, plans: dict[str, NodePlan], now: float) -> None:
+        if not node.started:
+            return  # it never claimed: nothing to release
         successor = plans.get(node.plan.address)
-        if successor is not None and successor.identity.cozen_name == node.plan.identity.cozen_name:
+        if (
+            successor is not None
+            and successor.present
+            and successor.identity.cozen_name == node.plan.identity.cozen_name
+        ):
             return  # same names on the same address: the new engines take over, no release
         node.nbns.release(now)
         self.retiring.append(node)
@@ -321,7 +416,7 @@ class NbnsService:
                 _log_event(node.plan, event, sender)
                 self._note_event(node.plan, event, sender)
             for data, destination in node.nbns.datagrams_to_send():
-                node.listener.sendto(data, destination)
+                self._send(node, data, destination)
         if ran:
             self._reschedule()
 
@@ -375,7 +470,9 @@ class NbnsService:
 
     async def _open_broadcast(self, endpoint: Endpoint) -> UdpListener:
         handler = functools.partial(self._on_broadcast, endpoint[0])
-        return await self._open("nbns/udp-broadcast", endpoint, handler)
+        # Always free: a new address is announced just before the kernel adds its
+        # broadcast route, and a broadcast address comes from the interfaces anyway.
+        return await self._open("nbns/udp-broadcast", endpoint, handler, freebind=True)
 
     async def _open(
         self,
@@ -383,11 +480,30 @@ class NbnsService:
         endpoint: Endpoint,
         handler: DatagramHandler,
         repeats: RepeatSource | None = None,
+        *,
+        freebind: bool = False,
     ) -> UdpListener:
         """Unicast and broadcast sockets share port 137 (and may send broadcasts)."""
         return await open_udp(
-            self.loop, what, endpoint, handler, repeats=repeats, broadcast=True, reuse_addr=True
+            self.loop,
+            what,
+            endpoint,
+            handler,
+            repeats=repeats,
+            broadcast=True,
+            reuse_addr=True,
+            freebind=freebind or self._freebind,
         )
+
+    def _send(self, node: _Node, data: bytes, destination: Address) -> None:
+        """From the node's socket; a broadcast from a vanished address on the link layer."""
+        if node.listener.sendto(data, destination) or self._present(node.plan.address):
+            return
+        where = self.addresses.where(node.plan.address)
+        if where is not None and destination[0] == node.plan.broadcast:
+            self._link.broadcast(
+                where.ifindex, (node.plan.address, node.plan.port), destination, data
+            )
 
     # ------------------------------------------------------------ status
 
@@ -400,13 +516,29 @@ class NbnsService:
         listeners = [*self.unicast.active.values(), *self.broadcast.active.values()]
         return {
             "bound": self.bound(),
+            "listeners": self._listener_status(),
             "wins_server": self.wins_server and f"{self.wins_server[0]}:{self.wins_server[1]}",
             "received": sum(li.counters.received for li in listeners),
             "answered": sum(li.counters.answered for li in listeners),
             "malformed": self.malformed,
-            "nodes": [n.nbns.status() for n in self.view.by_address.values()],
+            "nodes": [
+                {**n.nbns.status(), "address_present": n.plan.present}
+                for n in self.view.by_address.values()
+            ],
             "releasing": [n.plan.identity.cozen_name for n in self.retiring],
         }
+
+    def _listener_status(self) -> list[dict[str, object]]:
+        """Per socket: ``address_present`` False while its address is on no interface."""
+        found = [
+            {"address": f"{h}:{p}", "kind": "unicast", "address_present": self._present(h)}
+            for h, p in self.unicast.active
+        ]
+        found += [
+            {"address": f"{h}:{p}", "kind": "broadcast", "address_present": True}
+            for h, p in self.broadcast.active
+        ]
+        return found
 
 
 def _log_event(plan: NodePlan, event: NodeEvent, sender: str | None) -> None:

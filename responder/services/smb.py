@@ -34,6 +34,7 @@ from protocols.auth.ntlmssp import filetime
 from protocols.smb.session import SmbIdentity, SmbSession
 from responder.config import Config
 from responder.identity import node_identities, smb_identity
+from responder.net.addresses import present_now
 from responder.net.listeners import BindError, ListenerSet, open_tcp
 from responder.net.tcp import Address, StreamSession, TcpLimits, TcpListener
 
@@ -65,6 +66,7 @@ class SmbService:
         self.identities: Mapping[str, SmbIdentity] = {}
         self.limits = TcpLimits(max_connections=0, idle_timeout=0.0)  # set by apply()
         self._max_message_size = 65536
+        self._freebind = False  # [daemon] freebind: bind addresses not (yet) present
         self.tcp: ListenerSet[Endpoint, TcpListener] = ListenerSet(self._open)
 
     async def apply(self, config: Config, serial: int) -> None:
@@ -85,6 +87,7 @@ class SmbService:
         self.identities = {**self.identities, **identities}
         self.limits = TcpLimits(smb.max_connections, smb.idle_timeout)
         self._max_message_size = smb.max_message_size
+        self._freebind = config.daemon.freebind
         try:
             await self.tcp.update(endpoints)
         except BindError:
@@ -96,11 +99,13 @@ class SmbService:
         await self.tcp.close()
 
     def status(self) -> dict[str, object]:
-        """Listeners, node identities and connection counters, JSON-able."""
+        """Listeners (``address_present`` False: on no interface now), nodes, counters."""
+        present = present_now([host for host, _, _ in self.tcp.active])
         return {
             "listeners": [
                 {
                     "address": f"{host}:{port}",
+                    "address_present": present[host],
                     "transport": "nbss" if netbios else "direct",
                     "connections": len(listener.connections),
                     "evicted": listener.evicted,
@@ -136,4 +141,5 @@ class SmbService:
             (host, port),
             lambda peer, local: self._session(local, netbios),
             lambda: self.limits,
+            freebind=self._freebind,
         )

@@ -77,6 +77,12 @@ def test_netbios_and_smb_keys(write_config):
     assert config.smb.os_version == (6, 3, 9600)
 
 
+def test_daemon_freebind_is_off_unless_asked(write_config):
+    assert not load_config(str(write_config())).daemon.freebind
+    on = load_config(str(write_config(BASE_CONFIG + "[daemon]\nfreebind = true\n")))
+    assert on.daemon.freebind
+
+
 def test_explicit_mac_and_guid(write_config):
     guid = "0b7e6f4e-8a3c-4a53-9d0c-5a7b0f6e1d21"
     text = BASE_CONFIG.replace(
@@ -338,6 +344,11 @@ BAD_CONFIGS = {
         "MAJOR.MINOR.BUILD",
     ),
     "smb1_not_bool": (BASE_CONFIG + "[smb]\nsmb1 = 1\n", "smb.smb1", "true or false"),
+    "freebind_not_bool": (
+        BASE_CONFIG + '[daemon]\nfreebind = "yes"\n',
+        "daemon.freebind",
+        "true or false",
+    ),
     "tiny_message_cap": (
         BASE_CONFIG + "[smb]\nmax_message_size = 10\n",
         "smb.max_message_size",

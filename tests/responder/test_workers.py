@@ -13,6 +13,7 @@ from pathlib import Path
 import dns.message
 import pytest
 
+from responder.workers import RESTART_DELAY, RESTART_DELAY_MAX, describe_exit, restart_delay
 from tests.helpers import BASE_CONFIG, PATIENCE
 
 TWO_WORKERS = BASE_CONFIG + "\n[daemon]\nworkers = 2\n"
@@ -31,6 +32,12 @@ def children(pid: int) -> list[int]:
             if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+def workers_of(pid: int) -> list[int]:
+    """The worker processes of the daemon ``pid``: the children of its fork server."""
+    (server,) = children(pid)
+    return children(server)
 
 
 def alive(pid: int) -> bool:
@@ -77,7 +84,7 @@ def answered_from_many_ports(name: str = "sql01-cz1.corp.example") -> int:
 def two_workers(write_config, start_daemon):
     daemon = start_daemon(write_config(TWO_WORKERS))
     daemon.wait_for_log("ready", count=2)
-    (worker,) = children(daemon.proc.pid)
+    (worker,) = workers_of(daemon.proc.pid)
     return daemon, worker
 
 
@@ -175,3 +182,56 @@ def test_extra_workers_serve_dns_only(two_workers):
     daemon, worker = two_workers
     assert bound_ports(worker) == {("udp", 53), ("tcp", 53)}
     assert {("udp", 53), ("tcp", 53), ("udp", 137), ("tcp", 445)} <= bound_ports(daemon.proc.pid)
+
+
+def wait_until(check, what: str) -> None:
+    deadline = time.monotonic() + PATIENCE  # only a guard against a hang
+    while not check():
+        assert time.monotonic() < deadline, f"not within {PATIENCE} s: {what}"
+        time.sleep(0.02)
+
+
+def test_a_killed_worker_is_restarted_and_dns_answers_meanwhile(
+    write_config, start_daemon, loop_kind
+):
+    daemon = start_daemon(write_config(TWO_WORKERS), loop_kind)
+    daemon.wait_for_log("ready", count=2)
+    (worker,) = workers_of(daemon.proc.pid)
+    os.kill(worker, signal.SIGKILL)
+    wait_until(lambda: worker not in workers_of(daemon.proc.pid), "the killed worker reaped")
+    daemon.wait_for_log("was killed by signal 9 (SIGKILL); restarting it in 0.5 s")
+    # Its sockets closed with it: the kernel hands every query to the parent until
+    # the new worker binds. (Were the restart quicker than these queries, they would
+    # be answered all the same, by either.)
+    assert answered_from_many_ports() == SOURCE_PORTS
+    daemon.wait_for_log("worker 1 restarted")
+    daemon.wait_for_log("ready", count=3)
+    (fresh,) = workers_of(daemon.proc.pid)
+    assert fresh != worker and bound_ports(fresh) == {("udp", 53), ("tcp", 53)}
+    assert answered_from_many_ports() == SOURCE_PORTS
+    assert daemon.stop() == 0
+    assert not alive(fresh)
+    # the parent and the fresh worker (the killed one never got to say it)
+    assert daemon.log().count("stopped") == 2 and "Traceback" not in daemon.log()
+
+
+def test_a_worker_stopped_on_purpose_is_not_restarted(two_workers):
+    daemon, worker = two_workers
+    os.kill(worker, signal.SIGTERM)
+    daemon.wait_for_log("exited with status 0; not restarted")
+    assert workers_of(daemon.proc.pid) == []
+    assert answered_from_many_ports() == SOURCE_PORTS
+    assert daemon.stop() == 0
+
+
+def test_restart_delay_doubles_to_its_cap_and_starts_over_after_a_long_run():
+    delays = [restart_delay(None, 0.1)]
+    for _ in range(8):
+        delays.append(restart_delay(delays[-1], 0.1))
+    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    assert restart_delay(30.0, ran_for=RESTART_DELAY_MAX) == RESTART_DELAY
+
+
+def test_exits_are_described_for_the_log():
+    assert describe_exit(3) == "exited with status 3"
+    assert describe_exit(-9) == "was killed by signal 9 (SIGKILL)"
