@@ -13,6 +13,13 @@ replies leave from each node's own unicast socket. Malformed datagrams are
 counted and dropped. Whenever a node's engines ran, :meth:`NbnsService._transmit`
 logs its events and sends its datagrams; one timer drives every node.
 
+Every socket applies the service's guard (``[limits]``,
+responder/services/limits.py): datagrams from reflection sources are dropped
+unread, and answers are rate-limited per source prefix, node status at its
+own lower rate; a limited NBNS answer is dropped (no TCP to retry on, so no
+slip). Replies to broadcasts, sent from each node's own socket, go through
+the same limiter.
+
 A reload swaps the node view in one assignment: new nodes start claiming,
 unchanged ones keep their state, removed or changed ones retire: they release
 their names (unless the same names stay on the same address) and keep their
@@ -35,12 +42,15 @@ from protocols.netbios.claim import ClaimEvent
 from protocols.netbios.nbns import NbnsMessage, decode_packet
 from protocols.netbios.node import NbnsIdentity, NbnsNode, NodeEvent
 from protocols.netbios.wins import WinsEvent, WinsState, WinsStateChange
+from protocols.ratelimit import NBNS_STATUS_SUFFIX
 from protocols.repeats import Repeats
 from responder.config import Config
 from responder.identity import NodeIdentity, node_identities
+from responder.net.guard import ListenerGuard
 from responder.net.interfaces import BroadcastMap, subnet_broadcasts
 from responder.net.listeners import ListenerSet, open_udp, update_together
 from responder.net.udp import Address, DatagramHandler, RepeatSource, UdpListener
+from responder.services.limits import limits_policy, updated_guard
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +135,7 @@ class NbnsService:
         self.view = _View.of({})
         self.retiring: list[_Node] = []
         self.malformed = 0
+        self.guard: ListenerGuard | None = None  # set by apply()
         self.wins_server: Address | None = None
         self.unicast: ListenerSet[Endpoint, UdpListener] = ListenerSet(self._open_unicast)
         self.broadcast: ListenerSet[Endpoint, UdpListener] = ListenerSet(self._open_broadcast)
@@ -141,12 +152,25 @@ class NbnsService:
         Raises:
             BindError: a new address could not be bound (nothing changed).
         """
-        broadcasts = self._interfaces() if config.netbios.broadcast else {}
+        interfaces = self._interfaces()
+        broadcasts = interfaces if config.netbios.broadcast else {}
+        policy = limits_policy(
+            config.limits,
+            config.netbios.port,
+            interfaces.values(),
+            slips=False,
+            heavy=NBNS_STATUS_SUFFIX,
+        )
         plans = {n.address: plan_node(config, n, broadcasts) for n in node_identities(config)}
         old = self.view.by_address
         leaving = [n for ip, n in old.items() if ip not in plans or old[ip].plan != plans[ip]]
+        previous, self.guard = self.guard, updated_guard(self.guard, policy, None, "nbns/udp")
         async with self._lock:
-            await self._bind(plans.values(), [*self.retiring, *leaving])
+            try:
+                await self._bind(plans.values(), [*self.retiring, *leaving])
+            except BaseException:
+                self.guard = previous
+                raise
             self._switch(plans, leaving)
         server = config.netbios.wins_server
         self.wins_server = None if server is None else (str(server), config.netbios.wins_port)
@@ -245,6 +269,8 @@ class NbnsService:
                         return
                 nodes = self._sharing(node.plan.address, node)
                 reply = self._deliver(nodes, message, source, broadcast=True)
+            if reply is not None and self.guard is not None:
+                reply = self.guard.limit_sent(data, source, reply)
             if reply is not None:
                 node.listener.sendto(reply, source)
 
@@ -369,7 +395,14 @@ class NbnsService:
     ) -> UdpListener:
         """Unicast and broadcast sockets share port 137 (and may send broadcasts)."""
         return await open_udp(
-            self.loop, what, endpoint, handler, repeats=repeats, broadcast=True, reuse_addr=True
+            self.loop,
+            what,
+            endpoint,
+            handler,
+            repeats=repeats,
+            guard=lambda: self.guard,
+            broadcast=True,
+            reuse_addr=True,
         )
 
     # ------------------------------------------------------------ status
@@ -389,6 +422,7 @@ class NbnsService:
             "malformed": self.malformed,
             "nodes": [n.nbns.status() for n in self.view.by_address.values()],
             "releasing": [n.plan.identity.cozen_name for n in self.retiring],
+            **({} if self.guard is None else self.guard.status()),
         }
 
 
