@@ -17,6 +17,14 @@
  * for these exact bytes. It never writes the table. The pure Python loop
  * in responder/net/udp.py stays the reference and the fallback.
  *
+ * A service may also pass a Guard (below), the C mirror of the policy in
+ * protocols/ratelimit.py, built from parameters Python computed: a datagram
+ * from a reflection source (port 0, a listed port, a broadcast, multicast
+ * or unspecified address) is dropped before the table or the handler sees
+ * it, and every reply, repeat or handler's, is charged to its destination's
+ * bucket; a limited one is dropped or replaced by the service's slip
+ * function's truncated form (a Python call, made for limited replies only).
+ *
  * Runs with the GIL held, on the event loop's thread; the socket is
  * non-blocking, so no call here waits.
  *
@@ -441,7 +449,8 @@ send_slip(Guard *g, int fd, const char *head, size_t head_len, const char *body,
     if (reply == NULL)
         return -1;
     memcpy(PyBytes_AS_STRING(reply), head, head_len);
-    memcpy(PyBytes_AS_STRING(reply) + head_len, body, body_len);
+    if (body_len) /* body may be NULL when empty (a handler's reply) */
+        memcpy(PyBytes_AS_STRING(reply) + head_len, body, body_len);
     PyObject *slipped = PyObject_CallOneArg(g->slip_fn, reply);
     Py_DECREF(reply);
     if (slipped == NULL)
