@@ -119,12 +119,13 @@ class ListenerGuard:
     def log_changes(self, now: float) -> None:
         """Log, at most every LOG_EVERY seconds, what was dropped or limited since."""
         if now - self._logged_at < LOG_EVERY:
-            return
+            return  # the common case: one float comparison per wake-up
+        self._logged_at = now
         counts = self.counts()
         if counts == self._logged_counts:
             return
         delta = [a - b for a, b in zip(counts, self._logged_counts, strict=True)]
-        self._logged_at, self._logged_counts = now, counts
+        self._logged_counts = counts
         text = ", ".join(f"{n} {k}" for k, n in zip(COUNTER_NAMES, delta, strict=True) if n)
         log.info("%s: dropped or rate-limited since the last report: %s", self.what, text)
 

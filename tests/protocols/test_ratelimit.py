@@ -74,6 +74,7 @@ def test_the_services_own_port_is_never_filtered():
     assert not nbns.check_source(packed("198.18.0.7"), 137)
     assert nbns.check_source(packed("198.18.0.7"), 7)
     assert nbns.check_source(packed("198.18.0.7"), 0)  # port 0 always
+    assert guard(service_port=0).check_source(packed("198.18.0.7"), 0)  # even then
 
 
 # ------------------------------------------------------------ rate limiting
