@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from benchmarks import amplification
 from benchmarks.loads import PAIRED_TURN_MS
 
 REFERENCE = "c-ref"
@@ -290,6 +291,7 @@ def write(
     meta: dict[str, Any],
     errors: list[str],
     extras: list[Run] | None = None,
+    amplified: list[Run] | None = None,
 ) -> list[Path]:
     """Write bench.md, bench.json and bench.png into out; return their paths."""
     out.mkdir(parents=True, exist_ok=True)
@@ -297,6 +299,7 @@ def write(
     paths = [out / "bench.md", out / "bench.json", out / "bench.png"]
     text = markdown(rows, meta, errors)
     tail = scale_markdown(runs) + extras_markdown(extras or [])
+    tail += amplification.markdown(amplified or [])
     paths[0].write_text(text + "\n".join(tail) + "\n")
     document = {
         "meta": meta,
@@ -305,6 +308,7 @@ def write(
         "scale": scale_ratios(runs),
         "runs": runs,
         "extras": extras,
+        "amplification": amplified or [],
     }
     paths[1].write_text(json.dumps(document, indent=1) + "\n")
     chart(rows, paths[2])

@@ -25,7 +25,7 @@ from functools import partial
 from pathlib import Path
 from types import FrameType
 
-from benchmarks import extras, install, loads, report, servers
+from benchmarks import amplification, extras, install, loads, report, servers
 from benchmarks.loads import Bounds, Result, Workload
 from benchmarks.records import PAIRED_LISTEN, Cluster, make_cluster
 from benchmarks.servers import HERE, REPO, Context, RunningServer, ServerError
@@ -246,6 +246,28 @@ def measure_extras(args: argparse.Namespace, tmp: Path) -> tuple[list[Result], l
     return found, errors
 
 
+def measure_amplification(tmp: Path, kinds: set[str]) -> tuple[list[amplification.Row], list[str]]:
+    """Bytes out over bytes in for each DNS and NBNS message type, cozen only."""
+    rows: list[amplification.Row] = []
+    errors: list[str] = []
+    cluster = make_cluster(2)
+    for kind in sorted(kinds & {"dns", "nbns"}):
+        workdir = Path(tmp) / f"amplification-{kind}"
+        workdir.mkdir()
+        ctx = Context(sys.executable, HERE / "build", workdir)
+        print(f"  cozen          amplification ({kind})", flush=True)
+        try:
+            with running(servers.start, ctx, "cozen", kind, cluster):
+                rows += amplification.measure(cluster, kind, servers.udp_exchange)
+        except ServerError as exc:
+            errors.append(f"cozen amplification: {exc}")
+    errors += [
+        f"amplification over {amplification.MAX_FACTOR}x or unanswered: {p}"
+        for p in amplification.too_large(rows)
+    ]
+    return rows, errors
+
+
 def run_suite(args: argparse.Namespace) -> int:
     os.sched_setaffinity(0, {int(loads.LOAD_CPU)})
     for sig in STOP_SIGNALS:
@@ -276,6 +298,10 @@ def run_suite(args: argparse.Namespace) -> int:
         if "cozen" in labels and any(w.kind == "dns" for w in workloads) and not args.workloads:
             measured, failed = measure_extras(args, Path(tmp))
             errors += failed
+        amplified: list[amplification.Row] = []
+        if "cozen" in labels and not args.workloads:
+            amplified, failed = measure_amplification(Path(tmp), {w.kind for w in workloads})
+            errors += failed
     meta = {
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         "repeat": args.repeat,
@@ -284,7 +310,7 @@ def run_suite(args: argparse.Namespace) -> int:
         "servers": labels,
     }
     errors = list(dict.fromkeys(errors))  # the same failure in every repetition, once
-    paths = report.write(args.out, runs, meta, errors, measured)
+    paths = report.write(args.out, runs, meta, errors, measured, amplified)
     print("\n".join(["wrote:", *(f"  {p}" for p in paths), *(f"error: {e}" for e in errors)]))
     return 1 if errors else 0
 

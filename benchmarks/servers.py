@@ -56,8 +56,23 @@ def daemon_command(python: str, config: Path) -> list[str]:
 # --- configuration writers --------------------------------------------------
 
 
-def cozen_config(cluster: Cluster, fast_path: bool, workers: int = 1) -> str:
+# The load comes from one source far above any real client's rate: `cozen` runs
+# with rate limiting off, `cozen-rrl` with it on at a rate that never limits, so
+# that every answer pays the whole check (bucket lookup and arithmetic).
+LIMITS_OFF = ["[limits]", "responses_per_second = 0"]
+LIMITS_NEVER_REACHED = [
+    "[limits]",
+    "responses_per_second = 10000000",
+    "burst = 10000000",
+    "nbns_status_per_second = 10000000",
+]
+
+
+def cozen_config(
+    cluster: Cluster, fast_path: bool, workers: int = 1, *, limits: bool = False
+) -> str:
     lines = [
+        *(LIMITS_NEVER_REACHED if limits else LIMITS_OFF),
         "[daemon]",
         f"workers = {workers}",
         "[cluster]",
@@ -199,12 +214,13 @@ def cozen_config_path(ctx: Context) -> Path:
 
 
 def cozen_command(
-    fast_path: bool, workers: int = 1, *, pure_python: bool = False
+    fast_path: bool, workers: int = 1, *, pure_python: bool = False, limits: bool = False
 ) -> Callable[[Context, str, Cluster], list[str]]:
-    """``pure_python``: the daemon's Python UDP loop instead of the compiled one."""
+    """``pure_python``: the daemon's Python UDP loop instead of the compiled one;
+    ``limits``: rate limiting on (at a rate the load never reaches)."""
 
     def command(ctx: Context, kind: str, cluster: Cluster) -> list[str]:
-        text = cozen_config(cluster, fast_path, workers)
+        text = cozen_config(cluster, fast_path, workers, limits=limits)
         argv = daemon_command(ctx.python, _write(ctx, cozen_config_path(ctx).name, text))
         return ["env", "COZEN_PURE_PYTHON=1", *argv] if pure_python else argv
 
@@ -224,6 +240,7 @@ SERVERS = {
     for s in [
         ServerDef("c-ref", C_KINDS, c_command),
         ServerDef("cozen", frozenset({"dns", "nbns", "smb"}), cozen_command(fast_path=True)),
+        ServerDef("cozen-rrl", frozenset({"dns", "nbns"}), cozen_command(True, limits=True)),
         ServerDef("cozen-general", frozenset({"dns"}), cozen_command(fast_path=False)),
         ServerDef("cozen-py", frozenset({"dns", "nbns"}), cozen_command(True, pure_python=True)),
         # Worker scaling: two processes on the two CPUs (the load generator shares CPU 1).
@@ -373,7 +390,7 @@ def _ready(server: RunningServer, cluster: Cluster, address: tuple[str, int]) ->
         raise
 
 
-def _udp_exchange(packet: bytes, address: tuple[str, int]) -> bytes | None:
+def udp_exchange(packet: bytes, address: tuple[str, int]) -> bytes | None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(0.2)
         try:
@@ -385,12 +402,12 @@ def _udp_exchange(packet: bytes, address: tuple[str, int]) -> bytes | None:
 
 def probe_dns(cluster: Cluster, address: tuple[str, int]) -> bool:
     query = records.dns_query(cluster.nodes[0].fqdn(cluster.domain), "A", edns=False)
-    return _udp_exchange(query, address) is not None
+    return udp_exchange(query, address) is not None
 
 
 def probe_nbns(cluster: Cluster, address: tuple[str, int]) -> bool:
     query = records.nbns_name_query(cluster.nodes[0].cozen_name, 0x20)
-    return _udp_exchange(query, address) is not None
+    return udp_exchange(query, address) is not None
 
 
 def probe_smb(cluster: Cluster, address: tuple[str, int]) -> bool:
@@ -417,7 +434,7 @@ def check_answers(kind: str, cluster: Cluster, queries: list[bytes]) -> str | No
         return None
     address = records.service_address(kind, cluster)
     for query in list(dict.fromkeys(queries))[:8]:
-        reply = _udp_exchange(query, address)
+        reply = udp_exchange(query, address)
         if reply is None or len(reply) < 12:
             return f"no reply to {query.hex()}"
         rcode, ancount = reply[3] & 0x0F, int.from_bytes(reply[6:8], "big")

@@ -16,4 +16,5 @@ Shared by every family:
 - ``_wire``     bounded reader and writer; over-reads become :class:`errors.Truncated`
 - ``errors``    the one error family every codec raises for hostile input
 - ``repeats``   the repeats table the UDP fast paths share with the compiled UDP loop
+- ``ratelimit`` the reflection filter and per-source rate limiter every UDP answer passes
 """

@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from protocols.ratelimit import REFLECTION_PORTS
 from protocols.smb.negotiate import DIALECT_NAMES, Dialect
 from responder._toml import ConfigError as ConfigError  # what every caller catches
 from responder._toml import (
@@ -124,6 +125,22 @@ class DaemonSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitSettings:
+    """``[limits]``: reflection filter and response rate limiting (protocols/ratelimit.py)."""
+
+    reflection_ports: tuple[int, ...]  # source ports never answered (port 0 never is)
+    responses_per_second: int  # per source prefix; 0 = rate limiting off
+    burst: int  # answers a quiet source may get at once
+    slip: int  # DNS: every slip-th limited answer goes out truncated (TC=1); 0 = none
+    nbns_status_per_second: int  # node status answers per second per prefix (<= the above)
+    ipv4_prefix: int
+    ipv6_prefix: int
+    exempt: tuple[str, ...]  # networks never limited (monitoring, scanners)
+    log_only: bool  # count and log what would be limited, send it anyway
+    table_size: int  # source buckets per service, a power of two
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: str  # file path, or EMBEDDED_DEFAULT
     cluster: Cluster
@@ -133,6 +150,7 @@ class Config:
     netbios: NetbiosSettings
     smb: SmbSettings
     nodes: tuple[Node, ...]
+    limits: LimitSettings
 
 
 def _netbios_name(raw: str) -> str:
@@ -410,6 +428,51 @@ def _host(address: IPAddress) -> str:
     return f"[{address}]" if address.version == 6 else str(address)
 
 
+def _int_list(
+    section: Section, name: str, default: tuple[int, ...], low: int, high: int
+) -> tuple[int, ...]:
+    raw = section.take(name, list, list(default))
+    for item in raw:
+        if not isinstance(item, int) or isinstance(item, bool) or not low <= item <= high:
+            raise section.error(name, f"must be a list of integers {low} to {high}, got {item!r}")
+    return tuple(dict.fromkeys(raw))
+
+
+def _networks(section: Section, name: str) -> tuple[str, ...]:
+    raw = section.take(name, list, [])
+    found = []
+    for item in raw:
+        if not isinstance(item, str):
+            raise section.error(
+                name, f'must be a list of networks like "198.18.0.0/24", got {item!r}'
+            )
+        try:
+            found.append(str(ipaddress.ip_network(item)))
+        except ValueError as exc:
+            raise section.error(name, f"{item!r} is not a network: {exc}") from None
+    return tuple(found)
+
+
+def _parse_limits(section: Section) -> LimitSettings:
+    limits = LimitSettings(
+        reflection_ports=_int_list(section, "reflection_ports", REFLECTION_PORTS, 1, 65535),
+        responses_per_second=section.take_int("responses_per_second", 200, 0, 10_000_000),
+        burst=section.take_int("burst", 200, 1, 10_000_000),
+        slip=section.take_int("slip", 2, 0, 10),
+        nbns_status_per_second=section.take_int("nbns_status_per_second", 20, 1, 10_000_000),
+        ipv4_prefix=section.take_int("ipv4_prefix", 32, 8, 32),
+        ipv6_prefix=section.take_int("ipv6_prefix", 56, 16, 128),
+        exempt=_networks(section, "exempt"),
+        log_only=section.take("log_only", bool, False),
+        table_size=section.take_int("table_size", 16384, 64, 1 << 22),
+    )
+    section.finish()
+    size = limits.table_size
+    if size & (size - 1):
+        raise section.error("table_size", f"must be a power of two, got {size}")
+    return limits
+
+
 def parse_config(document: dict[str, Any], source: str) -> Config:
     """Validate a parsed TOML document.
 
@@ -424,6 +487,7 @@ def parse_config(document: dict[str, Any], source: str) -> Config:
     smb = _parse_smb(top.sub("smb"))
     daemon = _parse_daemon(top.sub("daemon"))
     health = _parse_health(top.sub("health"))
+    limits = _parse_limits(top.sub("limits"))
     top.finish()
     config = Config(
         source=source,
@@ -434,6 +498,7 @@ def parse_config(document: dict[str, Any], source: str) -> Config:
         netbios=netbios,
         smb=smb,
         nodes=nodes,
+        limits=limits,
     )
     _reject_port_clashes(config)
     return config

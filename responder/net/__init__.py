@@ -2,6 +2,7 @@
 
 - ``udp``         UdpListener: a socket drained from a loop reader callback
 - ``_udploop.c``  the same drain loop compiled, answering exact repeats without Python
+- ``guard``       a service's reflection filter and rate limiter, for both drain loops
 - ``tcp``         TcpListener: one sans-IO session per connection, with limits
 - ``listeners``   open a listener (or a BindError), and keep a set in step with the config
 - ``interfaces``  the host's subnet broadcast addresses (for NBNS B-node traffic)

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 
 from responder.net.tcp import SessionFactory, TcpLimits, TcpListener, bind_tcp
-from responder.net.udp import DatagramHandler, RepeatSource, UdpListener, bind_udp
+from responder.net.udp import DatagramHandler, GuardSource, RepeatSource, UdpListener, bind_udp
 
 
 class Listener(Protocol):
@@ -72,6 +72,7 @@ async def open_udp(
     handler: DatagramHandler,
     *,
     repeats: RepeatSource | None = None,
+    guard: GuardSource | None = None,
     broadcast: bool = False,
     reuse_addr: bool = False,
     reuse_port: bool = False,
@@ -92,7 +93,7 @@ async def open_udp(
         )
     except OSError as exc:
         raise BindError(what, *endpoint, exc) from None
-    return UdpListener(loop, sock, handler, repeats=repeats)
+    return UdpListener(loop, sock, handler, repeats=repeats, guard=guard)
 
 
 async def open_tcp(

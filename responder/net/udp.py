@@ -19,6 +19,12 @@ answers a datagram found in that table without entering Python at all; any
 other datagram goes to ``handler`` as usual. The pure Python loop below is
 the reference and the fallback; ``COZEN_PURE_PYTHON=1`` in the environment
 selects it.
+
+Guard. A service may also give a ``guard`` callable returning its
+:class:`~responder.net.guard.ListenerGuard` (or None). Both loops then drop
+a datagram from a reflection source before the handler or the repeats see
+it, and pass every answer through the service's rate limiter, which may
+drop it or replace it by its truncated form (protocols/ratelimit.py).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from dataclasses import dataclass
 
 from protocols.repeats import Repeats
 from responder.net.freebind import set_freebind
+from responder.net.guard import ListenerGuard, packed_address
 
 try:
     from responder.net import _udploop
@@ -44,6 +51,7 @@ log = logging.getLogger(__name__)
 Address = tuple[str, int]
 DatagramHandler = Callable[[bytes, Address], bytes | None]
 RepeatSource = Callable[[], Repeats | None]
+GuardSource = Callable[[], ListenerGuard | None]
 
 COMPILED_AVAILABLE = _udploop is not None
 COMPILED_DEFAULT = COMPILED_AVAILABLE and os.environ.get("COZEN_PURE_PYTHON", "") in ("", "0")
@@ -119,6 +127,7 @@ class UdpListener:
         handler: DatagramHandler,
         *,
         repeats: RepeatSource | None = None,
+        guard: GuardSource | None = None,
         compiled: bool | None = None,
     ) -> None:
         """``compiled``: run the compiled loop; None means when built and not switched off.
@@ -132,6 +141,7 @@ class UdpListener:
         self.sock = sock
         self.handler = handler
         self.repeats = repeats
+        self.guard = guard
         self.compiled = COMPILED_DEFAULT if compiled is None else compiled
         self.counters = Counters()
         self.local_address: Address = sock.getsockname()[:2]
@@ -144,9 +154,13 @@ class UdpListener:
         # drain fills ``counts`` even when it raises (out of memory at the end), so
         # this wake-up's counts are never lost; the exception then goes to the loop,
         # as it would from the Python loop.
+        guard = None if self.guard is None else self.guard()
+        tables = () if guard is None else (guard.compiled(),)
         counts = self._counts
         try:
-            failures, errors = _udploop.drain(self._fd, repeats, self.handler, DRAIN_LIMIT, counts)
+            failures, errors = _udploop.drain(
+                self._fd, repeats, self.handler, DRAIN_LIMIT, counts, *tables
+            )
         finally:
             received, answered, dropped, recv_errno = counts
             counters = self.counters
@@ -160,8 +174,18 @@ class UdpListener:
         if recv_errno:  # logged as the Python loop logs the same OSError
             exc = OSError(recv_errno, os.strerror(recv_errno))
             log.debug("udp %s: receive error %s", self.local_address, exc)
+        if guard is not None:
+            guard.log_changes(self.loop.time())
 
     def _drain(self) -> None:
+        guard = None if self.guard is None else self.guard()
+        if guard is None:
+            self._drain_plain()
+        else:
+            self._drain_guarded(guard)
+            guard.log_changes(self.loop.time())
+
+    def _drain_plain(self) -> None:
         # The reference loop: locals only, counters written back once per wake-up.
         # Python cannot use ``repeats`` faster than the handler's own fast path does.
         recvfrom, sendto, handler = self.sock.recvfrom, self.sock.sendto, self.handler
@@ -192,6 +216,37 @@ class UdpListener:
             counters.received += received
             counters.answered += answered
             counters.dropped_send += dropped
+
+    def _drain_guarded(self, guard: ListenerGuard) -> None:
+        # The reference loop with the guard: sources checked before the handler,
+        # every answer through the limiter.
+        recvfrom, handler, table = self.sock.recvfrom, self.handler, guard.python()
+        counters = self.counters
+        for _ in range(DRAIN_LIMIT):
+            try:
+                data, source = recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.debug("udp %s: receive error %s", self.local_address, exc)
+                return
+            counters.received += 1
+            packed = packed_address(source[0])
+            if table.check_source(packed, source[1]):
+                continue
+            try:
+                reply = handler(data, source)
+            except Exception as exc:
+                self._handler_failed(data, exc)
+                continue
+            if reply is not None and table.limiting:
+                reply = guard.limit(table, data, packed, reply)
+            if reply is not None:
+                try:
+                    self.sock.sendto(reply, source)
+                    counters.answered += 1
+                except OSError:
+                    counters.dropped_send += 1
 
     def _handler_failed(self, data: bytes, error: BaseException) -> None:
         self.counters.handler_bugs += 1

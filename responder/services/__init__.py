@@ -5,6 +5,7 @@
 - ``nbns``    NetBIOS name service on UDP 137: answers, claims, defense, WINS
 - ``smb``     NBSS on TCP 139 and SMB on TCP 445: NEGOTIATE and the NTLMSSP CHALLENGE
 - ``health``  /livez, /readyz, /status, /metrics and a status page over HTTP; self-probes
+- ``limits``  ``[limits]`` turned into a UDP service's guard (reflection filter, rate limiter)
 
 The rule of this package: a service binds, routes bytes to a codec and sends
 what it returns; what a node presents comes from ``responder.identity``.

@@ -9,21 +9,29 @@ Per UDP datagram: an exact repeat of a recent query is answered by the
 compiled UDP loop from the table's repeats (see responder/net/udp.py); otherwise
 the fast path (one dict lookup) or, when it declines, the general path.
 TCP always takes the general path through the RFC 7766 framer.
+
+Before any of that, the service's guard (``[limits]``, responder/services/limits.py)
+drops datagrams from reflection sources, and rate-limits answers per source
+prefix: a limited answer is dropped or, every ``slip``-th, truncated (TC=1).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from protocols.dns.authority import Authority
 from protocols.dns.fastpath import AnswerTable, Variants, fast_answer, iter_answer_entries
 from protocols.dns.stream import DnsStream
+from protocols.ratelimit import dns_slip
 from protocols.repeats import Repeats
 from responder.config import Config
 from responder.identity import dns_zone
 from responder.net.addresses import present_now
+from responder.net.guard import ListenerGuard
+from responder.net.interfaces import BroadcastMap, subnet_broadcasts
 from responder.net.listeners import (
     BindError,
     ListenerSet,
@@ -33,6 +41,7 @@ from responder.net.listeners import (
 )
 from responder.net.tcp import Address, TcpLimits, TcpListener
 from responder.net.udp import UdpListener
+from responder.services.limits import limits_policy, updated_guard
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +91,15 @@ class DnsService:
     name = "dns"
     per_worker = True
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        interfaces: Callable[[], BroadcastMap] = subnet_broadcasts,
+    ) -> None:
         self.loop = loop
+        self._interfaces = interfaces
+        self.guard: ListenerGuard | None = None  # set by apply()
         self.answers: DnsAnswers | None = None
         self.limits = TcpLimits(max_connections=0, idle_timeout=0.0)  # set by apply()
         self._reuse_port = False  # [daemon] workers > 1: every worker binds the same ports
@@ -101,15 +117,19 @@ class DnsService:
         self._reuse_port = config.daemon.workers > 1
         self._freebind = config.daemon.freebind
         endpoints = [(str(a), config.dns.port) for a in config.dns.listen]
-        previous = self.answers, self.limits
+        policy = limits_policy(
+            config.limits, config.dns.port, self._interfaces().values(), slips=True
+        )
+        previous = self.answers, self.limits, self.guard
         # New answers first: a socket bound below serves at once (and with workers,
         # SO_REUSEPORT hands it queries at once), so it must never see "no answers".
         self.answers = answers
         self.limits = TcpLimits(config.dns.max_tcp_connections, config.dns.tcp_idle_timeout)
+        self.guard = updated_guard(self.guard, policy, dns_slip, "dns/udp")
         try:
             await update_together((self.udp, endpoints), (self.tcp, endpoints))
         except BindError:
-            self.answers, self.limits = previous
+            self.answers, self.limits, self.guard = previous
             raise
 
     async def stop(self) -> None:
@@ -135,6 +155,7 @@ class DnsService:
             endpoint,
             self._handle_datagram,
             repeats=self._repeats,
+            guard=lambda: self.guard,
             reuse_port=self._reuse_port,
             freebind=self._freebind,
         )
@@ -174,4 +195,5 @@ class DnsService:
             for (h, p), t in self.tcp.active.items()
         ]
         fast = self.answers is not None and self.answers.table is not None
-        return {"fast_path": fast, "udp": udp, "tcp": tcp}
+        guard = {} if self.guard is None else self.guard.status()
+        return {"fast_path": fast, "udp": udp, "tcp": tcp, **guard}

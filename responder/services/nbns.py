@@ -24,6 +24,13 @@ its names by broadcast as at stop; since the kernel no longer sends from that
 address, the release leaves on the link layer of the interface that held it
 (:mod:`responder.net.linksend`).
 
+Every socket applies the service's guard (``[limits]``,
+responder/services/limits.py): datagrams from reflection sources are dropped
+unread, and answers are rate-limited per source prefix, node status at its
+own lower rate; a limited NBNS answer is dropped (no TCP to retry on, so no
+slip). Replies to broadcasts, sent from each node's own socket, go through
+the same limiter.
+
 A reload swaps the node view in one assignment: new nodes start claiming,
 unchanged ones keep their state, removed or changed ones retire: they release
 their names (unless the same names stay on the same address) and keep their
@@ -48,14 +55,17 @@ from protocols.netbios.claim import ClaimEvent
 from protocols.netbios.nbns import NbnsMessage, decode_packet
 from protocols.netbios.node import NbnsIdentity, NbnsNode, NodeEvent
 from protocols.netbios.wins import WinsEvent, WinsState, WinsStateChange
+from protocols.ratelimit import NBNS_STATUS_SUFFIX
 from protocols.repeats import Repeats
 from responder.config import Config
 from responder.identity import NodeIdentity, node_identities
 from responder.net.addresses import AddressChange, AddressWatch
+from responder.net.guard import ListenerGuard
 from responder.net.interfaces import BroadcastMap, subnet_broadcasts
 from responder.net.linksend import LinkSender
 from responder.net.listeners import ListenerSet, open_udp, update_together
 from responder.net.udp import Address, DatagramHandler, RepeatSource, UdpListener
+from responder.services.limits import limits_policy, updated_guard
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +160,7 @@ class NbnsService:
         # and the WINS outcomes seen (registered, conflict, refused, ...), both from events.
         self.objectors: dict[tuple[str, str], str] = {}
         self.wins_outcomes: Counter[str] = Counter()
+        self.guard: ListenerGuard | None = None  # set by apply()
         self.wins_server: Address | None = None
         self.unicast: ListenerSet[Endpoint, UdpListener] = ListenerSet(self._open_unicast)
         self.broadcast: ListenerSet[Endpoint, UdpListener] = ListenerSet(self._open_broadcast)
@@ -178,7 +189,19 @@ class NbnsService:
             plans = self._plans(config)
             old = self.view.by_address
             leaving = [n for ip, n in old.items() if ip not in plans or old[ip].plan != plans[ip]]
-            await self._bind(plans.values(), [*self.retiring, *leaving])
+            policy = limits_policy(
+                config.limits,
+                config.netbios.port,
+                self._interfaces().values(),
+                slips=False,
+                heavy=NBNS_STATUS_SUFFIX,
+            )
+            previous, self.guard = self.guard, updated_guard(self.guard, policy, None, "nbns/udp")
+            try:
+                await self._bind(plans.values(), [*self.retiring, *leaving])
+            except BaseException:
+                self.guard = previous
+                raise
             self._switch(plans, leaving)
             self._config, self._serial = config, serial
         server = config.netbios.wins_server
@@ -345,6 +368,8 @@ class NbnsService:
                         return
                 nodes = self._sharing(node.plan.address, node)
                 reply = self._deliver(nodes, message, source, broadcast=True)
+            if reply is not None and self.guard is not None:
+                reply = self.guard.limit_sent(data, source, reply)
             if reply is not None:
                 node.listener.sendto(reply, source)
 
@@ -490,6 +515,7 @@ class NbnsService:
             endpoint,
             handler,
             repeats=repeats,
+            guard=lambda: self.guard,
             broadcast=True,
             reuse_addr=True,
             freebind=freebind or self._freebind,
@@ -526,6 +552,7 @@ class NbnsService:
                 for n in self.view.by_address.values()
             ],
             "releasing": [n.plan.identity.cozen_name for n in self.retiring],
+            **({} if self.guard is None else self.guard.status()),
         }
 
     def _listener_status(self) -> list[dict[str, object]]:

@@ -83,3 +83,12 @@ def test_quick_run_reports_reload_under_load_and_memory_under_flood(quick_run: P
     table = (quick_run / "bench.md").read_text()
     assert "| of which user µs |" in table
     assert "| reload | 1000 | reload " in table and " ms, stop " in table
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_quick_run_reports_amplification_at_most_10x(quick_run: Path) -> None:
+    rows = json.loads((quick_run / "bench.json").read_text())["amplification"]
+    assert {r["protocol"] for r in rows} == {"DNS", "NBNS"}
+    assert all(r["answered"] and r["factor"] <= 10 for r in rows)
+    assert "Amplification (bytes out / bytes in" in (quick_run / "bench.md").read_text()
