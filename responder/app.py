@@ -20,6 +20,7 @@ import logging
 import signal
 import time
 from collections.abc import Sequence
+from functools import partial
 from typing import Protocol
 
 from responder import streams, workers
@@ -27,6 +28,7 @@ from responder.config import Config, ConfigError, load_config
 from responder.identity import node_identities
 from responder.net.listeners import BindError
 from responder.net.udp import udp_loop_name
+from responder.offload import off_loop
 from responder.services.dns import DnsService
 from responder.services.health import HealthService
 from responder.services.nbns import NbnsService
@@ -112,6 +114,7 @@ class Daemon:
         """
         async with self._reload_lock:
             serial = self._serial()
+            await off_loop(partial(node_identities, new_config))  # each service asks next
             switched: list[Service] = []
             try:
                 for service in self.services:
@@ -249,7 +252,7 @@ def _counter_totals(value: object, totals: dict[str, int]) -> None:
 
 async def _reload_from_file(daemon: Daemon, path: str | None) -> None:
     try:
-        new_config = load_config(path)
+        new_config = await off_loop(partial(load_config, path))
         await daemon.reload(new_config)
     except (ConfigError, BindError) as exc:
         log.error("reload failed, still serving the previous config: %s", exc)

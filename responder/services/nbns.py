@@ -41,6 +41,7 @@ from responder.identity import NodeIdentity, node_identities
 from responder.net.interfaces import BroadcastMap, subnet_broadcasts
 from responder.net.listeners import ListenerSet, open_udp, update_together
 from responder.net.udp import Address, DatagramHandler, RepeatSource, UdpListener
+from responder.offload import off_loop
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,8 @@ class NbnsService:
         Raises:
             BindError: a new address could not be bound (nothing changed).
         """
-        broadcasts = self._interfaces() if config.netbios.broadcast else {}
+        # `ip` runs in a thread: a child process to wait for is no work for the event loop
+        broadcasts = await off_loop(self._interfaces) if config.netbios.broadcast else {}
         plans = {n.address: plan_node(config, n, broadcasts) for n in node_identities(config)}
         old = self.view.by_address
         leaving = [n for ip, n in old.items() if ip not in plans or old[ip].plan != plans[ip]]
