@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Protocol
 
-from responder import streams, workers
+from responder import streams, systemd, workers
 from responder.config import Config, ConfigError, load_config
 from responder.identity import node_identities
 from responder.net.listeners import BindError
@@ -80,6 +80,7 @@ class Daemon:
         self.services.append(HealthService(loop, self.status))
         if worker > 0:  # extra worker processes share only the per-worker services' ports
             self.services = [s for s in self.services if s.per_worker]
+        self.worker = worker
         self.started_at = time.time()
         self.reloads = 0
         self._reload_lock = asyncio.Lock()  # two quick SIGHUPs apply one after the other
@@ -159,26 +160,46 @@ async def run_until_signalled(
     """Serve ``config`` until SIGTERM/SIGINT; SIGHUP re-reads ``config_path``.
 
     Every one of those signals is also passed on to the ``forward_to``
-    processes (the worker processes, see :mod:`responder.workers`).
+    processes (the worker processes, see :mod:`responder.workers`). Once
+    everything is bound, the main process tells systemd (see :mod:`responder.systemd`).
 
     Raises:
         BindError: the initial bind failed.
     """
     loop = asyncio.get_running_loop()
-    daemon = Daemon(config, loop, worker)
-    await daemon.start()
+    notifier = systemd.Notifier() if worker == 0 else systemd.Notifier({})
+    try:
+        daemon = Daemon(config, loop, worker)
+        await daemon.start()
+        await _serve(loop, notifier, daemon, config_path, forward_to, ready)
+    finally:
+        notifier.close()
+
+
+async def _serve(
+    loop: asyncio.AbstractEventLoop,
+    notifier: systemd.Notifier,
+    daemon: Daemon,
+    config_path: str | None,
+    forward_to: Sequence[int],
+    ready: asyncio.Event | None,
+) -> None:
+    worker = daemon.worker
     stop = asyncio.Event()
     reloading: set[asyncio.Task[None]] = set()
 
     def on_stop(sig: int) -> None:
         workers.forward(forward_to, sig)
+        notifier.stopping()
         stop.set()
 
     def on_hup() -> None:
         workers.forward(forward_to, signal.SIGHUP)
+        notifier.reloading()
         task = loop.create_task(_reload_from_file(daemon, config_path))
         reloading.add(task)
         task.add_done_callback(reloading.discard)
+        task.add_done_callback(lambda t: None if t.cancelled() else notifier.ready())
 
     def on_user(sig: int) -> None:
         workers.forward(forward_to, sig)
@@ -191,6 +212,8 @@ async def run_until_signalled(
     for sig in USER_SIGNALS:  # kept while stopping: a summary then is harmless
         loop.add_signal_handler(sig, on_user, sig)
     log.info("ready (%s UDP loop)", udp_loop_name())
+    notifier.ready()
+    notifier.start_watchdog(loop)
     if ready is not None:
         ready.set()
     try:
