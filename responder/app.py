@@ -29,6 +29,7 @@ from responder.identity import node_identities
 from responder.net.listeners import BindError
 from responder.net.udp import udp_loop_name
 from responder.offload import off_loop
+from responder.privileges import Account, PrivilegeError, drop_to
 from responder.services.dns import DnsService
 from responder.services.health import HealthService
 from responder.services.nbns import NbnsService
@@ -156,24 +157,44 @@ async def run_until_signalled(
     ready: asyncio.Event | None = None,
     worker: int = 0,
     forward_to: Sequence[int] = (),
+    account: Account | None = None,
 ) -> None:
     """Serve ``config`` until SIGTERM/SIGINT; SIGHUP re-reads ``config_path``.
 
     Every one of those signals is also passed on to the ``forward_to``
     processes (the worker processes, see :mod:`responder.workers`). Once
-    everything is bound, the main process tells systemd (see :mod:`responder.systemd`).
+    everything is bound, the process becomes ``account`` (``run --user``), and
+    the main process tells systemd (see :mod:`responder.systemd`).
 
     Raises:
         BindError: the initial bind failed.
+        PrivilegeError: ``account`` could not be switched to (nothing is left bound).
     """
     loop = asyncio.get_running_loop()
     notifier = systemd.Notifier() if worker == 0 else systemd.Notifier({})
     try:
         daemon = Daemon(config, loop, worker)
-        await daemon.start()
+        await _start(daemon, account)
         await _serve(loop, notifier, daemon, config_path, forward_to, ready)
     finally:
         notifier.close()
+
+
+async def _start(daemon: Daemon, account: Account | None) -> None:
+    """Bind everything, then drop root.
+
+    Raises:
+        BindError: the initial bind failed.
+        PrivilegeError: root could not be dropped; the services are stopped again.
+    """
+    await daemon.start()
+    if account is None:
+        return
+    try:
+        drop_to(account)
+    except PrivilegeError:
+        await daemon.stop()
+        raise
 
 
 async def _serve(

@@ -7,9 +7,11 @@ the exit status. A new command (probe, audit, replay) is one more entry.
 Without ``--config`` the embedded default (two loopback nodes) is used, which
 is what ``make run`` serves. Every failure is one line on stderr and a
 non-zero exit: 1 for a bad config (or output ``check`` cannot write), 2 for
-bad usage, 3 for a failed bind. Closed, broken or full standard streams never
-end in a traceback (see :mod:`responder.streams`): ``check`` whose reader has
-gone dies of SIGPIPE as coreutils do; ``run`` keeps serving.
+bad usage (an unknown ``--user``), 3 for a failed bind, 4 when the system
+refuses (root cannot be dropped).
+Closed, broken or full standard streams never end in a traceback (see
+:mod:`responder.streams`): ``check`` whose reader has gone dies of SIGPIPE as
+coreutils do; ``run`` keeps serving.
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ from responder.app import ignore_user_signals, run_until_signalled
 from responder.config import Config, ConfigError, load_config
 from responder.describe import describe
 from responder.net.listeners import BindError
+from responder.privileges import Account, PrivilegeError, resolve
 
 EXIT_CONFIG = 1
 EXIT_OUTPUT = 1  # as coreutils: stdout could not be written (closed, full)
+EXIT_USAGE = 2
 EXIT_BIND = 3
+EXIT_SYSTEM = 4  # root could not be dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +63,20 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
         help="event loop implementation (default: uvloop)",
     )
     parser.add_argument(
-        "--log-level", default="info", choices=("debug", "info", "warning", "error")
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="least severe level logged to stderr (default: info)",
+    )
+    parser.add_argument(
+        "--user",
+        metavar="NAME",
+        help="after binding, become this user, keeping only CAP_NET_BIND_SERVICE (needs root)",
+    )
+    parser.add_argument(
+        "--group",
+        metavar="NAME",
+        help="with --user: the group to become (default: the user's primary group)",
     )
 
 
@@ -86,8 +104,26 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _account(args: argparse.Namespace) -> Account | None:
+    """Who ``--user``/``--group`` name, resolved before anything is bound.
+
+    Raises:
+        PrivilegeError: no such user or group, or --group without --user.
+    """
+    if args.user is None:
+        if args.group is not None:
+            raise PrivilegeError("--group needs --user")
+        return None
+    return resolve(args.user, args.group)
+
+
 def _run(args: argparse.Namespace) -> int:
     ignore_user_signals()  # from the start: by default they would end us, names unreleased
+    try:
+        account = _account(args)
+    except PrivilegeError as exc:
+        streams.error(str(exc))
+        return EXIT_USAGE
     config = _load(args)
     if config is None:
         return EXIT_CONFIG
@@ -97,7 +133,7 @@ def _run(args: argparse.Namespace) -> int:
         streams.discard("stdout")
     streams.log_to_stderr(args.log_level)
     worker, pids = workers.spawn(config.daemon.workers - 1)
-    code = _serve(config, args, worker, pids)
+    code = _serve(config, args, worker, pids, account)
     streams.settle()  # a stream that cannot be flushed must not turn the exit status into 120
     if worker > 0:  # leave without running the parent's exit handlers
         os._exit(code)
@@ -141,16 +177,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return handler(args)
 
 
-def _serve(config: Config, args: argparse.Namespace, worker: int, worker_pids: list[int]) -> int:
+def _serve(
+    config: Config,
+    args: argparse.Namespace,
+    worker: int,
+    worker_pids: list[int],
+    account: Account | None,
+) -> int:
     try:
         with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
             serving = run_until_signalled(
-                config, args.config, worker=worker, forward_to=worker_pids
+                config, args.config, worker=worker, forward_to=worker_pids, account=account
             )
             runner.run(serving)
     except BindError as exc:
         streams.error(str(exc))
         return EXIT_BIND
+    except PrivilegeError as exc:
+        streams.error(str(exc))
+        return EXIT_SYSTEM
     return 0
 
 
