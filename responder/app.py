@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Protocol
 
-from responder import streams, systemd, workers
+from responder import logs, streams, systemd, workers
 from responder.config import Config, ConfigError, load_config
 from responder.identity import node_identities
 from responder.net.listeners import BindError
@@ -235,11 +235,13 @@ async def _serve(
     log.info("ready (%s UDP loop)", udp_loop_name())
     notifier.ready()
     notifier.start_watchdog(loop)
+    floods = loop.create_task(logs.summarise_floods())
     if ready is not None:
         ready.set()
     try:
         await stop.wait()
     finally:
+        floods.cancel()
         for sig in (*STOP_SIGNALS, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         for task in list(reloading):

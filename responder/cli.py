@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from responder import streams, workers
+from responder import logs, streams, workers
 from responder.app import ignore_user_signals, run_until_signalled
 from responder.config import Config, ConfigError, load_config
 from responder.describe import describe
@@ -67,6 +67,12 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
         default="info",
         choices=("debug", "info", "warning", "error"),
         help="least severe level logged to stderr (default: info)",
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=logs.FORMATS,
+        help="stderr log lines: 'TIME LEVEL LOGGER: MESSAGE' or one JSON object (default: text)",
     )
     parser.add_argument(
         "--user",
@@ -131,7 +137,7 @@ def _run(args: argparse.Namespace) -> int:
         streams.emit(describe(config))
     except OSError:  # closed, full or unread: the description is a courtesy, serving is the job
         streams.discard("stdout")
-    streams.log_to_stderr(args.log_level)
+    logs.configure(args.log_level, args.log_format)
     worker, pids = workers.spawn(config.daemon.workers - 1)
     code = _serve(config, args, worker, pids, account)
     streams.settle()  # a stream that cannot be flushed must not turn the exit status into 120

@@ -396,11 +396,12 @@ class NbnsService:
 
 def _log_event(plan: NodePlan, event: NodeEvent, sender: str | None) -> None:
     server = plan.wins[0] if plan.wins else "?"
+    fields = {"node": plan.identity.cozen_name, "address": plan.address}  # --log-format json
     match event:
         case ClaimEvent(name=name, rcode=rcode, address=objector):
-            log.warning(_CONFLICT, name, plan.address, sender or objector, rcode)
+            log.warning(_CONFLICT, name, plan.address, sender or objector, rcode, extra=fields)
         case WinsEvent(name=name, rcode=rcode):
-            log.warning(_REFUSED, server, name, plan.address, rcode)
+            log.warning(_REFUSED, server, name, plan.address, rcode, extra=fields)
         case WinsStateChange(name=name, state=state, ttl=ttl):
             level = logging.WARNING if state == WinsState.UNREACHABLE else logging.INFO
-            log.log(level, _WINS_STATE, server, name, plan.address, state.value, ttl)
+            log.log(level, _WINS_STATE, server, name, plan.address, state.value, ttl, extra=fields)
