@@ -8,7 +8,7 @@ Without ``--config`` the embedded default (two loopback nodes) is used, which
 is what ``make run`` serves. Every failure is one line on stderr and a
 non-zero exit: 1 for a bad config (or output ``check`` cannot write), 2 for
 bad usage (an unknown ``--user``), 3 for a failed bind, 4 when the system
-refuses (root cannot be dropped).
+refuses (too low a hard limit on open files, root cannot be dropped).
 Closed, broken or full standard streams never end in a traceback (see
 :mod:`responder.streams`): ``check`` whose reader has gone dies of SIGPIPE as
 coreutils do; ``run`` keeps serving.
@@ -26,6 +26,7 @@ from responder import logs, streams, workers
 from responder.app import ignore_user_signals, run_until_signalled
 from responder.config import Config, ConfigError, load_config
 from responder.describe import describe
+from responder.limits import LimitError, raise_open_files
 from responder.net.listeners import BindError
 from responder.privileges import Account, PrivilegeError, resolve
 
@@ -33,7 +34,7 @@ EXIT_CONFIG = 1
 EXIT_OUTPUT = 1  # as coreutils: stdout could not be written (closed, full)
 EXIT_USAGE = 2
 EXIT_BIND = 3
-EXIT_SYSTEM = 4  # root could not be dropped
+EXIT_SYSTEM = 4  # too few open files allowed, or root could not be dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +134,11 @@ def _run(args: argparse.Namespace) -> int:
     config = _load(args)
     if config is None:
         return EXIT_CONFIG
+    try:
+        raise_open_files(config)
+    except LimitError as exc:
+        streams.error(str(exc))
+        return EXIT_SYSTEM
     try:
         streams.emit(describe(config))
     except OSError:  # closed, full or unread: the description is a courtesy, serving is the job
