@@ -15,3 +15,5 @@ Read it top-down:
 The rule of this layer: a packet goes listener -> codec -> identity -> codec ->
 send; protocol decisions are the codecs', never the adapters'.
 """
+
+__version__ = "0.1.0"  # when not installed; pyproject.toml has the same

@@ -21,8 +21,9 @@ import asyncio
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 
-from responder import logs, streams, workers
+from responder import __version__, logs, streams, workers
 from responder.app import ignore_user_signals, run_until_signalled
 from responder.config import Config, ConfigError, load_config
 from responder.describe import describe
@@ -166,12 +167,25 @@ def _parser() -> argparse.ArgumentParser:
         prog="cozen-responder",
         description="Answer DNS, NetBIOS and SMB identity for each node's Cozen name.",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_version()}", help="print the version"
+    )
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="one of the commands below"
+    )
     for command in COMMANDS:
         sub = commands.add_parser(command.name, help=command.help, description=command.help)
         command.add_options(sub)
         sub.set_defaults(handler=command.run)
     return parser
+
+
+def _version() -> str:
+    """The installed distribution's version, else the package's own constant."""
+    try:
+        return metadata.version("cozen-responder")
+    except metadata.PackageNotFoundError:
+        return __version__
 
 
 def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
