@@ -299,8 +299,20 @@ def _counter_totals(value: object, totals: dict[str, int]) -> None:
 async def _reload_from_file(daemon: Daemon, path: str | None) -> None:
     try:
         new_config = await off_loop(partial(load_config, path))
+        _warn_if_restart_needed(daemon, new_config)
         await daemon.reload(new_config)
     except (ConfigError, BindError) as exc:
         log.error("reload failed, still serving the previous config: %s", exc)
         return
     log.info("reloaded %s (%d nodes)", new_config.source, len(new_config.nodes))
+
+
+def _warn_if_restart_needed(daemon: Daemon, new_config: Config) -> None:
+    """The settings a reload does not apply (read at start only): one warning each."""
+    old, new = daemon.config.daemon.workers, new_config.daemon.workers
+    if new != old and daemon.worker == 0:
+        log.warning(
+            "[daemon] workers changed from %d to %d: takes effect only at the next restart",
+            old,
+            new,
+        )
