@@ -9,6 +9,11 @@ Read it top-down:
 - ``describe``   the text ``check`` prints
 - ``streams``    stdout, stderr and the log: closed, broken or full, never a traceback
 - ``workers``    extra worker processes sharing the DNS ports
+- ``logs``       log set-up: text or JSON lines, floods summarised
+- ``systemd``    the notify protocol (READY, RELOADING, STOPPING, WATCHDOG)
+- ``privileges`` ``run --user``: drop root after binding, keep CAP_NET_BIND_SERVICE
+- ``limits``     open files: raise the soft limit, refuse a config the hard one cannot hold
+- ``offload``    pure work (config, identities, answer tables) in a thread beside the loop
 - ``net/``       sockets: UDP and TCP listeners, the compiled UDP loop, listener sets
 - ``services/``  one service per protocol (DNS, NBNS, SMB, health) with the same verbs
 
