@@ -4,24 +4,38 @@
 PYTHON3 ?= python3
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
-STAMP   := $(VENV)/.installed
+# One stamp per extra: `make run` installs only what the daemon needs (uvloop); lint, type
+# and interop add the test tools, `make test` and `make bench` also the plotting.
+STAMP   := $(VENV)/.installed-run
+TEST_STAMP  := $(VENV)/.installed-test
+BENCH_STAMP := $(VENV)/.installed-bench
 CONFIG  ?=
 # command:package pairs for the real clients and peers the tests and benchmarks run (the
 # suite runs offline in a private network namespace, so everything is installed beforehand)
 DEBIAN_TOOLS := ip:iproute2 dig:bind9-dnsutils kdig:knot-dnsutils tshark:tshark nmap:nmap \
                 nmblookup:samba-common-bin smbclient:smbclient nbtscan:nbtscan nmbd:samba \
-                dnsperf:dnsperf knotd:knot dnsmasq:dnsmasq-base \
+                dnsperf:dnsperf knotd:knot dnsmasq:dnsmasq-base systemd-analyze:systemd \
                 chromium:chromium promtool:prometheus
 
-.PHONY: install tools run check-config fmt lint type test test-debug interop bench cov clean check
+.PHONY: install install-test install-bench tools run check-config fmt lint type test test-debug interop bench cov clean check
 
 $(STAMP): pyproject.toml setup.py responder/net/_udploop.c
 	test -x $(PY) || $(PYTHON3) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) -m pip install -q -e .
 	touch $(STAMP)
 
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(TEST_STAMP)
+
+$(BENCH_STAMP): $(TEST_STAMP)
+	$(PY) -m pip install -q -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
 install: $(STAMP)
+install-test: $(TEST_STAMP)
+install-bench: $(BENCH_STAMP)
 
 tools:
 	@missing=""; for pair in $(DEBIAN_TOOLS); do \
@@ -36,31 +50,32 @@ run: install
 check-config: install
 	$(VENV)/bin/cozen-responder check $(if $(CONFIG),--config $(CONFIG))
 
-fmt: install
+fmt: install-test
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-lint: install
+lint: install-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-type: install
+type: install-test
 	$(VENV)/bin/mypy
 
-test: install tools lint type
+# the suite includes the benchmark's smoke run, which draws its chart: the bench extra too
+test: install-bench tools lint type
 	$(PY) -bb -m pytest -q
 
 # asyncio's debug mode, and the compiled UDP loop's tests under ASan and UBSan (`sanitize`)
-test-debug: install tools
+test-debug: install-test tools
 	PYTHONASYNCIODEBUG=1 COZEN_TEST_LOOPS=asyncio $(PY) -bb -m pytest -q -m "not slow or sanitize"
 
-interop: install tools
+interop: install-test tools
 	$(PY) -bb -m pytest -q -m interop
 
-bench: install
+bench: install-bench
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
-cov: install tools
+cov: install-bench tools
 	$(PY) -m pip install -q coverage
 	$(PY) -m coverage run -m pytest -q && $(PY) -m coverage report
 

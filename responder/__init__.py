@@ -9,6 +9,11 @@ Read it top-down:
 - ``describe``   the text ``check`` prints
 - ``streams``    stdout, stderr and the log: closed, broken or full, never a traceback
 - ``workers``    extra worker processes sharing the DNS ports, supervised and restarted
+- ``logs``       log set-up: text or JSON lines, floods summarised
+- ``systemd``    the notify protocol (READY, RELOADING, STOPPING, WATCHDOG)
+- ``privileges`` ``run --user``: drop root after binding, keep CAP_NET_BIND_SERVICE
+- ``openfiles``  raise the open-files soft limit; refuse a config the hard one cannot hold
+- ``offload``    pure work (config, identities, answer tables) in a thread beside the loop
 - ``tools/``     ``probe`` and ``audit``: the network as scanners see it (``run`` never loads it)
 - ``net/``       sockets: UDP and TCP listeners, the compiled UDP loop, listener sets
 - ``services/``  one service per protocol (DNS, NBNS, SMB, health) with the same verbs
@@ -17,3 +22,5 @@ Read it top-down:
 The rule of this layer: a packet goes listener -> codec -> identity -> codec ->
 send; protocol decisions are the codecs', never the adapters'.
 """
+
+__version__ = "0.1.0"  # when not installed; pyproject.toml has the same

@@ -20,15 +20,18 @@ import logging
 import signal
 import time
 from collections.abc import Sequence
+from functools import partial
 from typing import Protocol
 
-from responder import streams, workers
+from responder import logs, streams, systemd, workers
 from responder.config import Config, ConfigError, load_config
 from responder.health.board import Publisher, WorkerBoard, worker_counters
 from responder.health.view import ReloadRecord
 from responder.identity import node_identities
 from responder.net.listeners import BindError
 from responder.net.udp import udp_loop_name
+from responder.offload import off_loop
+from responder.privileges import Account, PrivilegeError, drop_to
 from responder.services.dns import DnsService
 from responder.services.health import HealthService
 from responder.services.nbns import NbnsService
@@ -87,6 +90,7 @@ class Daemon:
         self.services.append(HealthService(loop, self))
         if worker > 0:  # extra worker processes share only the per-worker services' ports
             self.services = [s for s in self.services if s.per_worker]
+        self.worker = worker
         self.started_at = time.time()
         self.reloads = 0
         self.reload_record = ReloadRecord()  # results of SIGHUP reloads, for /status and /metrics
@@ -128,6 +132,7 @@ class Daemon:
         """
         async with self._reload_lock:
             serial = self._serial()
+            await off_loop(partial(node_identities, new_config))  # each service asks next
             switched: list[Service] = []
             try:
                 for service in self.services:
@@ -172,30 +177,70 @@ async def run_until_signalled(
     worker: int = 0,
     forward_to: Sequence[int] = (),
     board: WorkerBoard | None = None,
+    account: Account | None = None,
 ) -> None:
     """Serve ``config`` until SIGTERM/SIGINT; SIGHUP re-reads ``config_path``.
 
     Every one of those signals is also passed on to the ``forward_to``
-    processes (the worker processes, see :mod:`responder.workers`).
+    processes (the worker processes, see :mod:`responder.workers`). Once
+    everything is bound, the process becomes ``account`` (``run --user``), and
+    the main process tells systemd (see :mod:`responder.systemd`).
 
     Raises:
         BindError: the initial bind failed.
+        PrivilegeError: ``account`` could not be switched to (nothing is left bound).
     """
     loop = asyncio.get_running_loop()
-    daemon = Daemon(config, loop, worker, board)
+    notifier = systemd.Notifier() if worker == 0 else systemd.Notifier({})
+    try:
+        daemon = Daemon(config, loop, worker, board)
+        await _start(daemon, account)
+        await _serve(loop, notifier, daemon, config_path, forward_to, ready)
+    finally:
+        notifier.close()
+
+
+async def _start(daemon: Daemon, account: Account | None) -> None:
+    """Bind everything, then drop root.
+
+    Raises:
+        BindError: the initial bind failed.
+        PrivilegeError: root could not be dropped; the services are stopped again.
+    """
     await daemon.start()
+    if account is None:
+        return
+    try:
+        drop_to(account)
+    except PrivilegeError:
+        await daemon.stop()
+        raise
+
+
+async def _serve(
+    loop: asyncio.AbstractEventLoop,
+    notifier: systemd.Notifier,
+    daemon: Daemon,
+    config_path: str | None,
+    forward_to: Sequence[int],
+    ready: asyncio.Event | None,
+) -> None:
+    worker = daemon.worker
     stop = asyncio.Event()
     reloading: set[asyncio.Task[None]] = set()
 
     def on_stop(sig: int) -> None:
         workers.forward(forward_to, sig)
+        notifier.stopping()
         stop.set()
 
     def on_hup() -> None:
         workers.forward(forward_to, signal.SIGHUP)
+        notifier.reloading()
         task = loop.create_task(_reload_from_file(daemon, config_path))
         reloading.add(task)
         task.add_done_callback(reloading.discard)
+        task.add_done_callback(lambda t: None if t.cancelled() else notifier.ready())
 
     def on_user(sig: int) -> None:
         workers.forward(forward_to, sig)
@@ -208,11 +253,15 @@ async def run_until_signalled(
     for sig in USER_SIGNALS:  # kept while stopping: a summary then is harmless
         loop.add_signal_handler(sig, on_user, sig)
     log.info("ready (%s UDP loop)", udp_loop_name())
+    notifier.ready()
+    notifier.start_watchdog(loop)
+    floods = loop.create_task(logs.summarise_floods())
     if ready is not None:
         ready.set()
     try:
         await stop.wait()
     finally:
+        floods.cancel()
         for sig in (*STOP_SIGNALS, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         for task in list(reloading):
@@ -269,7 +318,8 @@ def _counter_totals(value: object, totals: dict[str, int]) -> None:
 
 async def _reload_from_file(daemon: Daemon, path: str | None) -> None:
     try:
-        new_config = load_config(path)
+        new_config = await off_loop(partial(load_config, path))
+        _warn_if_restart_needed(daemon, new_config)
         await daemon.reload(new_config)
     except (ConfigError, BindError) as exc:
         log.error("reload failed, still serving the previous config: %s", exc)
@@ -277,3 +327,14 @@ async def _reload_from_file(daemon: Daemon, path: str | None) -> None:
         return
     daemon.reload_record.record(True)
     log.info("reloaded %s (%d nodes)", new_config.source, len(new_config.nodes))
+
+
+def _warn_if_restart_needed(daemon: Daemon, new_config: Config) -> None:
+    """The settings a reload does not apply (read at start only): one warning each."""
+    old, new = daemon.config.daemon.workers, new_config.daemon.workers
+    if new != old and daemon.worker == 0:
+        log.warning(
+            "[daemon] workers changed from %d to %d: takes effect only at the next restart",
+            old,
+            new,
+        )

@@ -7,9 +7,11 @@ the exit status. A new command (probe, audit, replay) is one more entry.
 Without ``--config`` the embedded default (two loopback nodes) is used, which
 is what ``make run`` serves. Every failure is one line on stderr and a
 non-zero exit: 1 for a bad config (or output ``check`` cannot write), 2 for
-bad usage, 3 for a failed bind. Closed, broken or full standard streams never
-end in a traceback (see :mod:`responder.streams`): ``check`` whose reader has
-gone dies of SIGPIPE as coreutils do; ``run`` keeps serving.
+bad usage (an unknown ``--user``), 3 for a failed bind, 4 when the system
+refuses (too low a hard limit on open files, root cannot be dropped).
+Closed, broken or full standard streams never end in a traceback (see
+:mod:`responder.streams`): ``check`` whose reader has gone dies of SIGPIPE as
+coreutils do; ``run`` keeps serving.
 """
 
 from __future__ import annotations
@@ -20,18 +22,23 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 
-from responder import streams, workers
+from responder import __version__, logs, streams, workers
 from responder.app import ignore_user_signals, run_until_signalled
 from responder.config import Config, ConfigError, load_config
 from responder.describe import describe
 from responder.health.board import WorkerBoard
 from responder.net.listeners import BindError
+from responder.openfiles import LimitError, raise_open_files
+from responder.privileges import Account, PrivilegeError, resolve
 from responder.tools import commands as tools
 
 EXIT_CONFIG = 1
 EXIT_OUTPUT = 1  # as coreutils: stdout could not be written (closed, full)
+EXIT_USAGE = 2
 EXIT_BIND = 3
+EXIT_SYSTEM = 4  # too few open files allowed, or root could not be dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +68,26 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
         help="event loop implementation (default: uvloop)",
     )
     parser.add_argument(
-        "--log-level", default="info", choices=("debug", "info", "warning", "error")
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="least severe level logged to stderr (default: info)",
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=logs.FORMATS,
+        help="stderr log lines: 'TIME LEVEL LOGGER: MESSAGE' or one JSON object (default: text)",
+    )
+    parser.add_argument(
+        "--user",
+        metavar="NAME",
+        help="after binding, become this user, keeping only CAP_NET_BIND_SERVICE (needs root)",
+    )
+    parser.add_argument(
+        "--group",
+        metavar="NAME",
+        help="with --user: the group to become (default: the user's primary group)",
     )
 
 
@@ -89,28 +115,59 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _account(args: argparse.Namespace) -> Account | None:
+    """Who ``--user``/``--group`` name, resolved before anything is bound.
+
+    Raises:
+        PrivilegeError: no such user or group, or --group without --user.
+    """
+    if args.user is None:
+        if args.group is not None:
+            raise PrivilegeError("--group needs --user")
+        return None
+    return resolve(args.user, args.group)
+
+
 def _run(args: argparse.Namespace) -> int:
     ignore_user_signals()  # from the start: by default they would end us, names unreleased
+    try:
+        account = _account(args)
+    except PrivilegeError as exc:
+        streams.error(str(exc))
+        return EXIT_USAGE
     config = _load(args)
     if config is None:
         return EXIT_CONFIG
     try:
+        raise_open_files(config)
+    except LimitError as exc:
+        streams.error(str(exc))
+        return EXIT_SYSTEM
+    try:
         streams.emit(describe(config))
     except OSError:  # closed, full or unread: the description is a courtesy, serving is the job
         streams.discard("stdout")
-    streams.log_to_stderr(args.log_level)
+    logs.configure(args.log_level, args.log_format)
     # Mapped before the fork, so that every worker shares it (see responder.health.board).
     board = WorkerBoard(config.daemon.workers) if config.daemon.workers > 1 else None
     worker, server = workers.spawn(config.daemon.workers - 1)
     if worker > 0:  # perhaps a replacement, long after start: serve what the others serve
         config = _reread(args, config)
-    code = _serve(config, args, worker, server, board)
+    code = _serve(config, args, worker, server, Serving(board, account))
     streams.settle()  # a stream that cannot be flushed must not turn the exit status into 120
     if worker > 0:  # leave without running the parent's exit handlers
         os._exit(code)
     if server is not None:
         server.close()
     return code
+
+
+@dataclass(frozen=True, slots=True)
+class Serving:
+    """What every serving process shares, set up before the fork."""
+
+    board: WorkerBoard | None  # the workers' counters, for /metrics
+    account: Account | None  # --user/--group: who to become after binding
 
 
 def _reread(args: argparse.Namespace, config: Config) -> Config:
@@ -139,12 +196,25 @@ def _parser() -> argparse.ArgumentParser:
         prog="cozen-responder",
         description="Answer DNS, NetBIOS and SMB identity for each node's Cozen name.",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_version()}", help="print the version"
+    )
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="one of the commands below"
+    )
     for command in COMMANDS:
         sub = commands.add_parser(command.name, help=command.help, description=command.help)
         command.add_options(sub)
         sub.set_defaults(handler=command.run)
     return parser
+
+
+def _version() -> str:
+    """The installed distribution's version, else the package's own constant."""
+    try:
+        return metadata.version("cozen-responder")
+    except metadata.PackageNotFoundError:
+        return __version__
 
 
 def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
@@ -167,17 +237,28 @@ def _serve(
     args: argparse.Namespace,
     worker: int,
     server: workers.ForkServer | None,
-    board: WorkerBoard | None = None,
+    serving: Serving,
 ) -> int:
     try:
         with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
             if worker > 0:
-                runner.run(run_until_signalled(config, args.config, worker=worker, board=board))
+                runner.run(
+                    run_until_signalled(
+                        config,
+                        args.config,
+                        worker=worker,
+                        board=serving.board,
+                        account=serving.account,
+                    )
+                )
             else:
-                runner.run(_supervise(config, args, server, board))
+                runner.run(_supervise(config, args, server, serving))
     except BindError as exc:
         streams.error(str(exc))
         return EXIT_BIND
+    except PrivilegeError as exc:
+        streams.error(str(exc))
+        return EXIT_SYSTEM
     return 0
 
 
@@ -185,7 +266,7 @@ async def _supervise(
     config: Config,
     args: argparse.Namespace,
     server: workers.ForkServer | None,
-    board: WorkerBoard | None,
+    serving: Serving,
 ) -> None:
     """Serve as worker 0 while the workers are supervised; stop them all at the end."""
     loop = asyncio.get_running_loop()
@@ -195,7 +276,8 @@ async def _supervise(
             config,
             args.config,
             forward_to=[] if supervisor is None else supervisor.pids,
-            board=board,
+            board=serving.board,
+            account=serving.account,
         )
     finally:
         if supervisor is not None:

@@ -114,9 +114,25 @@ def node_identity(config: Config, node: Node) -> NodeIdentity:
     )
 
 
+# The last few configs' identities, by the config object itself: on a reload every service
+# asks for the same new config's (and, on a rollback, the old one's) in turn.
+_IDENTITY_CACHE: list[tuple[Config, tuple[NodeIdentity, ...]]] = []
+_IDENTITY_CACHE_SIZE = 3
+
+
 def node_identities(config: Config) -> tuple[NodeIdentity, ...]:
-    """Every node's identity, in config order."""
-    return tuple(node_identity(config, node) for node in config.nodes)
+    """Every node's identity, in config order; derived once per config object.
+
+    The daemon derives a new config's identities off the event loop (see
+    :mod:`responder.offload`), so the services that ask next find them here.
+    """
+    for known, identities in _IDENTITY_CACHE:
+        if known is config:
+            return identities
+    identities = tuple(node_identity(config, node) for node in config.nodes)
+    _IDENTITY_CACHE.insert(0, (config, identities))
+    del _IDENTITY_CACHE[_IDENTITY_CACHE_SIZE:]
+    return identities
 
 
 def public_fqdns(config: Config) -> tuple[str, ...]:

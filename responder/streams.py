@@ -114,12 +114,17 @@ class _CountingHandler(logging.StreamHandler[TextIO]):
         type(self).failures += 1
 
 
-def log_to_stderr(level: str) -> None:
-    """Log records at ``level`` and above to stderr, one line each; failed writes are counted."""
+def log_to_stderr(level: str, formatter: logging.Formatter | None = None) -> logging.Handler:
+    """Log records at ``level`` and above to stderr, one line each; failed writes are counted.
+
+    Returns the handler (``formatter``'s lines, :data:`LOG_FORMAT` by default).
+    """
     # Any other handler (a library's) drops a failed record instead of printing a traceback.
     logging.raiseExceptions = False
     handler = _CountingHandler(sys.stderr if sys.stderr is not None else _devnull_stream())
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, handlers=[handler])
+    handler.setFormatter(formatter or logging.Formatter(LOG_FORMAT))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
+    return handler
 
 
 def log_write_errors() -> int:

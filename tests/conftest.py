@@ -64,8 +64,9 @@ def start_daemon() -> Iterator[Callable[..., DaemonProcess]]:
         *extra: str,
         wait_ready: bool = True,
         env: dict[str, str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> DaemonProcess:
-        daemon = DaemonProcess(config_path, loop, *extra, env=env)
+        daemon = DaemonProcess(config_path, loop, *extra, env=env, preexec_fn=preexec_fn)
         started.append(daemon)
         if wait_ready:
             daemon.wait_for_log("ready")

@@ -88,6 +88,7 @@ class DaemonProcess:
         loop: str = "uvloop",
         *extra: str,
         env: dict[str, str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.config_path = config_path
         self.stderr_path = config_path.with_suffix(".stderr")
@@ -112,6 +113,7 @@ class DaemonProcess:
             stdout=self._stdout,
             stderr=self._stderr,
             start_new_session=True,
+            preexec_fn=preexec_fn,  # e.g. lower limits, as systemd or a shell would set them
         )
 
     def log(self) -> str:

@@ -161,8 +161,8 @@ def iter_answer_entries(authority: Authority) -> Iterator[tuple[bytes, Variants]
 def build_answer_table(settings: AuthoritySettings) -> AnswerTable:
     """Run the general path once per configured (name, type), all at once.
 
-    The daemon builds the same table from :func:`iter_answer_entries` in slices
-    between packets (responder/services/dns.py); this is the one-call form.
+    The daemon builds the same table from :func:`iter_answer_entries` in a
+    thread beside its event loop (responder/services/dns.py); this is the one-call form.
     Covers A and AAAA of every host, and PTR, SOA and NS at every apex
     (the forward zone and each reverse name); negative answers are stored too.
 

@@ -49,7 +49,8 @@ class ListenerSet(Generic[K, L]):
             for listener in opened.values():
                 await listener.close()
             raise
-        stale = [key for key in self.active if key not in set(wanted_keys)]
+        keep = set(wanted_keys)  # once: a set per key made a 1,000-node reload quadratic
+        stale = [key for key in self.active if key not in keep]
         self.active.update(opened)
         for key in stale:
             await self.active.pop(key).close()

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from protocols.dns.authority import Authority
 from protocols.dns.fastpath import AnswerTable, Variants, fast_answer, iter_answer_entries
@@ -41,13 +43,14 @@ from responder.net.listeners import (
 )
 from responder.net.tcp import Address, TcpLimits, TcpListener
 from responder.net.udp import UdpListener
+from responder.offload import off_loop
 from responder.services.limits import limits_policy, updated_guard
 
 log = logging.getLogger(__name__)
 
 Endpoint = tuple[str, int]
 
-COMPILE_SLICE = 32  # table entries (about 1 ms of CPU) between yields to the loop
+YIELD_EVERY = 8  # table entries (about 0.2 ms of CPU) a build thread runs before letting go
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,19 +62,24 @@ class DnsAnswers:
 
     @classmethod
     async def compile(cls, config: Config, serial: int) -> DnsAnswers:
-        """Compile in slices, yielding to the loop so that serving goes on meanwhile.
+        """Compile in a thread (see :mod:`responder.offload`) while the loop keeps serving.
 
-        A 1,000-node table takes a few hundred ms of CPU; the old answers keep
-        being served between slices, so a reload loses no query.
+        A 1,000-node table takes a few hundred ms of CPU; the old answers are
+        served meanwhile, and the caller swaps the new ones in at once.
         """
+        return await off_loop(partial(cls.build, config, serial))
+
+    @classmethod
+    def build(cls, config: Config, serial: int) -> DnsAnswers:
+        """Compile the general responder and the answer table; pure, so any thread may."""
         authority = Authority(dns_zone(config, serial))
         if not config.dns.fast_path:
             return cls(authority, None)
         entries: dict[bytes, Variants] = {}
         for count, (key, variants) in enumerate(iter_answer_entries(authority), 1):
             entries[key] = variants
-            if count % COMPILE_SLICE == 0:
-                await asyncio.sleep(0)
+            if count % YIELD_EVERY == 0:
+                time.sleep(0)  # lets the loop's thread take the GIL first, should it wait
         return cls(authority, AnswerTable(entries))
 
     def answer_udp(self, datagram: bytes) -> bytes | None:
@@ -118,7 +126,7 @@ class DnsService:
         self._freebind = config.daemon.freebind
         endpoints = [(str(a), config.dns.port) for a in config.dns.listen]
         policy = limits_policy(
-            config.limits, config.dns.port, self._interfaces().values(), slips=True
+            config.limits, config.dns.port, (await off_loop(self._interfaces)).values(), slips=True
         )
         previous = self.answers, self.limits, self.guard
         # New answers first: a socket bound below serves at once (and with workers,

@@ -65,6 +65,7 @@ from responder.net.interfaces import BroadcastMap, subnet_broadcasts
 from responder.net.linksend import LinkSender
 from responder.net.listeners import ListenerSet, open_udp, update_together
 from responder.net.udp import Address, DatagramHandler, RepeatSource, UdpListener
+from responder.offload import off_loop
 from responder.services.limits import limits_policy, updated_guard
 
 log = logging.getLogger(__name__)
@@ -184,15 +185,17 @@ class NbnsService:
             BindError: a new address could not be bound (nothing changed).
         """
         self._watch()
+        # `ip` runs in a thread: a child process to wait for is no work for the event loop
+        interfaces = await off_loop(self._interfaces)
         async with self._lock:
             self._freebind = config.daemon.freebind
-            plans = self._plans(config)
+            plans = self._plans(config, interfaces)
             old = self.view.by_address
             leaving = [n for ip, n in old.items() if ip not in plans or old[ip].plan != plans[ip]]
             policy = limits_policy(
                 config.limits,
                 config.netbios.port,
-                self._interfaces().values(),
+                interfaces.values(),
                 slips=False,
                 heavy=NBNS_STATUS_SUFFIX,
             )
@@ -208,16 +211,16 @@ class NbnsService:
         self.wins_server = None if server is None else (str(server), config.netbios.wins_port)
         self._transmit(self._all())
 
-    def _plans(self, config: Config) -> dict[str, NodePlan]:
-        broadcasts = self._broadcasts(config) if config.netbios.broadcast else {}
+    def _plans(self, config: Config, interfaces: BroadcastMap) -> dict[str, NodePlan]:
+        broadcasts = self._broadcasts(config, interfaces) if config.netbios.broadcast else {}
         return {
             n.address: plan_node(config, n, broadcasts, self._present(n.address))
             for n in node_identities(config)
         }
 
-    def _broadcasts(self, config: Config) -> BroadcastMap:
+    def _broadcasts(self, config: Config, interfaces: BroadcastMap) -> BroadcastMap:
         """The interfaces' broadcast addresses; an address ``ip`` did not list: rtnetlink's."""
-        broadcasts = dict(self._interfaces())
+        broadcasts = dict(interfaces)
         for node in node_identities(config) if self._watching else ():
             where = self.addresses.where(node.address)
             if node.ipv4 not in broadcasts and where is not None and where.broadcast:
@@ -570,11 +573,12 @@ class NbnsService:
 
 def _log_event(plan: NodePlan, event: NodeEvent, sender: str | None) -> None:
     server = plan.wins[0] if plan.wins else "?"
+    fields = {"node": plan.identity.cozen_name, "address": plan.address}  # --log-format json
     match event:
         case ClaimEvent(name=name, rcode=rcode, address=objector):
-            log.warning(_CONFLICT, name, plan.address, sender or objector, rcode)
+            log.warning(_CONFLICT, name, plan.address, sender or objector, rcode, extra=fields)
         case WinsEvent(name=name, rcode=rcode):
-            log.warning(_REFUSED, server, name, plan.address, rcode)
+            log.warning(_REFUSED, server, name, plan.address, rcode, extra=fields)
         case WinsStateChange(name=name, state=state, ttl=ttl):
             level = logging.WARNING if state == WinsState.UNREACHABLE else logging.INFO
-            log.log(level, _WINS_STATE, server, name, plan.address, state.value, ttl)
+            log.log(level, _WINS_STATE, server, name, plan.address, state.value, ttl, extra=fields)

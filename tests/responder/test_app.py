@@ -205,3 +205,15 @@ def test_embedded_default_serves_the_documented_answers(start_daemon, tmp_path):
         out, err = process.communicate(timeout=PATIENCE)
     assert "SQL01-CZ1" in out and "<embedded default>" in out
     assert process.returncode == 0, err
+
+
+def test_changing_workers_on_reload_says_it_needs_a_restart(loop_kind, write_config, start_daemon):
+    path = write_config()
+    daemon = start_daemon(path, loop_kind)
+    path.write_text(BASE_CONFIG + "\n[daemon]\nworkers = 2\n")
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for_log("reloaded")
+    warnings = [x for x in daemon.log().splitlines() if "workers changed" in x]
+    assert len(warnings) == 1
+    assert "WARNING" in warnings[0] and "from 1 to 2" in warnings[0]
+    assert "next restart" in warnings[0]
