@@ -137,3 +137,22 @@ class DaemonProcess:
         self._stderr.close()
         self._stdout.close()
         return self.proc.returncode
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def workers_of(pid: int) -> list[int]:
+    """The worker processes of the daemon ``pid``: the children of its fork server."""
+    (server,) = children(pid)
+    return children(server)

@@ -23,8 +23,7 @@ from protocols.netbios.names import NetbiosName
 from protocols.netbios.nbns import NameQueryRequest, NameQueryResponse, decode_packet
 from protocols.netbios.nbns_encode import encode_packet
 from responder.privileges import CAP_NET_BIND_SERVICE
-from tests.helpers import BASE_CONFIG, PATIENCE, REPO
-from tests.responder.test_workers import children
+from tests.helpers import BASE_CONFIG, PATIENCE, REPO, workers_of
 
 NOBODY, NOGROUP = 65534, 65534
 AS_NOBODY = ("--user", "nobody", "--group", "nogroup")
@@ -106,7 +105,7 @@ def test_workers_drop_too(public_dir, start_daemon):
     path = write_public(public_dir, BASE_CONFIG + "\n[daemon]\nworkers = 2\n")
     daemon = start_daemon(path, "uvloop", *AS_NOBODY)
     daemon.wait_for_log("ready", count=2)  # the worker's own, after its own drop
-    (worker,) = [p for p in children(daemon.proc.pid) if b"responder" in cmdline(p)]
+    (worker,) = workers_of(daemon.proc.pid)
     assert_dropped(daemon.proc.pid)
     assert_dropped(worker)
     assert daemon.stop() == 0

@@ -14,30 +14,11 @@ import dns.message
 import pytest
 
 from responder.workers import RESTART_DELAY, RESTART_DELAY_MAX, describe_exit, restart_delay
-from tests.helpers import BASE_CONFIG, PATIENCE
+from tests.helpers import BASE_CONFIG, PATIENCE, workers_of
 
 TWO_WORKERS = BASE_CONFIG + "\n[daemon]\nworkers = 2\n"
 DNS = ("127.0.0.10", 53)
 SOURCE_PORTS = 32  # SO_REUSEPORT spreads by source port; 32 ports reach both workers
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def workers_of(pid: int) -> list[int]:
-    """The worker processes of the daemon ``pid``: the children of its fork server."""
-    (server,) = children(pid)
-    return children(server)
 
 
 def alive(pid: int) -> bool:
