@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from protocols.smb.negotiate import DIALECT_NAMES, Dialect
+from responder._config_registration import DnsRegistration, parse_registration
 from responder._toml import ConfigError as ConfigError  # what every caller catches
 from responder._toml import (
     IPAddress,
@@ -130,6 +131,7 @@ class Config:
     netbios: NetbiosSettings
     smb: SmbSettings
     nodes: tuple[Node, ...]
+    registration: DnsRegistration | None = None  # [registration.dns]; None: off
 
 
 def _netbios_name(raw: str) -> str:
@@ -329,6 +331,13 @@ def parse_config(document: dict[str, Any], source: str) -> Config:
     smb = _parse_smb(top.sub("smb"))
     daemon = _parse_daemon(top.sub("daemon"))
     health = _parse_health(top.sub("health"))
+    registration = parse_registration(
+        top.sub("registration"),
+        cluster.dns_domain,
+        [cozen_fqdn(n.cozen_name, cluster.dns_domain) for n in nodes],
+        [a for n in nodes for a in n.addresses],
+        dns.ttl,
+    )
     top.finish()
     return Config(
         source=source,
@@ -339,6 +348,7 @@ def parse_config(document: dict[str, Any], source: str) -> Config:
         netbios=netbios,
         smb=smb,
         nodes=nodes,
+        registration=registration,
     )
 
 
