@@ -7,10 +7,11 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 CONFIG  ?=
 # command:package pairs for the real clients and peers the tests and benchmarks run (the
-# suite runs offline in a private network namespace, so everything is installed beforehand)
+# suite runs offline in a private network namespace, so everything is installed beforehand;
+# named, knotd and faketime serve the DNS registration tests)
 DEBIAN_TOOLS := ip:iproute2 dig:bind9-dnsutils kdig:knot-dnsutils tshark:tshark nmap:nmap \
                 nmblookup:samba-common-bin smbclient:smbclient nbtscan:nbtscan nmbd:samba \
-                dnsperf:dnsperf knotd:knot dnsmasq:dnsmasq-base
+                dnsperf:dnsperf knotd:knot dnsmasq:dnsmasq-base named:bind9 faketime:faketime
 
 .PHONY: install tools run check-config fmt lint type test test-debug interop bench cov clean check
 
