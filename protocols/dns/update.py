@@ -377,7 +377,8 @@ class Registrar:
             entry.restarted = True  # the zone changed since our query: look again, once
             entry.then, entry.due = (Step.QUERY, None), now
         else:
-            self._conflict(entry, entry.seen, now)
+            why = f"{step.value} refused twice with {dns.rcode.to_text(rcode)}"
+            self._conflict(entry, entry.seen, now, why)
 
     def _withdraw_answer(self, entry: _Entry, rcode: Rcode, now: float) -> None:
         if rcode == _NOERROR:
@@ -400,8 +401,10 @@ class Registrar:
         entry.state, entry.failures, entry.conflict_with = RecordState.REGISTERED, 0, None
         self._settle(entry, "NOERROR", now, now + self.settings.refresh)
 
-    def _conflict(self, entry: _Entry, seen: Observation | None, now: float) -> None:
-        other = seen.describe() if seen is not None else "changed twice while we looked"
+    def _conflict(self, entry: _Entry, seen: Observation | None, now: float, why: str = "") -> None:
+        other = seen.describe() if seen is not None else "unknown"
+        if why:
+            other = f"{why}; last seen: {other}"
         self.counts["CONFLICT"] += 1
         entry.state, entry.failures, entry.conflict_with = RecordState.CONFLICT, 0, other
         self._report(entry, EventKind.CONFLICT, "CONFLICT", other)

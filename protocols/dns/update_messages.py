@@ -320,13 +320,13 @@ _EXPLAIN = {
     "BADTIME": "the server refused our signature's time: this host's clock and the server's "
     "differ by more than the fudge (300 s)",
     "BADTRUNC": "the server refused our truncated signature",
-    "TSIG-ERROR": "the server reported a TSIG error",
+    "TSIG_ERROR": "the server reported a TSIG error",
     "TIMEOUT": "no answer in time",
     "UNREACHABLE": "the server cannot be reached",
-    "UNSIGNED-RESPONSE": "the server's answer carries no TSIG, so it is not trusted",
-    "BAD-RESPONSE-SIGNATURE": "the server's answer failed TSIG verification, so it is not trusted",
-    "MALFORMED-RESPONSE": "the server's answer could not be used",
-    "NO-SERVER": "the zone's primary server could not be found",
+    "UNSIGNED_RESPONSE": "the server's answer carries no TSIG, so it is not trusted",
+    "BAD_RESPONSE_SIGNATURE": "the server's answer failed TSIG verification, so it is not trusted",
+    "MALFORMED_RESPONSE": "the server's answer could not be used",
+    "NO_SERVER": "the zone's primary server could not be found",
     "FAILED": "the exchange failed",
 }
 
@@ -336,15 +336,15 @@ TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (dns.exception.DNSException,
 def outcome_of(exc: BaseException) -> str:
     """The outcome name of an exchange that raised ``exc`` (one of :data:`TRANSPORT_ERRORS`)."""
     if isinstance(exc, dns.tsig.PeerError):
-        return _PEER_ERRORS.get(type(exc), "TSIG-ERROR")
+        return _PEER_ERRORS.get(type(exc), "TSIG_ERROR")
     if isinstance(exc, dns.tsig.BadSignature | dns.tsig.BadTime | dns.tsig.BadKey):
-        return "BAD-RESPONSE-SIGNATURE"
+        return "BAD_RESPONSE_SIGNATURE"
     if isinstance(exc, dns.tsig.BadAlgorithm | dns.message.UnknownTSIGKey):
-        return "BAD-RESPONSE-SIGNATURE"
+        return "BAD_RESPONSE_SIGNATURE"
     if isinstance(exc, dns.exception.Timeout | TimeoutError):
         return "TIMEOUT"
     if isinstance(exc, dns.exception.FormError):
-        return "UNSIGNED-RESPONSE" if "requires a TSIG" in str(exc) else "MALFORMED-RESPONSE"
+        return "UNSIGNED_RESPONSE" if "requires a TSIG" in str(exc) else "MALFORMED_RESPONSE"
     if isinstance(exc, OSError | EOFError):
         return "UNREACHABLE"
     return "FAILED"

@@ -165,7 +165,7 @@ class RegistrationService:
                 server = await self._server(exchange.zone)
                 responses = [await _send(message, server) for message in exchange.messages]
             except _NoServer as exc:
-                registrar.fail(exchange, "NO-SERVER", str(exc), self.loop.time())
+                registrar.fail(exchange, "NO_SERVER", str(exc), self.loop.time())
             except update.TRANSPORT_ERRORS as exc:
                 self._servers.pop(exchange.zone, None)  # look the primary up again next time
                 outcome = update.outcome_of(exc)

@@ -302,13 +302,13 @@ def test_the_servers_tsig_errors(tsig_error, outcome):
 def test_a_good_signature_passes_and_a_bad_or_missing_one_does_not():
     assert client_outcome(*signed_exchange()) == "OK"
     wrong = make_key("cozen-key", b"another secret, same name.......", "hmac-sha256")
-    assert client_outcome(*signed_exchange(key=wrong)) == "BAD-RESPONSE-SIGNATURE"
+    assert client_outcome(*signed_exchange(key=wrong)) == "BAD_RESPONSE_SIGNATURE"
     request = build_update(Step.ADD, wanted(FORWARD), None, KEY)
     request.to_wire()
     unsigned = dns.message.make_response(dns.message.from_wire(request.to_wire(), keyring=KEY))
     unsigned.tsig = None
     unsigned.keyring = None
-    assert client_outcome(request.mac, unsigned.to_wire()) == "UNSIGNED-RESPONSE"
+    assert client_outcome(request.mac, unsigned.to_wire()) == "UNSIGNED_RESPONSE"
 
 
 def test_transport_outcomes():
@@ -316,7 +316,7 @@ def test_transport_outcomes():
     assert outcome_of(TimeoutError()) == "TIMEOUT"
     assert outcome_of(ConnectionRefusedError(111, "refused")) == "UNREACHABLE"
     assert outcome_of(EOFError()) == "UNREACHABLE"
-    assert outcome_of(dns.exception.FormError("junk")) == "MALFORMED-RESPONSE"
+    assert outcome_of(dns.exception.FormError("junk")) == "MALFORMED_RESPONSE"
     assert outcome_of(dns.exception.DNSException("odd")) == "FAILED"
 
 
@@ -480,7 +480,7 @@ def test_a_query_refused_is_an_error_too():
 
 
 @pytest.mark.parametrize(
-    "outcome", ["BADKEY", "BADSIG", "BADTIME", "TIMEOUT", "UNREACHABLE", "UNSIGNED-RESPONSE"]
+    "outcome", ["BADKEY", "BADSIG", "BADTIME", "TIMEOUT", "UNREACHABLE", "UNSIGNED_RESPONSE"]
 )
 def test_failures_back_off_exponentially_up_to_the_cap_and_log_once(outcome):
     h = Harness()

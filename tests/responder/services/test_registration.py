@@ -9,8 +9,15 @@ import asyncio
 import base64
 import logging
 import socket
+import struct
 import subprocess
 import sys
+
+import dns.message
+import dns.opcode
+import dns.rcode
+import dns.tsig
+import pytest
 
 from responder.config import Config, load_config
 from responder.services import registration
@@ -19,6 +26,8 @@ from tests.helpers import BASE_CONFIG, REPO, run_on
 
 SECRET = base64.b64encode(b"r" * 32).decode()
 SILENT = "127.0.0.57"  # a TCP listener that never accepts: every exchange hangs
+FAKE = "127.0.0.59"  # a scripted server (below)
+KEY = dns.tsig.Key("k", SECRET, dns.tsig.HMAC_SHA256)
 
 
 def with_registration(write_config, server: str = SILENT) -> Config:
@@ -115,3 +124,99 @@ def test_it_runs_last_and_only_in_worker_zero():
     finally:
         loop.close()
     assert services[-1].name == "registration" and services[-1].per_worker is False
+
+
+# ---------------------------------------------------------------- a scripted server
+
+
+class FakeServer:
+    """Answers queries NXDOMAIN and every UPDATE as ``behaviour`` says, over TCP."""
+
+    def __init__(self, behaviour: str) -> None:
+        self.behaviour = behaviour
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> FakeServer:
+        self.server = await asyncio.start_server(self._serve, FAKE, 53)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            (length,) = struct.unpack("!H", await reader.readexactly(2))
+            request = dns.message.from_wire(await reader.readexactly(length), keyring=KEY)
+            answer = self._answer(request)
+            if answer is None:
+                await asyncio.sleep(1.0)  # holds the connection, answers nothing
+            else:
+                wire = answer.to_wire()
+                writer.write(struct.pack("!H", len(wire)) + wire)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    def _answer(self, request: dns.message.Message) -> dns.message.Message | None:
+        response = dns.message.make_response(request)
+        if request.opcode() != dns.opcode.UPDATE:
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        elif self.behaviour == "silent":
+            return None
+        elif self.behaviour == "unsigned":
+            response.tsig, response.keyring = None, None
+        elif self.behaviour == "badly signed":
+            response.use_tsig(dns.tsig.Key("k", base64.b64encode(b"x" * 32), "hmac-sha256"))
+        else:
+            response.set_rcode(dns.rcode.from_text(self.behaviour))
+        return response
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "outcome", "reason"),
+    [
+        ("REFUSED", "REFUSED", "update-policy / ACL grant the key"),
+        ("NOTAUTH", "NOTAUTH", "not authoritative for the zone, or refused the key"),
+        ("NOTZONE", "NOTZONE", "the name is not in the zone"),
+        ("SERVFAIL", "SERVFAIL", "the server failed to process it"),
+        ("unsigned", "UNSIGNED_RESPONSE", "carries no TSIG, so it is not trusted"),
+        ("badly signed", "BAD_RESPONSE_SIGNATURE", "failed TSIG verification"),
+        ("silent", "TIMEOUT", "no answer in time"),
+        ("YXRRSET", "CONFLICT", "add refused twice with YXRRSET"),
+    ],
+)
+def test_each_server_failure_is_one_clear_line_and_counted(
+    write_config, caplog, monkeypatch, behaviour, outcome, reason
+):
+    config = with_registration(write_config, server=FAKE)
+    monkeypatch.setattr(registration, "EXCHANGE_TIMEOUT", 0.2)
+    caplog.set_level(logging.INFO, "responder.services.registration")
+
+    def lines() -> list[str]:
+        return [
+            r.getMessage() for r in caplog.records if "sql01-cz1.corp.example (" in r.getMessage()
+        ]
+
+    async def scenario() -> None:
+        async with FakeServer(behaviour):
+            service = RegistrationService(asyncio.get_running_loop())
+            await service.apply(config, 1)
+            for _ in range(200):
+                if lines():
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.3)  # a retry or two: still the one line
+            assert service.registrar is not None and service.registrar.counts[outcome] >= 1
+            service.settings = None  # stop without withdrawing from the scripted server
+            await service.stop()
+
+    run_on("asyncio", scenario)
+    (line,) = lines()
+    assert line.startswith(
+        "registration: zone corp.example via 127.0.0.59:53: sql01-cz1.corp.example "
+        "(A 127.0.0.11, DHCID): "
+    )
+    assert outcome in line or outcome == "CONFLICT"
+    assert reason in line
