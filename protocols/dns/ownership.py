@@ -18,7 +18,10 @@ Theory of operation:
 - A :class:`RecordSet` is the unit one UPDATE changes: one owner name in one
   zone, the RR types whose RRsets the node owns there entirely (A and AAAA
   at the Cozen FQDN, PTR at each reverse name), the data it wants, and the
-  DHCID that marks it. :func:`plan_record_sets` places each in its zone.
+  DHCID that marks it. :func:`plan_record_sets` places each in its zone; a
+  reverse set names the forward set its PTR points at, because a PTR is
+  published only for a forward name the node holds (as Kea does: no
+  reverse update after a forward conflict).
 
 This module is plain Python (hashlib, ipaddress): the config check and the
 identity derivation use it without loading the DNS update machinery.
@@ -120,6 +123,7 @@ class RecordSet:
     records: tuple[tuple[str, str], ...]
     dhcid: bytes
     ttl: int
+    forward: tuple[str, str] | None = None  # a reverse set: the key of the set its PTR names
 
     @property
     def key(self) -> tuple[str, str]:
@@ -148,9 +152,10 @@ def plan_record_sets(
     sets: list[RecordSet] = []
     for node in nodes:
         records = tuple((_address_type(a), str(a)) for a in node.addresses)
-        sets.append(
-            RecordSet(zone, node.fqdn, node.cozen_name, FORWARD_TYPES, records, node.dhcid, ttl)
+        forward = RecordSet(
+            zone, node.fqdn, node.cozen_name, FORWARD_TYPES, records, node.dhcid, ttl
         )
+        sets.append(forward)
         for address in node.addresses:
             owner = address.reverse_pointer
             reverse_zone = covering_zone(owner, reverse_zones)
@@ -158,7 +163,14 @@ def plan_record_sets(
                 ptr = (("PTR", node.fqdn + "."),)
                 sets.append(
                     RecordSet(
-                        reverse_zone, owner, node.cozen_name, REVERSE_TYPES, ptr, node.dhcid, ttl
+                        reverse_zone,
+                        owner,
+                        node.cozen_name,
+                        REVERSE_TYPES,
+                        ptr,
+                        node.dhcid,
+                        ttl,
+                        forward.key,
                     )
                 )
     return tuple(sets)

@@ -24,6 +24,10 @@ socket or reads the clock; what is sent and what answers mean is
   failure is an ERROR: counted per outcome, reported as an :class:`Event`
   once per change of outcome, and retried after a capped exponential
   backoff with jitter (:class:`Backoff`; the random draw is injected).
+- A reverse set (PTR) waits until its forward set has an outcome, and is
+  published only while the node holds the forward name: when the forward
+  set is in conflict, no PTR is added, and one we added before is
+  withdrawn (Kea does no reverse update after a forward conflict either).
 - Removing a set (reload) or :meth:`~Registrar.withdraw_all` (stop)
   withdraws it (RFC 4703 §5.5); a stop tries each set once, so it is
   bounded by what the adapter waits for.
@@ -167,6 +171,7 @@ class _Entry:
     outcome: str | None = None
     outcome_at: float | None = None
     conflict_with: str | None = None
+    held_back: str = ""  # a reverse set whose forward name is in conflict: why
     reported: tuple[EventKind, str, str] | None = None
 
 
@@ -238,14 +243,25 @@ class Registrar:
         """The exchanges due at ``now``; each is out until its answer or failure comes back."""
         return [
             self._begin(entry)
-            for entry in self._entries.values()
-            if entry.inflight is None and entry.due is not None and entry.due <= now
+            for entry in list(self._entries.values())
+            if self._waiting(entry) and entry.due is not None and entry.due <= now
         ]
 
     def next_timer(self) -> float | None:
         """When :meth:`poll` next has work (None: nothing scheduled)."""
-        times = [e.due for e in self._entries.values() if e.due is not None and e.inflight is None]
+        times = [e.due for e in self._entries.values() if self._waiting(e) and e.due is not None]
         return min(times, default=None)
+
+    def _waiting(self, entry: _Entry) -> bool:
+        """Free to start: nothing out, and a reverse set's forward set is no longer PENDING."""
+        if entry.inflight is not None:
+            return False
+        forward = self._forward(entry)
+        return entry.retiring or forward is None or forward.state is not RecordState.PENDING
+
+    def _forward(self, entry: _Entry) -> _Entry | None:
+        key = entry.want.record_set.forward
+        return None if key is None else self._entries.get(key)
 
     def receive(
         self, exchange: Exchange, responses: Sequence[dns.message.Message], now: float
@@ -358,6 +374,10 @@ class Registrar:
                 return
         self.counts["QUERY"] += 1
         seen = entry.seen = observe(entry.want, responses)
+        forward = self._forward(entry)
+        if forward is not None and forward.state is RecordState.CONFLICT:
+            self._hold_back(entry, seen, forward, now)
+            return
         step = decide(entry.want, seen, self.settings.mode)
         if step is None:
             self._registered(entry, now, "in place")
@@ -380,7 +400,24 @@ class Registrar:
             why = f"{step.value} refused twice with {dns.rcode.to_text(rcode)}"
             self._conflict(entry, entry.seen, now, why)
 
+    def _hold_back(self, entry: _Entry, seen: Observation, forward: _Entry, now: float) -> None:
+        """No PTR to a forward name someone else holds: take ours back, or add none."""
+        entry.held_back = (
+            f"its forward name {forward.want.record_set.owner} is someone else's "
+            f"({forward.conflict_with})"
+        )
+        if seen.held(dns.rdatatype.DHCID) == frozenset({entry.want.dhcid}):
+            entry.then, entry.due = (Step.WITHDRAW, None), now
+        else:
+            self._conflict(entry, seen, now, entry.held_back)
+
     def _withdraw_answer(self, entry: _Entry, rcode: Rcode, now: float) -> None:
+        if not entry.retiring:  # held back: ours is gone (or was never ours), stay out
+            if rcode == _NOERROR or rcode in PREREQUISITE_FAILED:
+                self._conflict(entry, entry.seen, now, entry.held_back)
+            else:
+                self._error(entry, Step.WITHDRAW, dns.rcode.to_text(rcode), "", now)
+            return
         if rcode == _NOERROR:
             self._finish(entry, EventKind.WITHDRAWN, "NOERROR", "our records and DHCID deleted")
         elif rcode in PREREQUISITE_FAILED:

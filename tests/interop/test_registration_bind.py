@@ -202,17 +202,31 @@ def test_check_with_dhcid_leaves_a_static_record_and_reports_it(zone, write_conf
     serial = zone.serial()
     daemon = start_daemon(write_config(config(zone.secret, nodes=f"{NODE1}\n{NODE2}")))
     daemon.wait_for_log("sql01-cz1.corp.example (A 127.0.0.11, DHCID): conflict")
-    wait_until(lambda: zone.records(CZ2, "A") == {"127.0.0.12"}, 10, "CZ2 registered")
-    line = next(li for li in daemon.log().splitlines() if ": conflict" in li)
+    wait_until(lambda: zone.records(PTR12, "PTR") == {CZ2}, 10, "CZ2 registered")
+    line = next(li for li in daemon.log().splitlines() if "cz1.corp.example (A" in li)
     assert "zone corp.example" in line and "A 10.9.9.9; no DHCID" in line
-    time.sleep(2.5)  # two more refreshes: still one line, still untouched
-    assert daemon.log().count(": conflict") == 1
+    daemon.wait_for_log("11.0.0.127.in-addr.arpa (PTR sql01-cz1.corp.example., DHCID): conflict")
+    time.sleep(2.5)  # two more refreshes: still one line per name, still untouched
+    assert daemon.log().count(": conflict") == 2  # the name, and the PTR that would name it
     assert zone.records(CZ1, "A") == {"10.9.9.9"} and zone.records(CZ1, "DHCID") == set()
+    assert zone.records(PTR11, "PTR") == set()  # no PTR to a name someone else holds
     record = next(r for r in status()["records"] if r["name"] == CZ1.rstrip("."))
     assert record["state"] == "conflict" and record["conflict_with"] == "A 10.9.9.9; no DHCID"
-    assert zone.serial() > serial  # CZ2 and the PTRs were added; CZ1 was not
+    assert zone.records(CZ2, "A") == {"127.0.0.12"} and zone.serial() > serial
     assert daemon.stop() == 0
     assert zone.records(CZ1, "A") == {"10.9.9.9"}  # not ours: not withdrawn either
+
+
+def test_a_ptr_is_taken_back_when_its_name_is_taken(zone, write_config, start_daemon):
+    daemon = start_daemon(write_config(config(zone.secret, nodes=NODE1)))
+    wait_until(lambda: zone.records(PTR11, "PTR") == {CZ1}, 10, "CZ1 registered")
+    update = zone.admin_update(FORWARD)
+    update.delete(CZ1)
+    update.add(CZ1, 300, "A", "10.9.9.9")  # an admin makes the name static
+    assert zone.send(update) == "NOERROR"
+    wait_until(lambda: zone.records(PTR11, "PTR") == set(), 10, "the PTR withdrawn")
+    assert zone.records(CZ1, "A") == {"10.9.9.9"}
+    assert "its forward name sql01-cz1.corp.example is someone else's" in daemon.log()
 
 
 def test_check_exists_with_dhcid_takes_over_only_a_dhcid_name(zone, write_config, start_daemon):

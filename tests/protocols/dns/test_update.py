@@ -8,6 +8,7 @@ answers, an injected clock and an injected random draw.
 from __future__ import annotations
 
 import base64
+import dataclasses
 
 import dns.exception
 import dns.message
@@ -594,3 +595,49 @@ def test_a_new_key_retries_failed_sets_at_once():
     h.answer_query(exchange, rcode=dns.rcode.NXDOMAIN)
     add = h.one(Step.ADD).messages[0]
     assert add.keyalgorithm == dns.tsig.HMAC_SHA512
+
+
+REVERSE_OF_FORWARD = dataclasses.replace(REVERSE, forward=FORWARD.key)
+HELD_PTR = (
+    f"11.0.0.127.in-addr.arpa. 300 PTR {OWNER}.",
+    f"11.0.0.127.in-addr.arpa. 300 DHCID {b64(MINE)}",
+)
+
+
+def status_of(h: Harness, record_set: RecordSet):
+    return next(s for s in h.registrar.status() if s.record_set == record_set)
+
+
+def test_a_ptr_waits_for_its_forward_name_and_is_not_added_after_a_conflict():
+    h = Harness()
+    h.registrar.set_desired([FORWARD, REVERSE_OF_FORWARD], h.now)
+    (forward,) = h.poll()  # the reverse set waits for the forward set's outcome
+    assert forward.owner == OWNER and h.registrar.next_timer() is None
+    h.answer_query(forward, f"{OWNER}. 300 A 10.0.0.9")
+    h.answer_query(h.one(Step.QUERY), rcode=dns.rcode.NXDOMAIN)
+    assert h.poll() == []  # no ADD of a PTR naming someone else's name
+    reverse = status_of(h, REVERSE_OF_FORWARD)
+    assert reverse.state is RecordState.CONFLICT
+    assert reverse.conflict_with == (
+        f"its forward name {OWNER} is someone else's (A 10.0.0.9; no DHCID); "
+        "last seen: nothing (NXDOMAIN)"
+    )
+
+
+def test_our_ptr_is_taken_back_when_the_forward_name_is_lost():
+    h = Harness()
+    h.registrar.set_desired([FORWARD, REVERSE_OF_FORWARD], h.now)
+    h.answer_query(h.one(Step.QUERY), *HELD_MINE)
+    h.answer_query(h.one(Step.QUERY), *HELD_PTR)
+    assert {s.state for s in h.registrar.status()} == {RecordState.REGISTERED}
+    h.now += 600.0
+    forward, reverse = h.poll()
+    h.answer_query(forward, f"{OWNER}. 300 A 10.0.0.9")  # an admin made it static
+    h.answer_query(reverse, *HELD_PTR)
+    withdraw = h.one(Step.WITHDRAW)
+    assert section(withdraw.messages[0], PREREQ) == [
+        ("11.0.0.127.in-addr.arpa.", IN, DHCID, 0, b64(MINE))
+    ]
+    h.answer_update(withdraw, dns.rcode.NOERROR)
+    assert status_of(h, REVERSE_OF_FORWARD).state is RecordState.CONFLICT
+    assert h.registrar.remaining() == [FORWARD, REVERSE_OF_FORWARD]  # still wanted
