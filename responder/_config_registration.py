@@ -68,8 +68,8 @@ def parse_registration(
     section.finish()
     if dns is None:
         return None
-    auth = section_auth(dns)
-    zone = dns.take_parsed("zone", dns_name, dns_domain)
+    auth = _auth(dns)
+    zone = dns.take_parsed("zone", _dns_name, dns_domain)
     secret, secret_file = _secret(dns)
     registration = DnsRegistration(
         server=dns.take_parsed_optional("server", any_ip),
@@ -78,7 +78,7 @@ def parse_registration(
         reverse_zones=_reverse_zones(dns, tuple(addresses)),
         ttl=dns.take_int("ttl", ttl, 0, 2**31 - 1),
         auth=auth,
-        tsig_name=dns.take_parsed("tsig_name", dns_name),
+        tsig_name=dns.take_parsed("tsig_name", _dns_name),
         tsig_algorithm=dns.take_parsed("tsig_algorithm", _algorithm, "hmac-sha256"),
         tsig_secret=secret,
         tsig_secret_file=secret_file,
@@ -91,7 +91,7 @@ def parse_registration(
     return registration
 
 
-def section_auth(dns: Section) -> str:
+def _auth(dns: Section) -> str:
     """``auth``: only "tsig" for now; gss-tsig and its keys are refused with the reason."""
     auth = dns.take("auth", str, "tsig")
     if auth == "gss-tsig":
@@ -104,7 +104,7 @@ def section_auth(dns: Section) -> str:
     return auth
 
 
-def dns_name(raw: str) -> str:
+def _dns_name(raw: str) -> str:
     """A domain name: lower-cased, without the trailing dot."""
     name = raw.lower().removesuffix(".")
     if not name or len(name) > 253:
@@ -128,7 +128,7 @@ def _conflict(raw: str) -> str:
 
 
 def _reverse_zone(raw: str) -> str:
-    zone = dns_name(raw)
+    zone = _dns_name(raw)
     if not any(in_zone(zone, root) and zone != root for root in _REVERSE_ROOTS):
         raise ValueError(f"{raw!r} is not a zone under in-addr.arpa or ip6.arpa")
     return zone

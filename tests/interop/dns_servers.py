@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dns.exception
 import dns.message
 import dns.name
 import dns.query
@@ -171,6 +172,8 @@ class Named(ZoneServer):
     def write_config(self) -> None:
         self.write_zones()
         d = self.directory
+        for journal in d.glob("*.jnl"):  # a restart starts from the zone files again
+            journal.unlink()
         zones = "".join(
             f'zone "{zone}" {{ type primary; file "{d}/{zone}.zone"; update-policy {{\n'
             f"  grant {KEY_NAME} zonesub {'A AAAA DHCID' if zone == FORWARD else 'PTR DHCID'};\n"
