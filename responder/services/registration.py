@@ -83,18 +83,22 @@ class RegistrationService:
 
     async def apply(self, config: Config, serial: int) -> None:
         """Register ``config``'s records from now on (withdrawing what it no longer has)."""
-        settings = config.registration
-        if settings is None and self.registrar is None:
-            return
-        now = self.loop.time()
-        registrar = self._registrar(settings, now)
-        if settings is not None:
+        from protocols.dns import update  # dnspython: loaded only when registration is on
+
+        settings, registrar, now = config.registration, self.registrar, self.loop.time()
+        if registrar is None:
+            if settings is None:
+                return
+            registrar = self.registrar = update.Registrar(_settings(settings), draw=self._draw)
+        elif settings is not None:
+            registrar.configure(_settings(settings), now)
+        if settings is not None:  # None: keep the old key and server to withdraw with
             if self.settings != settings:
                 self._servers.clear()
             self.settings = settings
         registrar.set_desired(dns_registrations(config), now)
         if self._runner is None:
-            self._runner = self.loop.create_task(self._run())
+            self._runner = self.loop.create_task(self._run(registrar))
         self._wake.set()
 
     async def stop(self) -> None:
@@ -130,21 +134,9 @@ class RegistrationService:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._runner = None
 
-    def _registrar(self, settings: DnsRegistration | None, now: float) -> Registrar:
-        from protocols.dns import update  # dnspython: loaded only when registration is on
-
-        if self.registrar is None:
-            assert settings is not None  # apply() returns early otherwise
-            self.registrar = update.Registrar(_settings(settings), draw=self._draw)
-        elif settings is not None:
-            self.registrar.configure(_settings(settings), now)
-        return self.registrar
-
     # ------------------------------------------------------------ the loop
 
-    async def _run(self) -> None:
-        registrar = self.registrar
-        assert registrar is not None
+    async def _run(self, registrar: Registrar) -> None:
         while True:
             self._wake.clear()
             for exchange in registrar.poll(self.loop.time()):
@@ -178,7 +170,8 @@ class RegistrationService:
 
     async def _server(self, zone: str) -> Endpoint:
         settings = self.settings
-        assert settings is not None
+        if settings is None:
+            raise _NoServer("registration is not configured")
         if settings.server is not None:
             return str(settings.server), settings.port
         if zone not in self._servers:
