@@ -347,6 +347,8 @@ def test_a_redundant_pair_converges_without_flapping(zone, write_config, start_d
         start_daemon(write_config(first), wait_ready=False),
         start_daemon(write_config(second), wait_ready=False),
     ]
+    for daemon in daemons:  # started together, so both race for the names
+        daemon.wait_for_log("ready")
     wait_until(lambda: registered(zone), 10, "the records in named")
     for health in (HEALTH, "127.0.0.9:9138"):
         wait_until(lambda h=health: set(states(h).values()) == {"registered"}, 10, "registered")
