@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STOP_BUDGET = 0.8  # seconds stop() waits for withdrawals (with NBNS's 1.2 s: within 2 s)
+STOP_BUDGET = 1.0  # seconds stop() waits for withdrawals (NBNS's releases take ~0.75 s after)
 EXCHANGE_TIMEOUT = 3.0  # seconds per message
 MAX_IN_FLIGHT = 8  # exchanges at once, over all zones
 DISCOVERY_LIFETIME = 5.0  # seconds for the SOA MNAME look-up
@@ -125,7 +125,11 @@ class RegistrationService:
         left = registrar.remaining()
         if left:
             names = ", ".join(f"{rs.owner} ({rs.zone})" for rs in left)
-            log.warning("registration: stopping before these were withdrawn: %s", names)
+            log.warning(
+                "registration: stopping without the server's answer to the withdrawal of: %s "
+                "(one sent may still be applied)",
+                names,
+            )
 
     async def _cancel(self) -> None:
         tasks = [*self._exchanges, *([self._runner] if self._runner else [])]

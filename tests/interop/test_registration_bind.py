@@ -300,7 +300,7 @@ def test_a_server_down_at_start_gets_the_records_when_it_comes_back(
     daemon = start_daemon(write_config(config(zone.secret)))
     daemon.wait_for_log(": UNREACHABLE: query: the server cannot be reached")
     still_answering()
-    assert set(states().values()) == {"error"}
+    wait_until(lambda: set(states().values()) == {"error"}, 5, "every set in error")
     zone.start()
     wait_until(lambda: registered(zone), 10, "the records once named is back")
     assert "registered, added" in daemon.log()

@@ -84,7 +84,7 @@ def test_stop_is_bounded_and_names_what_was_not_withdrawn(
             assert service.registrar is not None and service.registrar.finished() is False
 
     run_on(loop_kind, scenario)
-    (line,) = [r.getMessage() for r in caplog.records if "stopping before" in r.getMessage()]
+    (line,) = [r.getMessage() for r in caplog.records if "stopping without" in r.getMessage()]
     assert "sql01-cz1.corp.example (corp.example)" in line
     assert "11.0.0.127.in-addr.arpa (0.0.127.in-addr.arpa)" in line
 
