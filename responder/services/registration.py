@@ -83,13 +83,11 @@ class RegistrationService:
 
     async def apply(self, config: Config, serial: int) -> None:
         """Register ``config``'s records from now on (withdrawing what it no longer has)."""
-        from protocols.dns import update  # dnspython: loaded only when registration is on
-
         settings, registrar, now = config.registration, self.registrar, self.loop.time()
         if registrar is None:
             if settings is None:
                 return
-            registrar = self.registrar = update.Registrar(_settings(settings), draw=self._draw)
+            registrar = self.registrar = _registrar(settings, self._draw)
         elif settings is not None:
             registrar.configure(_settings(settings), now)
         if settings is not None:  # None: keep the old key and server to withdraw with
@@ -242,6 +240,12 @@ async def _send(message: dns.message.Message, server: Endpoint) -> dns.message.M
 
     host, port = server
     return await dns.asyncquery.tcp(message, host, timeout=EXCHANGE_TIMEOUT, port=port)
+
+
+def _registrar(settings: DnsRegistration, draw: Callable[[], float]) -> Registrar:
+    from protocols.dns import update  # dnspython: loaded only when registration is on
+
+    return update.Registrar(_settings(settings), draw=draw)
 
 
 def _settings(settings: DnsRegistration) -> Settings:

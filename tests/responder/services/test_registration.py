@@ -40,9 +40,14 @@ def with_registration(write_config, server: str = SILENT) -> Config:
 
 def test_the_daemon_does_not_load_dnspython_without_registration():
     code = (
-        "import sys, responder.cli, responder.app\n"
+        "import asyncio, sys, responder.cli\n"
         "from responder.config import load_config\n"
-        "load_config(None)\n"
+        "from responder.services.registration import RegistrationService\n"
+        "async def main():\n"
+        "    service = RegistrationService(asyncio.get_running_loop())\n"
+        "    await service.apply(load_config(None), 1)\n"
+        "    await service.stop()\n"
+        "asyncio.run(main())\n"
         "print(sorted(m for m in sys.modules if m == 'dns' or m.startswith('dns.')))\n"
     )
     done = subprocess.run(
