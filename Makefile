@@ -11,11 +11,12 @@ TEST_STAMP  := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
 CONFIG  ?=
 # command:package pairs for the real clients and peers the tests and benchmarks run (the
-# suite runs offline in a private network namespace, so everything is installed beforehand)
+# suite runs offline in a private network namespace, so everything is installed beforehand;
+# named, knotd and faketime serve the DNS registration tests)
 DEBIAN_TOOLS := ip:iproute2 dig:bind9-dnsutils kdig:knot-dnsutils tshark:tshark nmap:nmap \
                 nmblookup:samba-common-bin smbclient:smbclient nbtscan:nbtscan nmbd:samba \
                 dnsperf:dnsperf knotd:knot dnsmasq:dnsmasq-base systemd-analyze:systemd \
-                chromium:chromium promtool:prometheus
+                chromium:chromium promtool:prometheus named:bind9 faketime:faketime
 
 .PHONY: install install-test install-bench tools run check-config fmt lint type test test-debug interop bench cov clean check
 

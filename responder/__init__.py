@@ -4,7 +4,8 @@ Read it top-down:
 
 - ``cli``        the command line, a table of commands (``run``, ``check``, ``probe``, ``audit``)
 - ``app``        lifecycle: start the services, reload on SIGHUP, stop on SIGTERM
-- ``config``     the TOML file validated into immutable settings (``_toml``: its engine)
+- ``config``     the TOML file validated into immutable settings (``_toml``: its engine;
+                 ``_config_registration``: its ``[registration]`` section)
 - ``identity``   what each node presents, derived once from the config
 - ``describe``   the text ``check`` prints
 - ``streams``    stdout, stderr and the log: closed, broken or full, never a traceback
@@ -16,7 +17,8 @@ Read it top-down:
 - ``offload``    pure work (config, identities, answer tables) in a thread beside the loop
 - ``tools/``     ``probe`` and ``audit``: the network as scanners see it (``run`` never loads it)
 - ``net/``       sockets: UDP and TCP listeners, the compiled UDP loop, listener sets
-- ``services/``  one service per protocol (DNS, NBNS, SMB, health) with the same verbs
+- ``services/``  one service per protocol (DNS, NBNS, SMB, health, DNS registration) with the
+                 same verbs
 - ``health/``    what the health service serves: readiness, self-probes, metrics, status page
 
 The rule of this layer: a packet goes listener -> codec -> identity -> codec ->

@@ -35,6 +35,7 @@ from responder.privileges import Account, PrivilegeError, drop_to
 from responder.services.dns import DnsService
 from responder.services.health import HealthService
 from responder.services.nbns import NbnsService
+from responder.services.registration import RegistrationService
 from responder.services.smb import SmbService
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,9 @@ class Service(Protocol):
 def make_services(loop: asyncio.AbstractEventLoop) -> list[Service]:
     """One instance of each protocol service, in start order."""
     # SMB before NBNS: the <20> name is claimed only once the server behind it listens,
-    # and (stop runs in reverse) names are released before SMB goes away.
-    return [DnsService(loop), SmbService(loop), NbnsService(loop)]
+    # and (stop runs in reverse) names are released before SMB goes away. Registration
+    # last: records go into the site's DNS once answering works, and are withdrawn first.
+    return [DnsService(loop), SmbService(loop), NbnsService(loop), RegistrationService(loop)]
 
 
 class Daemon:

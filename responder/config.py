@@ -24,6 +24,7 @@ from typing import Any
 
 from protocols.ratelimit import REFLECTION_PORTS
 from protocols.smb.negotiate import DIALECT_NAMES, Dialect
+from responder._config_registration import DnsRegistration, parse_registration
 from responder._toml import ConfigError as ConfigError  # what every caller catches
 from responder._toml import (
     IPAddress,
@@ -151,6 +152,7 @@ class Config:
     smb: SmbSettings
     nodes: tuple[Node, ...]
     limits: LimitSettings
+    registration: DnsRegistration | None = None  # [registration.dns]; None: off
 
 
 def _netbios_name(raw: str) -> str:
@@ -488,6 +490,13 @@ def parse_config(document: dict[str, Any], source: str) -> Config:
     daemon = _parse_daemon(top.sub("daemon"))
     health = _parse_health(top.sub("health"))
     limits = _parse_limits(top.sub("limits"))
+    registration = parse_registration(
+        top.sub("registration"),
+        cluster.dns_domain,
+        [cozen_fqdn(n.cozen_name, cluster.dns_domain) for n in nodes],
+        [a for n in nodes for a in n.addresses],
+        dns.ttl,
+    )
     top.finish()
     config = Config(
         source=source,
@@ -499,6 +508,7 @@ def parse_config(document: dict[str, Any], source: str) -> Config:
         smb=smb,
         nodes=nodes,
         limits=limits,
+        registration=registration,
     )
     _reject_port_clashes(config)
     return config

@@ -7,9 +7,12 @@ exactly what the services will present.
 
 from __future__ import annotations
 
+import base64
+
+from protocols.dns.ownership import RecordSet, covering_zone
 from protocols.smb.negotiate import DIALECT_NAMES
 from responder.config import Config, NetbiosSettings, SmbSettings
-from responder.identity import NodeIdentity, node_identities
+from responder.identity import NodeIdentity, dns_registrations, node_identities
 
 _NODE_COLUMNS = f"{'node':<16}{'management':<18}{'fqdn':<34}{'mac':<19}server guid"
 
@@ -30,6 +33,7 @@ def describe(config: Config) -> str:
         *(_node_line(node) for node in nodes),
         _nbns_line(config.netbios),
         *(_names_line(node) for node in nodes),
+        *_registration_lines(config, nodes),
     ]
     return "\n".join(lines)
 
@@ -87,3 +91,37 @@ def _endpoint(endpoint: tuple[str, int] | None) -> str:
     host, port = endpoint
     host = f"[{host}]" if ":" in host else host
     return f"http://{host}:{port}/healthz /status /metrics"
+
+
+def _registration_lines(config: Config, nodes: tuple[NodeIdentity, ...]) -> list[str]:
+    """One line per zone (server, key, algorithm, conflict mode), then each record set."""
+    reg = config.registration
+    if reg is None:
+        return ["registration: off"]
+    server = (
+        f"{reg.server}:{reg.port}"
+        if reg.server is not None
+        else f"the zone's SOA MNAME (system resolver), port {reg.port}"
+    )
+    secret = f"secret file {reg.tsig_secret_file}" if reg.tsig_secret_file else "inline secret"
+    lines = [
+        f"registration: zone {zone} via {server}, key {reg.tsig_name}. {reg.tsig_algorithm} "
+        f"({secret}), conflict {reg.conflict}, ttl {reg.ttl}, refresh {reg.refresh_seconds} s, "
+        f"records {'withdrawn' if reg.withdraw_on_stop else 'kept'} at stop"
+        for zone in (reg.zone, *reg.reverse_zones)
+    ]
+    lines += [_record_set_line(rs) for rs in dns_registrations(config)]
+    for node in nodes:
+        for address in (node.ipv4, node.ipv6):
+            if (
+                address is not None
+                and covering_zone(address.reverse_pointer, reg.reverse_zones) is None
+            ):
+                lines.append(f"  {node.cozen_name:<16}{address}: no reverse zone holds it, no PTR")
+    return lines
+
+
+def _record_set_line(rs: RecordSet) -> str:
+    records = ", ".join(f"{kind} {text}" for kind, text in rs.records)
+    dhcid = base64.b64encode(rs.dhcid).decode()
+    return f"  {rs.node:<16}{rs.zone:<26}{rs.owner} {records}, DHCID {dhcid}"

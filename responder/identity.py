@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from protocols.auth.ntlmssp import NtlmIdentity
 from protocols.dns.authority import AuthoritySettings, HostRecords
+from protocols.dns.ownership import NodeNames, RecordSet, mac_dhcid, plan_record_sets
 from protocols.netbios.nbns import NbFlags
 from protocols.netbios.node import NbnsIdentity, build_name_table
 from protocols.netbios.registration import OwnedName
@@ -68,6 +69,7 @@ class NodeIdentity:
     netbios_names: tuple[OwnedName, ...]  # the NBNS name table, in node status order
     called_names: frozenset[str]  # NBSS called names accepted on 139 (empty without SMB)
     ntlm: NtlmIdentity
+    dhcid: bytes  # RFC 4701 DHCID RDATA marking its names in the site's DNS (from mac + fqdn)
 
     @property
     def address(self) -> str:
@@ -111,6 +113,7 @@ def node_identity(config: Config, node: Node) -> NodeIdentity:
             dns_tree_name=cluster.dns_domain,
             version=config.smb.os_version,
         ),
+        dhcid=mac_dhcid(node.mac, fqdn),
     )
 
 
@@ -192,3 +195,18 @@ def smb_identity(config: Config, node: NodeIdentity, boot_time: int) -> SmbIdent
         native_lanman=smb.native_lanman,
         null_session=smb.null_session,
     )
+
+
+def dns_registrations(config: Config) -> tuple[RecordSet, ...]:
+    """What ``[registration.dns]`` registers: each node's A/AAAA + DHCID at its FQDN in the
+    zone, PTR + DHCID at each reverse name in its reverse zone (none when it is off)."""
+    settings = config.registration
+    if settings is None:
+        return ()
+    nodes = [
+        NodeNames(
+            n.cozen_name, n.fqdn, tuple(a for a in (n.ipv4, n.ipv6) if a is not None), n.dhcid
+        )
+        for n in node_identities(config)
+    ]
+    return plan_record_sets(settings.zone, settings.reverse_zones, nodes, settings.ttl)
