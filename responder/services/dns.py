@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -79,7 +79,10 @@ class DnsAnswers:
         for count, (key, variants) in enumerate(iter_answer_entries(authority), 1):
             entries[key] = variants
             if count % YIELD_EVERY == 0:
-                time.sleep(0)  # lets the loop's thread take the GIL first, should it wait
+                # Drops the GIL so the loop's thread takes it first, should it wait. Not
+                # time.sleep(0): that goes through nanosleep, which a clock shim such
+                # as libfaketime may refuse (EINVAL).
+                os.sched_yield()
         return cls(authority, AnswerTable(entries))
 
     def answer_udp(self, datagram: bytes) -> bytes | None:
