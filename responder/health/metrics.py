@@ -75,6 +75,7 @@ class DaemonCollector(Collector):
         yield from _dns(self._view)
         yield from _nbns(self._view)
         yield from _smb(self._view)
+        yield from _registration(self._view)
         yield from _reloads(self._view)
         if self._probes is not None:
             yield from _self_probes(self._probes)
@@ -210,6 +211,30 @@ def _smb(view: DaemonView) -> Iterator[Metric]:
         for (host, port, netbios), li in smb.tcp.active.items()
     }
     yield from _tcp_families("cozen_smb_tcp", rows, "an SMB/NBSS listener", ["transport"])
+
+
+def _registration(view: DaemonView) -> Iterator[Metric]:
+    """DNS registration: outcomes seen (per exchange) and each record set's state."""
+    service = _service(view, "registration")
+    report = None if service is None else service.status()
+    if not report or not report.get("enabled"):
+        return
+    outcomes = CounterMetricFamily(
+        "cozen_dns_registration_outcomes",
+        "DNS registration exchanges by outcome (registered, conflict, BADSIG, timeout, ...).",
+        labels=["outcome"],
+    )
+    for outcome, count in report["outcomes"].items():
+        outcomes.add_metric([outcome], count)
+    yield outcomes
+    states = GaugeMetricFamily(
+        "cozen_dns_registration_state",
+        "A registered name (forward or reverse) and its state.",
+        labels=["zone", "name", "state"],
+    )
+    for record in report["records"]:
+        states.add_metric([record["zone"], record["name"], record["state"]], 1)
+    yield states
 
 
 def _reloads(view: DaemonView) -> Iterator[Metric]:

@@ -41,6 +41,7 @@ from tests.interop.dns_servers import (
     new_secret,
     wait_until,
 )
+from tests.responder.services.test_health import promtool
 
 pytestmark = pytest.mark.interop
 
@@ -116,6 +117,11 @@ def status(health: str = HEALTH) -> dict:
         return json.load(answer)["registration"]
 
 
+def fetch_metrics(health: str = HEALTH) -> str:
+    with urllib.request.urlopen(f"http://{health}/metrics", timeout=2) as answer:
+        return answer.read().decode()
+
+
 def states(health: str = HEALTH) -> dict[str, str]:
     return {r["name"]: r["state"] for r in status(health)["records"]}
 
@@ -159,6 +165,14 @@ def test_register_then_withdraw_at_stop(zone, write_config, start_daemon):
     assert record["last_outcome"] == "NOERROR" and record["last_time"].endswith("Z")
     assert record["records"] == ["A 127.0.0.11", "AAAA fd00::11", "DHCID"]
     assert status()["outcomes"]["NOERROR"] >= 5
+    metrics = fetch_metrics()
+    assert promtool(metrics).returncode == 0, metrics
+    name = CZ1.rstrip(".")
+    assert (
+        f'cozen_dns_registration_state{{name="{name}",state="registered",zone="corp.example"}}'
+        in (metrics)
+    )
+    assert 'cozen_dns_registration_outcomes_total{outcome="NOERROR"}' in metrics
     assert daemon.stop() == 0
     assert daemon.log().count(": withdrawn") == 5
     assert "not withdrawn" not in daemon.log()
