@@ -147,6 +147,9 @@ class SmbSession:
             return b""
         if frame.type is nbss.FrameType.SESSION_REQUEST:
             return self._on_session_request(frame.payload)
+        if self.state is State.AWAIT_SESSION_REQUEST:
+            self._advance(Event.NBSS_PREMATURE)
+            return nbss.encode_negative_response(nbss.NegativeCode.UNSPECIFIED)
         if frame.type is not nbss.FrameType.SESSION_MESSAGE:
             raise _Close
         message = frame.payload
