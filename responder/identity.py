@@ -29,6 +29,7 @@ from protocols.netbios.nbns import NbFlags
 from protocols.netbios.node import NbnsIdentity, build_name_table
 from protocols.netbios.registration import OwnedName
 from protocols.smb.session import SmbIdentity, default_called_names
+from protocols.smb.windows import windows_server
 
 if TYPE_CHECKING:
     from responder.config import Config, Node
@@ -160,8 +161,13 @@ def dns_zone(config: Config, serial: int) -> AuthoritySettings:
     )
 
 
-def smb_identity(config: Config, node: NodeIdentity, boot_time: int) -> SmbIdentity:
-    """What ``node`` presents over SMB; ``boot_time`` (a FILETIME) is the daemon's."""
+def smb_identity(config: Config, node: NodeIdentity) -> SmbIdentity:
+    """What ``node`` presents over SMB: the Windows Server row of ``smb.os_version``.
+
+    The row (:func:`protocols.smb.windows.windows_server`, the nearest release
+    at or below the configured build) fixes the NEGOTIATE details, among them
+    ServerStartTime 0 as Windows 10 / Server 2016 and later send it.
+    """
     smb = config.smb
     return SmbIdentity(
         ntlm=node.ntlm,
@@ -169,7 +175,7 @@ def smb_identity(config: Config, node: NodeIdentity, boot_time: int) -> SmbIdent
         workgroup=config.cluster.workgroup,
         cozen_name=node.cozen_name,
         accepted_called_names=node.called_names,
-        boot_time=boot_time,
+        windows=windows_server(smb.os_version[2]),
         smb1=smb.smb1,
         max_dialect=smb.max_dialect,
         native_os=smb.native_os,

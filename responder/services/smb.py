@@ -30,7 +30,6 @@ import time
 import uuid
 from collections.abc import Mapping
 
-from protocols.auth.ntlmssp import filetime
 from protocols.smb.session import SmbIdentity, SmbSession
 from responder.config import Config
 from responder.identity import node_identities, smb_identity
@@ -62,7 +61,6 @@ class SmbService:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.boot_time = filetime(time.time())  # ServerStartTime, fixed for the daemon's life
         self.identities: Mapping[str, SmbIdentity] = {}
         self.limits = TcpLimits(max_connections=0, idle_timeout=0.0)  # set by apply()
         self._max_message_size = 65536
@@ -77,7 +75,7 @@ class SmbService:
         """
         smb = config.smb
         identities = {
-            node.address: smb_identity(config, node, self.boot_time)
+            node.address: smb_identity(config, node)
             for node in (node_identities(config) if smb.enabled else ())
         }
         endpoints: list[Endpoint] = []

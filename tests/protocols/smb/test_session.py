@@ -20,7 +20,6 @@ from protocols.smb.ntstatus import NtStatus
 from protocols.smb.session import SmbSession
 from tests.helpers import golden
 from tests.protocols.smb.smb_helpers import (
-    BOOT_TIME,
     CLOCK,
     IDENTITY,
     SERVER_GUID,
@@ -53,8 +52,8 @@ def test_smb2_negotiate_from_smbclient_picks_311_with_contexts():
     assert resp["ServerGuid"] == SERVER_GUID
     assert resp["SecurityMode"] == s3.SMB2_NEGOTIATE_SIGNING_ENABLED
     assert resp["SystemTime"] == ntlmssp.filetime(CLOCK)
-    assert resp["ServerStartTime"] == BOOT_TIME
-    assert resp["Capabilities"] == 0x07
+    assert resp["ServerStartTime"] == 0  # Windows 10 / Server 2016 and later
+    assert resp["Capabilities"] == 0x2F  # Windows Server 2022 at 3.1.1
     assert resp["MaxReadSize"] == 8 * 1024 * 1024
     decoded = neg.decode_negotiate_response(body(reply))
     assert decoded.security_buffer == spnego.encode_neg_token_init2()
@@ -370,9 +369,11 @@ def test_netbios_wrong_suffix_refused():
     assert session.receive_data(nbss.encode_session_request(request))[0] == 0x83
 
 
-def test_netbios_message_before_session_request_closes():
+def test_netbios_message_before_session_request_gets_negative_0x8f_and_closes():
+    # Windows answers a premature SESSION MESSAGE with NEGATIVE "unspecified error"
+    # (nmap-service-probes: match netbios-ssn m|^\x83\0\0\x01\x8f$| ... Microsoft Windows)
     session = new_session(netbios=True)
-    assert session.receive_data(golden("smb_smbclient_smb2_negotiate_req")) == b""
+    assert session.receive_data(golden("smb_smbclient_smb2_negotiate_req")) == b"\x83\0\0\x01\x8f"
     assert session.closed
 
 
