@@ -41,8 +41,13 @@ for one session too many (rule 4).  The rules:
    STATUS_ACCESS_DENIED; on, they succeed as a null session, as Windows
    allows (SMB2 SessionFlags IS_NULL, MS-SMB2 §2.2.6; SMB1 Action 0).  That
    is where nmap's smb-os-discovery reads NativeOS and the CHALLENGE's FQDN.
-   A null session may only LOGOFF and ECHO; everything else on it (TREE_CONNECT
-   above all) gets STATUS_ACCESS_DENIED.  At most
+   A null session may only LOGOFF and ECHO.  TREE_CONNECT on it gets
+   STATUS_ACCESS_DENIED (the share access check of MS-SMB2 §3.3.5.7 fails);
+   since no tree is ever connected, every command that names a tree (CREATE,
+   IOCTL, TREE_DISCONNECT, CLOSE, READ, ...) gets STATUS_NETWORK_NAME_DELETED,
+   the answer of §3.3.5.2.11 for a TreeId not in Session.TreeConnectTable.
+   In SMB1 those get STATUS_SMB_BAD_TID (ERRSRV/ERRinvtid, MS-CIFS
+   §3.3.5.2 and §2.2.2.4).  At most
    :data:`~protocols.smb._auth.MAX_SESSIONS` session IDs live on one
    connection; one more closes it.  (Rules 3 and 4 happen inside the SMB1 and
    SMB2 states; :mod:`protocols.smb._auth` keeps the sessions.)

@@ -181,23 +181,27 @@ class SmbSession:
         self._advance(Event.SMB2_REQUEST)
         if header.command == Command.SESSION_SETUP:
             return self._smb2_session_setup(message, header)
+        if header.command not in Command._value2member_map_:
+            return self._smb2_error(header, NtStatus.INVALID_PARAMETER)
         if self._sessions.is_null(header.session_id) and header.command != Command.CANCEL:
             return self._smb2_on_null_session(header)
         if header.command == Command.ECHO:
             return smb2.encode_echo_response(self._reply(header, NtStatus.SUCCESS))
         if header.command == Command.CANCEL:
             return b""
-        if header.command not in Command._value2member_map_:
-            return self._smb2_error(header, NtStatus.INVALID_PARAMETER)
         return self._smb2_error(header, NtStatus.USER_SESSION_DELETED)
 
     def _smb2_on_null_session(self, header: smb2.Header) -> bytes:
+        """ECHO and LOGOFF succeed; TREE_CONNECT is denied (MS-SMB2 §3.3.5.7);
+        the rest names a tree that does not exist (§3.3.5.2.11)."""
         if header.command == Command.ECHO:
             return smb2.encode_echo_response(self._reply(header, NtStatus.SUCCESS))
         if header.command == Command.LOGOFF:
             self._sessions.logoff(header.session_id)
             return smb2.encode_logoff_response(self._reply(header, NtStatus.SUCCESS))
-        return self._smb2_error(header, NtStatus.ACCESS_DENIED)
+        if header.command == Command.TREE_CONNECT:
+            return self._smb2_error(header, NtStatus.ACCESS_DENIED)
+        return self._smb2_error(header, NtStatus.NETWORK_NAME_DELETED)
 
     def _reply(
         self, request: smb2.Header, status: int, session_id: int | None = None
@@ -298,8 +302,10 @@ class SmbSession:
         if header.command == smb1.Command.LOGOFF_ANDX:
             self._sessions.logoff(header.uid)
             return smb1.encode_logoff_response(self._smb1_reply(header, NtStatus.SUCCESS))
-        if header.command != smb1.Command.ECHO:
+        if header.command == smb1.Command.TREE_CONNECT_ANDX:
             return self._smb1_error(header, NtStatus.ACCESS_DENIED)
+        if header.command != smb1.Command.ECHO:
+            return self._smb1_error(header, NtStatus.SMB_BAD_TID)
         try:
             echo = smb1.decode_echo_request(message)
         except MalformedMessage:

@@ -206,6 +206,34 @@ def test_smb2_null_session_refuses_tree_connect_allows_echo_and_logoff():
     assert _smb2_header(again)["Status"] == NtStatus.USER_SESSION_DELETED
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        smb2.Command.TREE_DISCONNECT,
+        smb2.Command.CREATE,
+        smb2.Command.IOCTL,
+        smb2.Command.CLOSE,
+        smb2.Command.READ,
+        smb2.Command.QUERY_INFO,
+    ],
+)
+def test_smb2_null_session_tree_commands_get_network_name_deleted(command):
+    # MS-SMB2 §3.3.5.2.11: a TreeId not in Session.TreeConnectTable (no tree is
+    # ever connected: the TREE_CONNECT was denied) -> STATUS_NETWORK_NAME_DELETED
+    session = _negotiated_smb2()
+    session_id, _ = _smb2_anonymous_logon(session)
+    _smb2_on(session, smb2.Command.TREE_CONNECT, session_id)
+    reply = _smb2_on(session, command, session_id)
+    assert _smb2_header(reply)["Status"] == NtStatus.NETWORK_NAME_DELETED
+
+
+def test_smb2_null_session_unknown_command_is_invalid_parameter():
+    session = _negotiated_smb2()
+    session_id, _ = _smb2_anonymous_logon(session)
+    reply = _smb2_on(session, 0x0099, session_id)
+    assert _smb2_header(reply)["Status"] == NtStatus.INVALID_PARAMETER
+
+
 def test_reject_too_many_sessions_closes():
     session = _negotiated_smb2()
     for _ in range(MAX_SESSIONS):
@@ -520,6 +548,9 @@ def test_smb1_null_session_gives_os_to_nmap():
     )
     refused = session.receive_data(_direct(tree))
     assert smb1.decode_header(body(refused)).status == NtStatus.ACCESS_DENIED
+    tree_disconnect = smb1.encode_error_response(smb1.Header(0x71, uid=packet["Uid"]))
+    bad_tid = session.receive_data(_direct(tree_disconnect))
+    assert smb1.decode_header(body(bad_tid)).status == NtStatus.SMB_BAD_TID
     echo = smb1.EchoRequest(smb1.Header(smb1.Command.ECHO, uid=packet["Uid"], mid=5), 1, b"hi")
     answer = body(session.receive_data(_direct(smb1.encode_echo_request(echo))))
     assert smb1.decode_header(answer).mid == 5
