@@ -122,6 +122,7 @@ class HealthSettings:
 class DaemonSettings:
     workers: int  # processes sharing each port with SO_REUSEPORT
     freebind: bool = False  # bind addresses not (yet) present: a VRRP standby (ip(7) IP_FREEBIND)
+    ip_ttl: int = 128  # TTL / hop limit of every answer: Windows' 128 (Linux sends 64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,6 +369,7 @@ def _parse_daemon(section: Section) -> DaemonSettings:
     daemon = DaemonSettings(
         workers=section.take_int("workers", 1, 1, 64),
         freebind=section.take("freebind", bool, False),
+        ip_ttl=section.take_int("ip_ttl", 128, 1, 255),
     )
     section.finish()
     return daemon

@@ -77,6 +77,7 @@ async def open_udp(
     reuse_addr: bool = False,
     reuse_port: bool = False,
     freebind: bool = False,
+    ip_ttl: int | None = None,
 ) -> UdpListener:
     """Bind ``endpoint`` and serve ``handler`` on it; ``what`` names it in errors.
 
@@ -90,6 +91,7 @@ async def open_udp(
             reuse_addr=reuse_addr,
             reuse_port=reuse_port,
             freebind=freebind,
+            ip_ttl=ip_ttl,
         )
     except OSError as exc:
         raise BindError(what, *endpoint, exc) from None
@@ -105,6 +107,7 @@ async def open_tcp(
     *,
     reuse_port: bool = False,
     freebind: bool = False,
+    ip_ttl: int | None = None,
 ) -> TcpListener:
     """Bind ``endpoint``, listen, and run a ``factory`` session per connection.
 
@@ -112,7 +115,7 @@ async def open_tcp(
         BindError: the address cannot be bound.
     """
     try:
-        sock = bind_tcp(*endpoint, reuse_port=reuse_port, freebind=freebind)
+        sock = bind_tcp(*endpoint, reuse_port=reuse_port, freebind=freebind, ip_ttl=ip_ttl)
     except OSError as exc:
         raise BindError(what, *endpoint, exc) from None
     listener = TcpListener(loop, sock, factory, limits)

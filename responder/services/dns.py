@@ -104,6 +104,7 @@ class DnsService:
         self.limits = TcpLimits(max_connections=0, idle_timeout=0.0)  # set by apply()
         self._reuse_port = False  # [daemon] workers > 1: every worker binds the same ports
         self._freebind = False  # [daemon] freebind: bind addresses not (yet) present
+        self._ip_ttl = 128  # [daemon] ip_ttl
         self.udp: ListenerSet[Endpoint, UdpListener] = ListenerSet(self._open_udp)
         self.tcp: ListenerSet[Endpoint, TcpListener] = ListenerSet(self._open_tcp)
 
@@ -116,6 +117,7 @@ class DnsService:
         answers = await DnsAnswers.compile(config, serial)
         self._reuse_port = config.daemon.workers > 1
         self._freebind = config.daemon.freebind
+        self._ip_ttl = config.daemon.ip_ttl
         endpoints = [(str(a), config.dns.port) for a in config.dns.listen]
         policy = limits_policy(
             config.limits, config.dns.port, self._interfaces().values(), slips=True
@@ -158,6 +160,7 @@ class DnsService:
             guard=lambda: self.guard,
             reuse_port=self._reuse_port,
             freebind=self._freebind,
+            ip_ttl=self._ip_ttl,
         )
 
     async def _open_tcp(self, endpoint: Endpoint) -> TcpListener:
@@ -169,6 +172,7 @@ class DnsService:
             lambda: self.limits,
             reuse_port=self._reuse_port,
             freebind=self._freebind,
+            ip_ttl=self._ip_ttl,
         )
 
     def status(self) -> dict[str, object]:

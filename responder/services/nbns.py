@@ -174,6 +174,7 @@ class NbnsService:
         self._config: Config | None = None
         self._serial = 0
         self._freebind = False
+        self._ip_ttl = 128  # [daemon] ip_ttl
 
     # ------------------------------------------------------------ lifecycle
 
@@ -186,6 +187,7 @@ class NbnsService:
         self._watch()
         async with self._lock:
             self._freebind = config.daemon.freebind
+            self._ip_ttl = self._link.ttl = config.daemon.ip_ttl
             plans = self._plans(config)
             old = self.view.by_address
             leaving = [n for ip, n in old.items() if ip not in plans or old[ip].plan != plans[ip]]
@@ -519,6 +521,7 @@ class NbnsService:
             broadcast=True,
             reuse_addr=True,
             freebind=freebind or self._freebind,
+            ip_ttl=self._ip_ttl,
         )
 
     def _send(self, node: _Node, data: bytes, destination: Address) -> None:

@@ -65,6 +65,7 @@ class SmbService:
         self.limits = TcpLimits(max_connections=0, idle_timeout=0.0)  # set by apply()
         self._max_message_size = 65536
         self._freebind = False  # [daemon] freebind: bind addresses not (yet) present
+        self._ip_ttl = 128  # [daemon] ip_ttl
         self.tcp: ListenerSet[Endpoint, TcpListener] = ListenerSet(self._open)
 
     async def apply(self, config: Config, serial: int) -> None:
@@ -86,6 +87,7 @@ class SmbService:
         self.limits = TcpLimits(smb.max_connections, smb.idle_timeout)
         self._max_message_size = smb.max_message_size
         self._freebind = config.daemon.freebind
+        self._ip_ttl = config.daemon.ip_ttl
         try:
             await self.tcp.update(endpoints)
         except BindError:
@@ -140,4 +142,5 @@ class SmbService:
             lambda peer, local: self._session(local, netbios),
             lambda: self.limits,
             freebind=self._freebind,
+            ip_ttl=self._ip_ttl,
         )

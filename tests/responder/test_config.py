@@ -83,6 +83,14 @@ def test_daemon_freebind_is_off_unless_asked(write_config):
     assert on.daemon.freebind
 
 
+def test_daemon_ip_ttl_defaults_to_windows_128(write_config):
+    assert load_config(str(write_config())).daemon.ip_ttl == 128
+    linux = load_config(str(write_config(BASE_CONFIG + "[daemon]\nip_ttl = 64\n")))
+    assert linux.daemon.ip_ttl == 64
+    with pytest.raises(ConfigError, match="ip_ttl"):
+        load_config(str(write_config(BASE_CONFIG + "[daemon]\nip_ttl = 0\n")))
+
+
 def test_explicit_mac_and_guid(write_config):
     guid = "0b7e6f4e-8a3c-4a53-9d0c-5a7b0f6e1d21"
     text = BASE_CONFIG.replace(
