@@ -158,6 +158,8 @@ def dns_zone(config: Config, serial: int) -> AuthoritySettings:
         refresh=dns.refresh,
         retry=dns.retry,
         expire=dns.expire,
+        identity=dns.identity,
+        version=dns.version,
     )
 
 
