@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from protocols.auth.ntlmssp import NtlmIdentity
 from protocols.dns.authority import AuthoritySettings, HostRecords
+from protocols.dns.serial import next_serial, zone_digest
 from protocols.netbios.nbns import NbFlags
 from protocols.netbios.node import NbnsIdentity, build_name_table
 from protocols.netbios.registration import OwnedName
@@ -161,6 +163,28 @@ def dns_zone(config: Config, serial: int) -> AuthoritySettings:
         identity=dns.identity,
         version=dns.version,
     )
+
+
+#: (zone digest, serial) in force; None before the first config of a process
+ZoneSerial = tuple[bytes, int]
+_EMBEDDED_SERIAL_BASE = 1  # the embedded example config has no file time
+
+
+def zone_serial(config: Config, previous: ZoneSerial | None) -> ZoneSerial:
+    """The SOA serial for ``config`` (:mod:`protocols.dns.serial` explains the design).
+
+    The base is the config file's modification time, read here; ``previous``
+    is what this process serves now.
+    """
+    digest = zone_digest(dns_zone(config, 0))
+    return digest, next_serial(_source_time(config.source), digest, previous)
+
+
+def _source_time(source: str) -> int:
+    try:
+        return int(os.stat(source).st_mtime)
+    except OSError:  # the embedded example, or a file gone since it was read
+        return _EMBEDDED_SERIAL_BASE
 
 
 def smb_identity(config: Config, node: NodeIdentity) -> SmbIdentity:
