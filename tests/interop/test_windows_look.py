@@ -21,8 +21,11 @@ from tests.interop.tshark import Capture, fields
 
 pytestmark = [pytest.mark.interop]
 
-DNS_SERVER = "127.0.0.10"
-SMB_NODE = "127.0.0.12"
+# Addresses of their own: the connections these scans leave in TIME_WAIT (the server
+# closes first after 0x8F) must not block other tests' plain binds of 127.0.0.10-12.
+ADDRESSES = {"127.0.0.10": "127.0.0.40", "127.0.0.11": "127.0.0.41", "127.0.0.12": "127.0.0.42"}
+DNS_SERVER = ADDRESSES["127.0.0.10"]
+SMB_NODE = ADDRESSES["127.0.0.12"]
 IDENTITY = "sidecar-a.example"
 
 
@@ -33,7 +36,10 @@ def run(*argv: str, timeout: float = 120) -> str:
 
 
 def _config(extra: str = "") -> str:
-    return BASE_CONFIG.replace("[dns]\n", f'[dns]\nidentity = "{IDENTITY}"\n{extra}')
+    text = BASE_CONFIG.replace("[dns]\n", f'[dns]\nidentity = "{IDENTITY}"\n{extra}')
+    for base, ours in ADDRESSES.items():
+        text = text.replace(f'"{base}"', f'"{ours}"')
+    return text
 
 
 def _products(xml: str) -> dict[str, str]:
