@@ -253,7 +253,7 @@ class SmbSession:
             security_mode=row.security_mode,
             dialect_revision=dialect,
             server_guid=self.identity.server_guid,
-            capabilities=row.capabilities(dialect),
+            capabilities=row.capabilities(dialect, multi_credit=not self.netbios),
             max_transact_size=size,
             max_read_size=size,
             max_write_size=size,

@@ -14,7 +14,10 @@ SMB2 (MS-SMB2 §2.2.4 and the "Product Behavior" notes of §3.3.5.4):
 
 - SecurityMode is SIGNING_ENABLED: signing is required by default only on
   domain controllers, and this server presents a member server.
-- Capabilities: DFS from 2.0.2; LEASING and LARGE_MTU from 2.1;
+- Capabilities: DFS from 2.0.2; LEASING and LARGE_MTU from 2.1, and for
+  the 0x02FF answer to an SMB1 "SMB 2.???" negotiate (§3.3.5.3.1) -- LARGE_MTU
+  only when Connection.SupportsMultiCredit, i.e. on TCP 445, not on
+  NetBIOS 139 (§3.3.5.3.1, §3.3.5.4);
   MULTI_CHANNEL and DIRECTORY_LEASING from 3.0 (Windows Server 2012 and
   later); ENCRYPTION only for 3.0 and 3.0.2 -- for 3.1.1 encryption is
   negotiated by context (§3.3.5.4: "if Connection.Dialect is 3.0 or 3.0.2 and
@@ -22,9 +25,10 @@ SMB2 (MS-SMB2 §2.2.4 and the "Product Behavior" notes of §3.3.5.4):
   PERSISTENT_HANDLES belongs to continuously available (cluster) shares and
   is not set by a stand-alone server.  Windows Server 2022: 0x2F at 3.1.1,
   0x6F at 3.0/3.0.2, 0x07 at 2.1, 0x01 at 2.0.2.
-- MaxTransactSize / MaxReadSize / MaxWriteSize: 8 MiB from 2.1 (Windows 8 /
-  Server 2012 and later), 64 KiB for 2.0.2 (§3.3.5.4 "If the negotiated
-  dialect is 2.0.2 the server SHOULD set ... to 65536").
+- MaxTransactSize / MaxReadSize / MaxWriteSize: 8 MiB from 2.1 and for the
+  0x02FF answer (Windows 8 / Server 2012 and later; §3.3.5.3.1 asks only for
+  at least 65536), 64 KiB for 2.0.2 (the sizes of the 2.0.2 family,
+  §3.3.5.3.2 notes).
 - ServerStartTime: 0 ("<...> Windows 10 and Windows Server 2016 and later set
   ServerStartTime to zero").
 - Negotiate contexts answered at 3.1.1 (each only when the client sent it):
@@ -79,12 +83,20 @@ class WindowsServer:
     server_start_time: int = 0
     security_mode: SecurityMode = SecurityMode.SIGNING_ENABLED
 
-    def capabilities(self, dialect: int) -> Capabilities:
-        """SMB2 Capabilities sent for ``dialect`` (MS-SMB2 §3.3.5.4)."""
+    def capabilities(self, dialect: int, *, multi_credit: bool = True) -> Capabilities:
+        """SMB2 Capabilities sent for ``dialect`` (MS-SMB2 §3.3.5.3.1, §3.3.5.4).
+
+        ``multi_credit`` is Connection.SupportsMultiCredit: True on TCP 445,
+        False on NetBIOS 139; it decides LARGE_MTU from 2.1 on.
+        """
         caps = Capabilities.DFS
-        if dialect in (Dialect.SMB202, Dialect.WILDCARD):
+        if dialect == Dialect.SMB202:
             return caps
-        caps |= Capabilities.LEASING | Capabilities.LARGE_MTU
+        caps |= Capabilities.LEASING
+        if multi_credit:
+            caps |= Capabilities.LARGE_MTU
+        if dialect == Dialect.WILDCARD:
+            return caps
         if dialect in _SMB3:
             caps |= Capabilities.MULTI_CHANNEL | Capabilities.DIRECTORY_LEASING
         if dialect in (Dialect.SMB300, Dialect.SMB302):
@@ -93,7 +105,7 @@ class WindowsServer:
 
     def max_sizes(self, dialect: int) -> int:
         """MaxTransactSize = MaxReadSize = MaxWriteSize for ``dialect``."""
-        return self.small_size if dialect in (Dialect.SMB202, Dialect.WILDCARD) else self.max_size
+        return self.small_size if dialect == Dialect.SMB202 else self.max_size
 
     def answers(self, context_type: int) -> bool:
         """True if this release answers a 3.1.1 context of ``context_type``."""

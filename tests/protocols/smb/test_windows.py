@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from protocols.netbios import nbss
+from protocols.netbios.names import NetbiosName
 from protocols.smb import negotiate as neg
 from protocols.smb import smb1
 from protocols.smb.negotiate import Capabilities as Cap
@@ -93,6 +94,27 @@ def test_capabilities_per_dialect(row):
     assert (row.max_sizes(Dialect.SMB202), row.max_sizes(Dialect.SMB311)) == (65536, 8388608)
     assert row.server_start_time == 0
     assert row.security_mode == 1
+
+
+def test_wildcard_and_netbios_capabilities():
+    # MS-SMB2 §3.3.5.3.1: 0x02FF gets DFS, LEASING, and LARGE_MTU iff SupportsMultiCredit
+    # (TCP 445); §3.3.5.4: no LARGE_MTU on NetBIOS 139 either
+    row = windows_server(20348)
+    assert row.capabilities(Dialect.WILDCARD) == 0x07
+    assert row.capabilities(Dialect.WILDCARD, multi_credit=False) == 0x03
+    assert row.capabilities(Dialect.SMB311, multi_credit=False) == 0x2B
+    assert row.max_sizes(Dialect.WILDCARD) == 8388608
+
+
+def test_wildcard_answer_on_445_and_139():
+    request = golden("smb_impacket_multiprotocol_negotiate_req")
+    on_445 = neg.decode_negotiate_response(body(new_session().receive_data(request)))
+    assert (on_445.dialect_revision, on_445.capabilities) == (0x02FF, 0x07)
+    session = new_session(netbios=True)
+    called = nbss.SessionRequest(NetbiosName("SQL01-CZ2", 0x20), NetbiosName("C", 0))
+    assert session.receive_data(nbss.encode_session_request(called)) == b"\x82\0\0\0"
+    on_139 = session.receive_data(request)
+    assert neg.decode_negotiate_response(on_139[4:]).capabilities == 0x03
 
 
 @pytest.mark.parametrize(
