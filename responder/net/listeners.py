@@ -13,14 +13,18 @@ the old set keeps serving untouched, which is what makes a reload atomic.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 
 from responder.net.tcp import SessionFactory, TcpLimits, TcpListener, bind_tcp
+from responder.net.ttl import set_ip_ttl
 from responder.net.udp import DatagramHandler, GuardSource, RepeatSource, UdpListener, bind_udp
 
 
 class Listener(Protocol):
+    sock: socket.socket
+
     async def close(self) -> None: ...
 
 
@@ -56,6 +60,17 @@ class ListenerSet(Generic[K, L]):
 
     async def close(self) -> None:
         await self.update(())
+
+    def set_ip_ttl(self, ttl: int) -> None:
+        """Give every active listener's socket ``ttl`` (a reload of ``[daemon] ip_ttl``).
+
+        Connections already accepted keep theirs; new ones inherit the listener's.
+
+        Raises:
+            OSError: the kernel refused the value.
+        """
+        for listener in self.active.values():
+            set_ip_ttl(listener.sock, ttl)
 
 
 class BindError(OSError):

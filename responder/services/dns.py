@@ -133,6 +133,8 @@ class DnsService:
         except BindError:
             self.answers, self.limits, self.guard = previous
             raise
+        self.udp.set_ip_ttl(self._ip_ttl)
+        self.tcp.set_ip_ttl(self._ip_ttl)
 
     async def stop(self) -> None:
         await self.tcp.close()

@@ -296,6 +296,8 @@ class NbnsService:
         unicast += [(n.plan.address, n.plan.port) for n in keep]
         bcast = [(p.broadcast, p.port) for p in plans if p.broadcast is not None]
         await update_together((self.unicast, unicast), (self.broadcast, bcast))
+        self.unicast.set_ip_ttl(self._ip_ttl)
+        self.broadcast.set_ip_ttl(self._ip_ttl)
 
     def _switch(self, plans: dict[str, NodePlan], leaving: list[_Node]) -> None:
         old = self.view.by_address

@@ -93,6 +93,7 @@ class SmbService:
         except BindError:
             self.identities, self.limits, self._max_message_size = previous
             raise
+        self.tcp.set_ip_ttl(self._ip_ttl)
         self.identities = identities
 
     async def stop(self) -> None:
