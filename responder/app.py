@@ -27,7 +27,7 @@ from responder import logs, streams, systemd, workers
 from responder.config import Config, ConfigError, load_config
 from responder.health.board import Publisher, WorkerBoard, worker_counters
 from responder.health.view import ReloadRecord
-from responder.identity import node_identities
+from responder.identity import ZoneSerial, node_identities, zone_serial
 from responder.net.listeners import BindError
 from responder.net.udp import udp_loop_name
 from responder.offload import off_loop
@@ -101,11 +101,11 @@ class Daemon:
         if board is not None and worker > 0:
             self._publisher = Publisher(board, worker, lambda: worker_counters(self.services))
         self._reload_lock = asyncio.Lock()  # two quick SIGHUPs apply one after the other
+        self._zone_serial: ZoneSerial | None = None  # (zone digest, SOA serial) in force
 
-    @staticmethod
-    def _serial() -> int:
-        # SOA serial: seconds since the epoch at load time, so it rises on every reload.
-        return int(time.time()) & 0xFFFFFFFF
+    def _serial(self, config: Config) -> ZoneSerial:
+        # SOA serial: stable across restarts of one config file, rising on every zone change.
+        return zone_serial(config, self._zone_serial)
 
     async def start(self) -> None:
         """Bind everything and start answering.
@@ -113,7 +113,8 @@ class Daemon:
         Raises:
             BindError: an address could not be bound; whatever was bound is released.
         """
-        serial = self._serial()
+        self._zone_serial = self._serial(self.config)
+        serial = self._zone_serial[1]
         started: list[Service] = []
         try:
             for service in self.services:
@@ -133,7 +134,7 @@ class Daemon:
             BindError: a new address could not be bound; the old config keeps serving.
         """
         async with self._reload_lock:
-            serial = self._serial()
+            zone, serial = self._serial(new_config)
             await off_loop(partial(node_identities, new_config))  # each service asks next
             switched: list[Service] = []
             try:
@@ -141,10 +142,12 @@ class Daemon:
                     await service.apply(new_config, serial)
                     switched.append(service)
             except BindError:
+                old = serial if self._zone_serial is None else self._zone_serial[1]
                 for service in switched:
-                    await service.apply(self.config, serial)
+                    await service.apply(self.config, old)
                 raise
             self.config = new_config
+            self._zone_serial = zone, serial
             self.reloads += 1
 
     async def stop(self) -> None:

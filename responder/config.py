@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 import tomllib
 import uuid
 from collections.abc import Iterable, Iterator
@@ -85,6 +86,9 @@ class DnsSettings:
     expire: int
     max_tcp_connections: int  # per listen address
     tcp_idle_timeout: float  # seconds
+    # RFC 5001 NSID and CHAOS TXT id.server./hostname.bind.; None: not told
+    identity: str | None = None
+    version: str | None = None  # CHAOS TXT version.bind./version.server.; None: REFUSED
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +127,7 @@ class HealthSettings:
 class DaemonSettings:
     workers: int  # processes sharing each port with SO_REUSEPORT
     freebind: bool = False  # bind addresses not (yet) present: a VRRP standby (ip(7) IP_FREEBIND)
+    ip_ttl: int = 128  # TTL / hop limit of every answer: Windows' 128 (Linux sends 64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +285,22 @@ def _parse_listen(section: Section, nodes: tuple[Node, ...]) -> tuple[IPAddress,
     return addresses
 
 
+def _server_text(raw: str) -> str:
+    if not 0 < len(raw.encode()) <= 255 or not raw.isprintable():
+        raise ValueError("must be 1 to 255 bytes of printable text")
+    return raw
+
+
+def _server_identity(section: Section) -> dict[str, str | None]:
+    """``identity`` (default: the host name), ``version`` (default: none); both
+    off with ``server_identity = false``."""
+    identity = section.take_parsed("identity", _server_text, socket.gethostname())
+    version = section.take_parsed_optional("version", _server_text)
+    if not section.take("server_identity", bool, True):
+        return {"identity": None, "version": None}
+    return {"identity": identity, "version": version}
+
+
 def _parse_dns(section: Section, cluster: Cluster, nodes: tuple[Node, ...]) -> DnsSettings:
     domain = cluster.dns_domain
     dns = DnsSettings(
@@ -295,6 +316,7 @@ def _parse_dns(section: Section, cluster: Cluster, nodes: tuple[Node, ...]) -> D
         expire=section.take_int("expire", 86400, 1, 2**31 - 1),
         max_tcp_connections=section.take_int("max_tcp_connections", 256, 1, 65535),
         tcp_idle_timeout=float(section.take_int("tcp_idle_timeout", 10, 1, 3600)),
+        **_server_identity(section),
     )
     section.finish()
     taken = {
@@ -370,6 +392,7 @@ def _parse_daemon(section: Section) -> DaemonSettings:
     daemon = DaemonSettings(
         workers=section.take_int("workers", 1, 1, 64),
         freebind=section.take("freebind", bool, False),
+        ip_ttl=section.take_int("ip_ttl", 128, 1, 255),
     )
     section.finish()
     return daemon

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -26,10 +27,12 @@ from typing import TYPE_CHECKING
 from protocols.auth.ntlmssp import NtlmIdentity
 from protocols.dns.authority import AuthoritySettings, HostRecords
 from protocols.dns.ownership import NodeNames, RecordSet, mac_dhcid, plan_record_sets
+from protocols.dns.serial import next_serial, zone_digest
 from protocols.netbios.nbns import NbFlags
 from protocols.netbios.node import NbnsIdentity, build_name_table
 from protocols.netbios.registration import OwnedName
 from protocols.smb.session import SmbIdentity, default_called_names
+from protocols.smb.windows import windows_server
 
 if TYPE_CHECKING:
     from responder.config import Config, Node
@@ -176,11 +179,40 @@ def dns_zone(config: Config, serial: int) -> AuthoritySettings:
         refresh=dns.refresh,
         retry=dns.retry,
         expire=dns.expire,
+        identity=dns.identity,
+        version=dns.version,
     )
 
 
-def smb_identity(config: Config, node: NodeIdentity, boot_time: int) -> SmbIdentity:
-    """What ``node`` presents over SMB; ``boot_time`` (a FILETIME) is the daemon's."""
+#: (zone digest, serial) in force; None before the first config of a process
+ZoneSerial = tuple[bytes, int]
+_EMBEDDED_SERIAL_BASE = 1  # the embedded example config has no file time
+
+
+def zone_serial(config: Config, previous: ZoneSerial | None) -> ZoneSerial:
+    """The SOA serial for ``config`` (:mod:`protocols.dns.serial` explains the design).
+
+    The base is the config file's modification time, read here; ``previous``
+    is what this process serves now.
+    """
+    digest = zone_digest(dns_zone(config, 0))
+    return digest, next_serial(_source_time(config.source), digest, previous)
+
+
+def _source_time(source: str) -> int:
+    try:
+        return int(os.stat(source).st_mtime)
+    except OSError:  # the embedded example, or a file gone since it was read
+        return _EMBEDDED_SERIAL_BASE
+
+
+def smb_identity(config: Config, node: NodeIdentity) -> SmbIdentity:
+    """What ``node`` presents over SMB: the Windows Server row of ``smb.os_version``.
+
+    The row (:func:`protocols.smb.windows.windows_server`, the nearest release
+    at or below the configured build) fixes the NEGOTIATE details, among them
+    ServerStartTime 0 as Windows 10 / Server 2016 and later send it.
+    """
     smb = config.smb
     return SmbIdentity(
         ntlm=node.ntlm,
@@ -188,7 +220,7 @@ def smb_identity(config: Config, node: NodeIdentity, boot_time: int) -> SmbIdent
         workgroup=config.cluster.workgroup,
         cozen_name=node.cozen_name,
         accepted_called_names=node.called_names,
-        boot_time=boot_time,
+        windows=windows_server(smb.os_version[2]),
         smb1=smb.smb1,
         max_dialect=smb.max_dialect,
         native_os=smb.native_os,

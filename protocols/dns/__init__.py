@@ -3,6 +3,7 @@
 - ``message``    the message codec: bytes <-> :class:`~protocols.dns.message.Message`
 - ``authority``  the answering rules for the Cozen zone and reverse names, compiled once
 - ``fastpath``   answers precomputed by the authority, keyed by the question's bytes
+- ``serial``     the SOA serial: stable across restarts of one config, rising on every change
 - ``stream``     RFC 7766 framing of one TCP connection
 - ``ownership``  RFC 4701 DHCID and the record sets a node owns in the site's DNS (plain Python)
 - ``update_messages``  RFC 2136 UPDATE / query messages and what answers mean (dnspython)

@@ -32,10 +32,23 @@ bytes after the question independent of the query's letter case, which is
 what the precomputed fast path (:mod:`protocols.dns.fastpath`) relies on.
 
 EDNS (RFC 6891 §7): an OPT in the answer iff the query had one, advertising
-1232 bytes and echoing DO (RFC 3225 §3); options are neither echoed nor
-interpreted. A UDP answer larger than max(512, requestor's payload), or 512
-without EDNS, is replaced by header + question (+ OPT) with TC=1 (RFC 2181
-§9). Over TCP the limit is 65535.
+1232 bytes and echoing DO (RFC 3225 §3); of the options only NSID (RFC 5001
+§2.1) is answered, with ``identity``; the others are neither echoed nor
+interpreted.
+
+Server identity (RFC 4892 §2.2, the BIND convention it records): class CH
+TXT questions for ``id.server.`` and ``hostname.bind.`` get ``identity``,
+``version.server.`` and ``version.bind.`` get ``version`` (TXT, class CH,
+TTL 0, AA=1); a name whose value is None, any other CH question, and other
+types at those names are REFUSED, as hardened servers answer.
+
+Glue: an NS answer lists in the additional section the A/AAAA records we
+hold for its target (an in-zone name server), before any OPT, as BIND and
+Knot do (RFC 1034 §4.3.2 step 3, the additional-section processing).
+
+A UDP answer larger than max(512, requestor's payload), or 512 without EDNS,
+is replaced by header + question (+ OPT) with TC=1 (RFC 2181 §9). Over TCP
+the limit is 65535.
 """
 
 from __future__ import annotations
@@ -55,6 +68,7 @@ from protocols.dns.message import (
     NameRdata,
     Opcode,
     Question,
+    RawRdata,
     Rcode,
     Rdata,
     ResourceRecord,
@@ -96,6 +110,8 @@ class AuthoritySettings:
     refresh: int = 3600
     retry: int = 600
     expire: int = 86400
+    identity: str | None = None  # NSID, id.server. and hostname.bind.; None: not told
+    version: str | None = None  # version.server. and version.bind.; None: REFUSED
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +120,12 @@ class _Outcome:
     aa: bool = False
     answers: tuple[ResourceRecord, ...] = ()
     authorities: tuple[ResourceRecord, ...] = ()
+    additionals: tuple[ResourceRecord, ...] = ()
 
 
+NSID_OPTION = 3  # RFC 5001 §2.3
+_IDENTITY_NAMES = (b"id", b"server"), (b"hostname", b"bind")
+_VERSION_NAMES = (b"version", b"server"), (b"version", b"bind")
 _REFUSED = _Outcome(Rcode.REFUSED)
 
 RRsets = dict[int, tuple[Rdata, ...]]
@@ -222,11 +242,34 @@ class Authority:
             return self._encode(query, _Outcome(Rcode.FORMERR), (), edns, udp=udp)
         if edns is not None and edns.version > 0:
             outcome = _Outcome(Rcode.BADVERS)
+        elif questions[0].qclass == RRClass.CH:
+            outcome = self._chaos(questions[0])
         elif questions[0].qclass != RRClass.IN:
             outcome = _REFUSED
         else:
             outcome = self._lookup(questions[0])
-        return self._encode(query, outcome, questions, edns, udp=udp)
+        return self._encode(query, outcome, questions, edns, self._nsid(edns), udp=udp)
+
+    def _nsid(self, edns: Edns | None) -> bytes | None:
+        """RFC 5001 §2.1: our identity when the query carried an NSID option."""
+        if edns is None or self.settings.identity is None:
+            return None
+        if not any(code == NSID_OPTION for code, _ in edns.options):
+            return None
+        return self.settings.identity.encode()
+
+    def _chaos(self, question: Question) -> _Outcome:
+        """RFC 4892 §2.2: id.server./hostname.bind. and version.server./version.bind."""
+        key = name_key(question.name)
+        text = None
+        if key in _IDENTITY_NAMES:
+            text = self.settings.identity
+        elif key in _VERSION_NAMES:
+            text = self.settings.version
+        if text is None or question.qtype not in (RRType.TXT, RRType.ANY):
+            return _REFUSED
+        record = ResourceRecord(question.name, RRType.TXT, RRClass.CH, 0, txt_rdata(text))
+        return _Outcome(Rcode.NOERROR, True, (record,))
 
     def _lookup(self, question: Question) -> _Outcome:
         """The answer sections for one IN-class question."""
@@ -246,7 +289,23 @@ class Authority:
             )
             for rdata in rrset
         )
-        return _Outcome(Rcode.NOERROR, True, answers)
+        glue = self._glue(rrset, question.name) if rtype == RRType.NS else ()
+        return _Outcome(Rcode.NOERROR, True, answers, (), glue)
+
+    def _glue(self, rrset: tuple[Rdata, ...], qname: Name) -> tuple[ResourceRecord, ...]:
+        """A, then AAAA records of the NS targets we hold (the in-zone name server)."""
+        glue = []
+        for rdata in rrset:
+            if not isinstance(rdata, NameRdata):
+                continue
+            owner = _rebase(rdata.target, qname)
+            rrsets = self._rrsets.get(rdata.target, {})
+            for rtype in (RRType.A, RRType.AAAA):
+                ttl = self.settings.ttl
+                glue += [
+                    ResourceRecord(owner, rtype, RRClass.IN, ttl, r) for r in rrsets.get(rtype, ())
+                ]
+        return tuple(glue)
 
     @staticmethod
     def _select(rrsets: RRsets, qtype: int) -> tuple[int, tuple[Rdata, ...]]:
@@ -270,6 +329,7 @@ class Authority:
         outcome: _Outcome,
         questions: tuple[Question, ...],
         edns: Edns | None,
+        nsid: bytes | None = None,
         *,
         udp: bool,
     ) -> bytes:
@@ -282,12 +342,20 @@ class Authority:
             cd=query.cd,
             rcode=outcome.rcode & 0xF,
         )
-        additionals: tuple[ResourceRecord, ...] = ()
+        additionals = outcome.additionals
         if edns is not None:
-            ours = Edns(OUR_UDP_PAYLOAD, ext_rcode=outcome.rcode >> 4, do=edns.do)
-            additionals = (ours.to_record(),)
+            options = () if nsid is None else ((NSID_OPTION, nsid),)
+            ours = Edns(OUR_UDP_PAYLOAD, ext_rcode=outcome.rcode >> 4, do=edns.do, options=options)
+            additionals = (*additionals, ours.to_record())
         message = Message(header, questions, outcome.answers, outcome.authorities, additionals)
         return encode_message(message, max_size=_size_limit(edns, udp=udp))
+
+
+def txt_rdata(text: str) -> RawRdata:
+    """TXT RDATA (RFC 1035 §3.3.14): ``text`` as UTF-8 in character-strings of up to 255 bytes."""
+    data = text.encode()
+    chunks = [data[i : i + 255] for i in range(0, len(data), 255)] or [b""]
+    return RawRdata(b"".join(bytes((len(chunk),)) + chunk for chunk in chunks))
 
 
 def _size_limit(edns: Edns | None, *, udp: bool) -> int:

@@ -16,7 +16,8 @@ spelling of the name.
 :func:`fast_answer` checks the header (RFC 1035 §4.1.1: QR=0, opcode
 QUERY, TC=0, QDCOUNT=1, ANCOUNT=NSCOUNT=0, ARCOUNT 0 or 1), walks the
 question name without pointers, checks that the only additional record is a
-well-formed version-0 OPT with its options skipped, looks the case-folded
+well-formed version-0 OPT with its options skipped (an NSID option, RFC
+5001, sends the query to the general path, which answers it), looks the case-folded
 question up and splices: query ID, stored flags plus the query's RD and CD,
 stored counts, the query's own question bytes, stored tail. Whatever it does
 not recognise returns None and the caller falls back to the general path,
@@ -43,6 +44,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from protocols.dns.authority import (
+    NSID_OPTION,
     OUR_UDP_PAYLOAD,
     Authority,
     AuthoritySettings,
@@ -72,6 +74,7 @@ _REFUSED_FLAGS = 0xFA00  # QR, OPCODE and TC must all be zero in a query
 _COPIED_FLAGS = 0x0110  # RD and CD are echoed
 _TC = 0x0200
 _EDNS_VARIANTS = (Edns(OUR_UDP_PAYLOAD), Edns(OUR_UDP_PAYLOAD, do=True))
+_NSID = NSID_OPTION.to_bytes(2)  # answered by the general path only
 REPEATS_MAX_QUERY = 512  # longer queries (padded options) are answered, not remembered as repeats
 
 
@@ -163,8 +166,9 @@ def build_answer_table(settings: AuthoritySettings) -> AnswerTable:
 
     The daemon builds the same table from :func:`iter_answer_entries` in a
     thread beside its event loop (responder/services/dns.py); this is the one-call form.
-    Covers A and AAAA of every host, and PTR, SOA and NS at every apex
-    (the forward zone and each reverse name); negative answers are stored too.
+    Covers A and AAAA of every host, and PTR, SOA and NS (with its glue) at
+    every apex (the forward zone and each reverse name); negative answers are
+    stored too.  Class CH questions (server identity) are never in the table.
 
     Raises:
         ValueError: the settings hold an invalid address or name.
@@ -202,7 +206,7 @@ def _opt_limit(datagram: bytes, start: int) -> tuple[int, bool] | None:
     if ext_rcode or version or offset + rdlength != len(datagram):
         return None
     while offset < len(datagram):
-        if offset + 4 > len(datagram):
+        if offset + 4 > len(datagram) or datagram[offset : offset + 2] == _NSID:
             return None
         offset += 4 + int.from_bytes(datagram[offset + 2 : offset + 4])
     if offset != len(datagram):

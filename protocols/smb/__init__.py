@@ -6,6 +6,7 @@
 - ``smb1``       SMB1 (CIFS) NEGOTIATE and SESSION_SETUP_ANDX messages
 - ``smb2``       SMB2/3 header, SESSION_SETUP, ECHO, LOGOFF and ERROR messages
 - ``negotiate``  SMB2/3 NEGOTIATE with negotiate contexts, dialects and capabilities
+- ``windows``    per Windows Server release (by build): the NEGOTIATE details it sends
 - ``ntstatus``   every NTSTATUS value the package answers with
 
 The rule of this package: everything that changes a connection's state goes

@@ -15,7 +15,10 @@ for one session too many (rule 4).  The rules:
 1. On TCP 139 the first frame must be an NBSS SESSION REQUEST (RFC 1002
    §4.3.2) whose called name is one we answer to (suffix 0x20, any letter
    case); a refused name gets NEGATIVE (0x82 called name not present) and the
-   connection closes.  KEEP ALIVE is accepted in every state and answered with
+   connection closes.  Any other frame before it (an SMB message sent
+   straight away, as nmap's SMBProgNeg probe does) gets NEGATIVE 0x8F
+   (unspecified error, RFC 1002 §4.3.4) and closes, as Windows answers.
+   KEEP ALIVE is accepted in every state and answered with
    nothing.  On TCP 445 there is no NBSS session request: one closes.
 2. The first SMB message is a NEGOTIATE.  An SMB1 NEGOTIATE listing
    "SMB 2.???" gets an SMB2 response with DialectRevision 0x02FF and the client
@@ -38,8 +41,13 @@ for one session too many (rule 4).  The rules:
    STATUS_ACCESS_DENIED; on, they succeed as a null session, as Windows
    allows (SMB2 SessionFlags IS_NULL, MS-SMB2 §2.2.6; SMB1 Action 0).  That
    is where nmap's smb-os-discovery reads NativeOS and the CHALLENGE's FQDN.
-   A null session may only LOGOFF and ECHO; everything else on it (TREE_CONNECT
-   above all) gets STATUS_ACCESS_DENIED.  At most
+   A null session may only LOGOFF and ECHO.  TREE_CONNECT on it gets
+   STATUS_ACCESS_DENIED (the share access check of MS-SMB2 §3.3.5.7 fails);
+   since no tree is ever connected, every command that names a tree (CREATE,
+   IOCTL, TREE_DISCONNECT, CLOSE, READ, ...) gets STATUS_NETWORK_NAME_DELETED,
+   the answer of §3.3.5.2.11 for a TreeId not in Session.TreeConnectTable.
+   In SMB1 those get STATUS_SMB_BAD_TID (ERRSRV/ERRinvtid, MS-CIFS
+   §3.3.5.2 and §2.2.2.4).  At most
    :data:`~protocols.smb._auth.MAX_SESSIONS` session IDs live on one
    connection; one more closes it.  (Rules 3 and 4 happen inside the SMB1 and
    SMB2 states; :mod:`protocols.smb._auth` keeps the sessions.)
@@ -72,6 +80,7 @@ class Event(enum.Enum):
 
     NBSS_ACCEPTED = "nbss-accepted"
     NBSS_REFUSED = "nbss-refused"
+    NBSS_PREMATURE = "nbss-frame-before-session-request"
     SMB1_NEGOTIATE_TO_WILDCARD = "smb1-negotiate-to-smb2-wildcard"
     SMB1_NEGOTIATE_TO_SMB202 = "smb1-negotiate-to-smb2.0.2"
     SMB1_NEGOTIATE_NT1 = "smb1-negotiate-nt-lm-0.12"
@@ -87,6 +96,7 @@ TRANSITIONS: Final[dict[State, dict[Event, State]]] = {
     State.AWAIT_SESSION_REQUEST: {
         Event.NBSS_ACCEPTED: State.AWAIT_NEGOTIATE,
         Event.NBSS_REFUSED: State.CLOSED,
+        Event.NBSS_PREMATURE: State.CLOSED,
     },
     State.AWAIT_NEGOTIATE: {
         Event.SMB1_NEGOTIATE_TO_WILDCARD: State.AWAIT_SMB2_NEGOTIATE,

@@ -10,14 +10,9 @@ ContextType, DataLength, 4 reserved bytes, then the data.  The server answers
 clock, a SPNEGO token in the security buffer and, for 3.1.1, its own contexts
 (§2.2.4.1), again 8-byte aligned after the security buffer.
 
-Choices made here (:func:`choose_dialect`, :func:`server_capabilities`,
-:func:`response_contexts`) follow MS-SMB2 §3.3.5.4 for a server that never gets
-past authentication, so it claims only what it could honour before a session
-exists: DFS (referrals are asked for after a tree connect, which never
-happens, so the claim costs nothing and matches Windows), LEASING and LARGE_MTU
-for 2.1 and later.  MULTI_CHANNEL, PERSISTENT_HANDLES, DIRECTORY_LEASING and
-ENCRYPTION are not claimed: each promises behaviour after a session is set
-up, which this server never provides.
+Choices made here (:func:`choose_dialect`, :func:`response_contexts`) follow
+MS-SMB2 §3.3.5.4.  What a given Windows release claims (capabilities, sizes,
+which contexts it answers) is data, in :mod:`protocols.smb.windows`.
 """
 
 from __future__ import annotations
@@ -43,8 +38,6 @@ from protocols.smb.smb2 import (
 
 MAX_DIALECTS: Final = 64
 MAX_CONTEXTS: Final = 32
-_LARGE_SIZE: Final = 8 * 1024 * 1024
-_SMALL_SIZE: Final = 64 * 1024
 _RESPONSE_FIXED: Final = HEADER_SIZE + 64
 
 
@@ -338,18 +331,6 @@ def choose_dialect(offered: tuple[int, ...], max_dialect: int) -> int | None:
     return max(allowed) if allowed else None
 
 
-def server_capabilities(dialect: int) -> Capabilities:
-    """Capabilities claimed for ``dialect`` (see the module comment)."""
-    if dialect in (Dialect.SMB202, Dialect.WILDCARD):
-        return Capabilities.DFS
-    return Capabilities.DFS | Capabilities.LEASING | Capabilities.LARGE_MTU
-
-
-def max_sizes(dialect: int) -> int:
-    """MaxTransactSize = MaxReadSize = MaxWriteSize for ``dialect``."""
-    return _SMALL_SIZE if dialect in (Dialect.SMB202, Dialect.WILDCARD) else _LARGE_SIZE
-
-
 def _u16_list(data: bytes, count_offset: int) -> tuple[int, ...]:
     reader = Reader(data, PROTOCOL)
     count = reader.u16le()
@@ -377,12 +358,30 @@ def _pick(preference: tuple[int, ...], offered: tuple[int, ...], fallback: int) 
     return next((p for p in preference if p in offered), fallback)
 
 
-def response_contexts(request: NegotiateRequest, salt: bytes) -> tuple[NegotiateContext, ...]:
+#: The contexts answered when the caller does not say (every one this module builds).
+ANSWERED_CONTEXTS: Final = frozenset(
+    {
+        ContextType.PREAUTH_INTEGRITY_CAPABILITIES,
+        ContextType.ENCRYPTION_CAPABILITIES,
+        ContextType.COMPRESSION_CAPABILITIES,
+        ContextType.SIGNING_CAPABILITIES,
+    }
+)
+#: Windows' compression algorithms (MS-SMB2 §2.2.3.1.3): LZNT1, LZ77, LZ77+Huffman, Pattern_V1.
+COMPRESSION_SUPPORTED: Final = (0x0001, 0x0002, 0x0003, 0x0004)
+_COMPRESSION_CHAINED: Final = 0x00000001
+
+
+def response_contexts(
+    request: NegotiateRequest, salt: bytes, answered: frozenset[int] = ANSWERED_CONTEXTS
+) -> tuple[NegotiateContext, ...]:
     """Server contexts for a 3.1.1 response (§3.3.5.4).
 
-    PREAUTH_INTEGRITY with SHA-512 and ``salt``, always; ENCRYPTION with one
-    cipher the client offered (``NONE`` if there is no common one) and SIGNING
-    with one algorithm the client offered, each only when the client sent it.
+    PREAUTH_INTEGRITY with SHA-512 and ``salt``, always; then, each only when
+    the client sent it and its type is in ``answered``: ENCRYPTION with one
+    cipher the client offered (``NONE`` if there is no common one), COMPRESSION
+    with the common algorithms (§2.2.4.1.3; ``NONE`` if none) and SIGNING with
+    one algorithm the client offered.
 
     Raises:
         MalformedMessage: a context's data is shorter than its counts announce.
@@ -398,14 +397,34 @@ def response_contexts(request: NegotiateRequest, salt: bytes) -> tuple[Negotiate
         raise Unsupported(PROTOCOL, 0, "no SHA-512 preauth hash", answer_hint=hint)
     out = [NegotiateContext(ContextType.PREAUTH_INTEGRITY_CAPABILITIES, _preauth(salt))]
     ciphers = context_values(request, ContextType.ENCRYPTION_CAPABILITIES)
-    if ciphers is not None:
+    if ciphers is not None and ContextType.ENCRYPTION_CAPABILITIES in answered:
         chosen = _pick(CIPHER_PREFERENCE, ciphers, Cipher.NONE)
         out.append(NegotiateContext(ContextType.ENCRYPTION_CAPABILITIES, _one(chosen)))
+    if ContextType.COMPRESSION_CAPABILITIES in answered:
+        out.extend(_compression(request))
     signing = context_values(request, ContextType.SIGNING_CAPABILITIES)
-    if signing is not None:
+    if signing is not None and ContextType.SIGNING_CAPABILITIES in answered:
         chosen = _pick(SIGNING_PREFERENCE, signing, SigningAlgorithm.HMAC_SHA256)
         out.append(NegotiateContext(ContextType.SIGNING_CAPABILITIES, _one(chosen)))
     return tuple(out)
+
+
+def _compression(request: NegotiateRequest) -> list[NegotiateContext]:
+    """§3.3.5.4 / §2.2.4.1.3: the client's algorithms this server has, client's order."""
+    wanted = ContextType.COMPRESSION_CAPABILITIES
+    data = next((c.data for c in request.contexts if c.context_type == wanted), None)
+    if data is None:
+        return []
+    offered = _u16_list(data, 6)  # Count, Padding, Flags, then the algorithms
+    common = [a for a in offered if a in COMPRESSION_SUPPORTED]
+    flags = Reader(data, PROTOCOL, start=4).u32le() & _COMPRESSION_CHAINED if common else 0
+    writer = Writer()
+    writer.u16le(len(common or [0]))
+    writer.u16le(0)
+    writer.u32le(flags)
+    for algorithm in common or [0]:
+        writer.u16le(algorithm)
+    return [NegotiateContext(ContextType.COMPRESSION_CAPABILITIES, writer.getvalue())]
 
 
 def _preauth(salt: bytes) -> bytes:

@@ -32,16 +32,18 @@ from protocols.auth import ntlmssp, spnego
 from protocols.auth.ntlmssp import NtlmIdentity
 from protocols.errors import MalformedMessage
 from protocols.netbios import nbss
-from protocols.smb import _state, smb1, smb2
+from protocols.smb import _state, smb1, smb2, windows
 from protocols.smb import negotiate as neg
 from protocols.smb._auth import Authenticator, SessionTable, TooManySessions
 from protocols.smb._state import Event, State
 from protocols.smb.ntstatus import NtStatus
 from protocols.smb.smb2 import Command, HeaderFlags
+from protocols.smb.windows import WindowsServer, windows_server
 
 DEFAULT_NATIVE_OS: Final = "Windows Server 2022 Standard 20348"
 DEFAULT_NATIVE_LANMAN: Final = "Windows Server 2022 Standard 6.3"
 _SERVER_SUFFIX: Final = 0x20
+_WINDOWS_SERVER_2022: Final = windows_server(20348)
 _MAX_CREDITS: Final = 64
 
 
@@ -51,7 +53,8 @@ class SmbIdentity:
 
     ``accepted_called_names`` are the NBSS called names answered on 139
     (compared without letter case): the Cozen name, "*SMBSERVER", "*SMBSERV"
-    and the management address text.  ``boot_time`` is a FILETIME.
+    and the management address text.  ``windows`` is the Windows Server release
+    whose NEGOTIATE details are presented (:mod:`protocols.smb.windows`).
     ``null_session`` lets an anonymous logon succeed as a null session (SMB1
     with or without extended security, SMB2), on which every later command but
     LOGOFF and ECHO is refused; off, anonymous logons get ACCESS_DENIED.
@@ -62,7 +65,7 @@ class SmbIdentity:
     workgroup: str
     cozen_name: str
     accepted_called_names: frozenset[str]
-    boot_time: int
+    windows: WindowsServer = _WINDOWS_SERVER_2022
     smb1: bool = True
     max_dialect: int = neg.Dialect.SMB311
     native_os: str = DEFAULT_NATIVE_OS
@@ -147,6 +150,9 @@ class SmbSession:
             return b""
         if frame.type is nbss.FrameType.SESSION_REQUEST:
             return self._on_session_request(frame.payload)
+        if self.state is State.AWAIT_SESSION_REQUEST:
+            self._advance(Event.NBSS_PREMATURE)
+            return nbss.encode_negative_response(nbss.NegativeCode.UNSPECIFIED)
         if frame.type is not nbss.FrameType.SESSION_MESSAGE:
             raise _Close
         message = frame.payload
@@ -175,23 +181,27 @@ class SmbSession:
         self._advance(Event.SMB2_REQUEST)
         if header.command == Command.SESSION_SETUP:
             return self._smb2_session_setup(message, header)
+        if header.command not in Command._value2member_map_:
+            return self._smb2_error(header, NtStatus.INVALID_PARAMETER)
         if self._sessions.is_null(header.session_id) and header.command != Command.CANCEL:
             return self._smb2_on_null_session(header)
         if header.command == Command.ECHO:
             return smb2.encode_echo_response(self._reply(header, NtStatus.SUCCESS))
         if header.command == Command.CANCEL:
             return b""
-        if header.command not in Command._value2member_map_:
-            return self._smb2_error(header, NtStatus.INVALID_PARAMETER)
         return self._smb2_error(header, NtStatus.USER_SESSION_DELETED)
 
     def _smb2_on_null_session(self, header: smb2.Header) -> bytes:
+        """ECHO and LOGOFF succeed; TREE_CONNECT is denied (MS-SMB2 §3.3.5.7);
+        the rest names a tree that does not exist (§3.3.5.2.11)."""
         if header.command == Command.ECHO:
             return smb2.encode_echo_response(self._reply(header, NtStatus.SUCCESS))
         if header.command == Command.LOGOFF:
             self._sessions.logoff(header.session_id)
             return smb2.encode_logoff_response(self._reply(header, NtStatus.SUCCESS))
-        return self._smb2_error(header, NtStatus.ACCESS_DENIED)
+        if header.command == Command.TREE_CONNECT:
+            return self._smb2_error(header, NtStatus.ACCESS_DENIED)
+        return self._smb2_error(header, NtStatus.NETWORK_NAME_DELETED)
 
     def _reply(
         self, request: smb2.Header, status: int, session_id: int | None = None
@@ -222,7 +232,8 @@ class SmbSession:
         status: int = NtStatus.NOT_SUPPORTED
         if dialect == neg.Dialect.SMB311:
             try:
-                contexts = neg.response_contexts(request, self._random(32))
+                answered = self.identity.windows.contexts
+                contexts = neg.response_contexts(request, self._random(32), answered)
             except MalformedMessage as exc:
                 dialect, status = None, exc.answer_hint or NtStatus.INVALID_PARAMETER
         if dialect is None:
@@ -235,18 +246,19 @@ class SmbSession:
     def _smb2_negotiate_response(
         self, header: smb2.Header, dialect: int, contexts: tuple[neg.NegotiateContext, ...] = ()
     ) -> bytes:
-        size = neg.max_sizes(dialect)
+        row = self.identity.windows
+        size = row.max_sizes(dialect)
         response = neg.NegotiateResponse(
             header=header,
-            security_mode=smb2.SecurityMode.SIGNING_ENABLED,
+            security_mode=row.security_mode,
             dialect_revision=dialect,
             server_guid=self.identity.server_guid,
-            capabilities=neg.server_capabilities(dialect),
+            capabilities=row.capabilities(dialect, multi_credit=not self.netbios),
             max_transact_size=size,
             max_read_size=size,
             max_write_size=size,
             system_time=ntlmssp.filetime(self._clock()),
-            server_start_time=self.identity.boot_time,
+            server_start_time=row.server_start_time,
             security_buffer=spnego.encode_neg_token_init2(),
             contexts=contexts,
         )
@@ -290,8 +302,10 @@ class SmbSession:
         if header.command == smb1.Command.LOGOFF_ANDX:
             self._sessions.logoff(header.uid)
             return smb1.encode_logoff_response(self._smb1_reply(header, NtStatus.SUCCESS))
-        if header.command != smb1.Command.ECHO:
+        if header.command == smb1.Command.TREE_CONNECT_ANDX:
             return self._smb1_error(header, NtStatus.ACCESS_DENIED)
+        if header.command != smb1.Command.ECHO:
+            return self._smb1_error(header, NtStatus.SMB_BAD_TID)
         try:
             echo = smb1.decode_echo_request(message)
         except MalformedMessage:
@@ -302,10 +316,12 @@ class SmbSession:
 
     def _smb1_reply(self, request: smb1.Header, status: int, uid: int | None = None) -> smb1.Header:
         keep = smb1.Flags2.UNICODE | smb1.Flags2.EXTENDED_SECURITY | smb1.Flags2.LONG_NAMES
+        path_flags = smb1.Flags.CASE_INSENSITIVE | smb1.Flags.CANONICALIZED_PATHS
         return smb1.Header(
             command=request.command,
             status=status,
-            flags=smb1.Flags.REPLY | smb1.Flags.CASE_INSENSITIVE | smb1.Flags.CANONICALIZED_PATHS,
+            # Windows echoes the request's path flags (nmap's SMBProgNeg 0x08 gets 0x88)
+            flags=smb1.Flags.REPLY | (request.flags & path_flags),
             flags2=(request.flags2 & keep) | smb1.Flags2.NT_STATUS | smb1.Flags2.IS_LONG_NAME,
             pid_high=request.pid_high,
             tid=request.tid,
@@ -337,25 +353,33 @@ class SmbSession:
         return self._smb2_negotiate_response(header, dialect)
 
     def _smb1_negotiate_response(self, header: smb1.Header, index: int) -> bytes:
+        """The NT LM 0.12 answer a Windows server sends (MS-SMB §2.2.4.5.2).
+
+        Flags2 is the request's with NT_STATUS (Windows mirrors the client's
+        UNICODE choice; DomainName and ServerName are UTF-16 either way, as
+        nmap's Windows patterns show), Flags and Capabilities are Windows'.
+        """
         reply = self._smb1_reply(header, NtStatus.SUCCESS)
+        reply = replace(reply, flags2=header.flags2 | smb1.Flags2.NT_STATUS)
         now = ntlmssp.filetime(self._clock())
         fields = replace(_SMB1_NEGOTIATE, header=reply, dialect_index=index, system_time=now)
         if header.flags2 & smb1.Flags2.EXTENDED_SECURITY:
-            fields = replace(
-                fields,
-                capabilities=_SMB1_CAPABILITIES | smb1.Capabilities.EXTENDED_SECURITY,
-                server_guid=self.identity.server_guid,
-                security_blob=spnego.encode_neg_token_init2(),
+            return smb1.encode_negotiate_response(
+                replace(
+                    fields,
+                    capabilities=_SMB1_CAPABILITIES | smb1.Capabilities.EXTENDED_SECURITY,
+                    server_guid=self.identity.server_guid,
+                    security_blob=spnego.encode_neg_token_init2(),
+                )
             )
-        else:
-            fields = replace(
+        return smb1.encode_negotiate_response(
+            replace(
                 fields,
-                header=replace(reply, flags2=reply.flags2 | smb1.Flags2.UNICODE),
                 challenge=self._random(8),
                 domain_name=self.identity.workgroup,
                 server_name=self.identity.cozen_name,
             )
-        return smb1.encode_negotiate_response(fields)
+        )
 
     def _smb1_session_setup(self, message: bytes, header: smb1.Header) -> bytes:
         try:
@@ -396,26 +420,16 @@ class SmbSession:
         )
 
 
-_SMB1_CAPABILITIES: Final = (
-    smb1.Capabilities.UNICODE
-    | smb1.Capabilities.LARGE_FILES
-    | smb1.Capabilities.NT_SMBS
-    | smb1.Capabilities.RPC_REMOTE_APIS
-    | smb1.Capabilities.STATUS32
-    | smb1.Capabilities.LEVEL_II_OPLOCKS
-    | smb1.Capabilities.NT_FIND
-    | smb1.Capabilities.LARGE_READX
-    | smb1.Capabilities.LARGE_WRITEX
-)
+_SMB1_CAPABILITIES: Final = smb1.Capabilities(windows.SMB1_CAPABILITIES)
 #: The fixed fields of the NT LM 0.12 NEGOTIATE response (MS-CIFS §2.2.4.52.2).
 _SMB1_NEGOTIATE: Final = smb1.NegotiateResponse(
     header=smb1.Header(smb1.Command.NEGOTIATE),
     dialect_index=0,
     security_mode=smb1.SecurityMode.USER_SECURITY | smb1.SecurityMode.ENCRYPT_PASSWORDS,
-    max_mpx_count=50,
+    max_mpx_count=windows.SMB1_MAX_MPX_COUNT,
     max_number_vcs=1,
-    max_buffer_size=16644,
-    max_raw_size=65536,
+    max_buffer_size=windows.SMB1_MAX_BUFFER_SIZE,
+    max_raw_size=windows.SMB1_MAX_RAW_SIZE,
     session_key=0,
     capabilities=_SMB1_CAPABILITIES,
     system_time=0,

@@ -8,6 +8,7 @@
 - ``interfaces``  the host's subnet broadcast addresses (for NBNS B-node traffic)
 - ``addresses``   which local addresses are present now, followed through rtnetlink
 - ``freebind``    IP_FREEBIND: bind an address before it arrives (a VRRP standby)
+- ``ttl``         IP_TTL / IPV6_UNICAST_HOPS: the TTL of what we send ([daemon] ip_ttl)
 - ``linksend``    a UDP broadcast on the link layer, from an address already gone
 
 The rule of this package: it knows sockets and nothing of any protocol.

@@ -23,7 +23,7 @@ ETH_P_IP = 0x0800
 ETHER_BROADCAST = b"\xff" * 6
 _IP_HEADER = struct.Struct("!BBHHHBBH4s4s")
 _UDP_HEADER = struct.Struct("!HHHH")
-_TTL = 64
+_TTL = 128  # [daemon] ip_ttl default: what a Windows node sends
 
 
 def _checksum(data: bytes) -> int:
@@ -35,8 +35,10 @@ def _checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def udp_packet(source: tuple[str, int], destination: tuple[str, int], payload: bytes) -> bytes:
-    """An IPv4 header, a UDP header (RFC 768, with checksum) and ``payload``.
+def udp_packet(
+    source: tuple[str, int], destination: tuple[str, int], payload: bytes, ttl: int = _TTL
+) -> bytes:
+    """An IPv4 header with TTL ``ttl``, a UDP header (RFC 768, with checksum) and ``payload``.
 
     Raises:
         OSError: an address is not dotted-quad IPv4.
@@ -48,7 +50,7 @@ def udp_packet(source: tuple[str, int], destination: tuple[str, int], payload: b
     udp = udp[:6] + struct.pack("!H", _checksum(pseudo + udp) or 0xFFFF) + udp[8:]
     total = _IP_HEADER.size + length
     ident = secrets.randbits(16)
-    header = _IP_HEADER.pack(0x45, 0, total, ident, 0, _TTL, socket.IPPROTO_UDP, 0, src, dst)
+    header = _IP_HEADER.pack(0x45, 0, total, ident, 0, ttl, socket.IPPROTO_UDP, 0, src, dst)
     header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
     return header + udp
 
@@ -58,6 +60,7 @@ class LinkSender:
 
     def __init__(self) -> None:
         self._sock: socket.socket | None = None
+        self.ttl = _TTL  # set from [daemon] ip_ttl
 
     def open(self) -> None:
         """Open the packet socket; without the privilege, later sends are skipped (logged)."""
@@ -81,7 +84,7 @@ class LinkSender:
             return False
         try:
             name = socket.if_indextoname(ifindex)
-            packet = udp_packet(source, destination, data)
+            packet = udp_packet(source, destination, data, self.ttl)
             self._sock.sendto(packet, (name, ETH_P_IP, 0, 0, ETHER_BROADCAST))
         except OSError as exc:
             log.debug("link-layer send from %s on interface %d failed: %s", source, ifindex, exc)

@@ -13,14 +13,18 @@ the old set keeps serving untouched, which is what makes a reload atomic.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 
 from responder.net.tcp import SessionFactory, TcpLimits, TcpListener, bind_tcp
+from responder.net.ttl import set_ip_ttl
 from responder.net.udp import DatagramHandler, GuardSource, RepeatSource, UdpListener, bind_udp
 
 
 class Listener(Protocol):
+    sock: socket.socket
+
     async def close(self) -> None: ...
 
 
@@ -58,6 +62,17 @@ class ListenerSet(Generic[K, L]):
     async def close(self) -> None:
         await self.update(())
 
+    def set_ip_ttl(self, ttl: int) -> None:
+        """Give every active listener's socket ``ttl`` (a reload of ``[daemon] ip_ttl``).
+
+        Connections already accepted keep theirs; new ones inherit the listener's.
+
+        Raises:
+            OSError: the kernel refused the value.
+        """
+        for listener in self.active.values():
+            set_ip_ttl(listener.sock, ttl)
+
 
 class BindError(OSError):
     """A listener could not be bound; the message names protocol, address and reason."""
@@ -78,6 +93,7 @@ async def open_udp(
     reuse_addr: bool = False,
     reuse_port: bool = False,
     freebind: bool = False,
+    ip_ttl: int | None = None,
 ) -> UdpListener:
     """Bind ``endpoint`` and serve ``handler`` on it; ``what`` names it in errors.
 
@@ -91,6 +107,7 @@ async def open_udp(
             reuse_addr=reuse_addr,
             reuse_port=reuse_port,
             freebind=freebind,
+            ip_ttl=ip_ttl,
         )
     except OSError as exc:
         raise BindError(what, *endpoint, exc) from None
@@ -106,6 +123,7 @@ async def open_tcp(
     *,
     reuse_port: bool = False,
     freebind: bool = False,
+    ip_ttl: int | None = None,
 ) -> TcpListener:
     """Bind ``endpoint``, listen, and run a ``factory`` session per connection.
 
@@ -113,7 +131,7 @@ async def open_tcp(
         BindError: the address cannot be bound.
     """
     try:
-        sock = bind_tcp(*endpoint, reuse_port=reuse_port, freebind=freebind)
+        sock = bind_tcp(*endpoint, reuse_port=reuse_port, freebind=freebind, ip_ttl=ip_ttl)
     except OSError as exc:
         raise BindError(what, *endpoint, exc) from None
     listener = TcpListener(loop, sock, factory, limits)

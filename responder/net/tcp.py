@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol, cast
 
 from responder.net.freebind import set_freebind
+from responder.net.ttl import set_ip_ttl
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +49,19 @@ class TcpLimits:
 
 
 def bind_tcp(
-    host: str, port: int, *, backlog: int = 512, reuse_port: bool = False, freebind: bool = False
+    host: str,
+    port: int,
+    *,
+    backlog: int = 512,
+    reuse_port: bool = False,
+    freebind: bool = False,
+    ip_ttl: int | None = None,
 ) -> socket.socket:
     """Create a listening, non-blocking TCP socket on ``(host, port)``.
 
     ``reuse_port`` lets the worker processes of one daemon share the port;
-    ``freebind`` binds even while ``host`` is on no interface.
+    ``freebind`` binds even while ``host`` is on no interface; ``ip_ttl`` sets
+    the TTL / hop limit of the listener and its connections.
 
     Raises:
         OSError: the address cannot be bound.
@@ -66,6 +74,8 @@ def bind_tcp(
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if freebind:
             set_freebind(sock)
+        if ip_ttl is not None:
+            set_ip_ttl(sock, ip_ttl)
         sock.setblocking(False)
         sock.bind((host, port))
         sock.listen(backlog)

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from protocols.repeats import Repeats
 from responder.net.freebind import set_freebind
 from responder.net.guard import ListenerGuard, packed_address
+from responder.net.ttl import set_ip_ttl
 
 try:
     from responder.net import _udploop
@@ -84,8 +85,11 @@ def bind_udp(
     reuse_addr: bool = False,
     reuse_port: bool = False,
     freebind: bool = False,
+    ip_ttl: int | None = None,
 ) -> socket.socket:
     """Create a non-blocking UDP socket bound to ``(host, port)``.
+
+    ``ip_ttl`` sets the TTL / hop limit of what it sends (:mod:`responder.net.ttl`).
 
     ``freebind`` binds even while ``host`` is on no interface (see
     :mod:`responder.net.freebind`).
@@ -108,6 +112,8 @@ def bind_udp(
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         if freebind:
             set_freebind(sock)
+        if ip_ttl is not None:
+            set_ip_ttl(sock, ip_ttl)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         sock.setblocking(False)
         sock.bind((host, port))

@@ -115,6 +115,7 @@ class DnsService:
         self.limits = TcpLimits(max_connections=0, idle_timeout=0.0)  # set by apply()
         self._reuse_port = False  # [daemon] workers > 1: every worker binds the same ports
         self._freebind = False  # [daemon] freebind: bind addresses not (yet) present
+        self._ip_ttl = 128  # [daemon] ip_ttl
         self.udp: ListenerSet[Endpoint, UdpListener] = ListenerSet(self._open_udp)
         self.tcp: ListenerSet[Endpoint, TcpListener] = ListenerSet(self._open_tcp)
 
@@ -127,6 +128,7 @@ class DnsService:
         answers = await DnsAnswers.compile(config, serial)
         self._reuse_port = config.daemon.workers > 1
         self._freebind = config.daemon.freebind
+        self._ip_ttl = config.daemon.ip_ttl
         endpoints = [(str(a), config.dns.port) for a in config.dns.listen]
         policy = limits_policy(
             config.limits, config.dns.port, (await off_loop(self._interfaces)).values(), slips=True
@@ -142,6 +144,8 @@ class DnsService:
         except BindError:
             self.answers, self.limits, self.guard = previous
             raise
+        self.udp.set_ip_ttl(self._ip_ttl)
+        self.tcp.set_ip_ttl(self._ip_ttl)
 
     async def stop(self) -> None:
         await self.tcp.close()
@@ -169,6 +173,7 @@ class DnsService:
             guard=lambda: self.guard,
             reuse_port=self._reuse_port,
             freebind=self._freebind,
+            ip_ttl=self._ip_ttl,
         )
 
     async def _open_tcp(self, endpoint: Endpoint) -> TcpListener:
@@ -180,6 +185,7 @@ class DnsService:
             lambda: self.limits,
             reuse_port=self._reuse_port,
             freebind=self._freebind,
+            ip_ttl=self._ip_ttl,
         )
 
     def status(self) -> dict[str, object]:

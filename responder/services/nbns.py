@@ -175,6 +175,7 @@ class NbnsService:
         self._config: Config | None = None
         self._serial = 0
         self._freebind = False
+        self._ip_ttl = 128  # [daemon] ip_ttl
 
     # ------------------------------------------------------------ lifecycle
 
@@ -189,6 +190,7 @@ class NbnsService:
         interfaces = await off_loop(self._interfaces)
         async with self._lock:
             self._freebind = config.daemon.freebind
+            self._ip_ttl = self._link.ttl = config.daemon.ip_ttl
             plans = self._plans(config, interfaces)
             old = self.view.by_address
             leaving = [n for ip, n in old.items() if ip not in plans or old[ip].plan != plans[ip]]
@@ -297,6 +299,8 @@ class NbnsService:
         unicast += [(n.plan.address, n.plan.port) for n in keep]
         bcast = [(p.broadcast, p.port) for p in plans if p.broadcast is not None]
         await update_together((self.unicast, unicast), (self.broadcast, bcast))
+        self.unicast.set_ip_ttl(self._ip_ttl)
+        self.broadcast.set_ip_ttl(self._ip_ttl)
 
     def _switch(self, plans: dict[str, NodePlan], leaving: list[_Node]) -> None:
         old = self.view.by_address
@@ -522,6 +526,7 @@ class NbnsService:
             broadcast=True,
             reuse_addr=True,
             freebind=freebind or self._freebind,
+            ip_ttl=self._ip_ttl,
         )
 
     def _send(self, node: _Node, data: bytes, destination: Address) -> None:

@@ -30,7 +30,6 @@ import time
 import uuid
 from collections.abc import Mapping
 
-from protocols.auth.ntlmssp import filetime
 from protocols.smb.session import SmbIdentity, SmbSession
 from responder.config import Config
 from responder.identity import node_identities, smb_identity
@@ -62,11 +61,11 @@ class SmbService:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.boot_time = filetime(time.time())  # ServerStartTime, fixed for the daemon's life
         self.identities: Mapping[str, SmbIdentity] = {}
         self.limits = TcpLimits(max_connections=0, idle_timeout=0.0)  # set by apply()
         self._max_message_size = 65536
         self._freebind = False  # [daemon] freebind: bind addresses not (yet) present
+        self._ip_ttl = 128  # [daemon] ip_ttl
         self.tcp: ListenerSet[Endpoint, TcpListener] = ListenerSet(self._open)
 
     async def apply(self, config: Config, serial: int) -> None:
@@ -77,7 +76,7 @@ class SmbService:
         """
         smb = config.smb
         identities = {
-            node.address: smb_identity(config, node, self.boot_time)
+            node.address: smb_identity(config, node)
             for node in (node_identities(config) if smb.enabled else ())
         }
         endpoints: list[Endpoint] = []
@@ -88,11 +87,13 @@ class SmbService:
         self.limits = TcpLimits(smb.max_connections, smb.idle_timeout)
         self._max_message_size = smb.max_message_size
         self._freebind = config.daemon.freebind
+        self._ip_ttl = config.daemon.ip_ttl
         try:
             await self.tcp.update(endpoints)
         except BindError:
             self.identities, self.limits, self._max_message_size = previous
             raise
+        self.tcp.set_ip_ttl(self._ip_ttl)
         self.identities = identities
 
     async def stop(self) -> None:
@@ -142,4 +143,5 @@ class SmbService:
             lambda peer, local: self._session(local, netbios),
             lambda: self.limits,
             freebind=self._freebind,
+            ip_ttl=self._ip_ttl,
         )

@@ -6,6 +6,7 @@ loops and talks to it over DNS with dnspython.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -173,7 +174,7 @@ def test_fast_path_switch_gives_identical_answers(write_config, start_daemon):
 
 
 def _without_serial(wire: bytes) -> bytes:
-    """The reply with any SOA serial zeroed: each daemon start takes its load time."""
+    """The reply with any SOA serial zeroed: each config file gives its own (its mtime)."""
     message = dns.message.from_wire(wire)
     for rrset in message.authority:
         if rrset.rdtype == dns.rdatatype.SOA:
@@ -217,3 +218,39 @@ def test_changing_workers_on_reload_says_it_needs_a_restart(loop_kind, write_con
     assert len(warnings) == 1
     assert "WARNING" in warnings[0] and "from 1 to 2" in warnings[0]
     assert "next restart" in warnings[0]
+
+
+def _soa_serial() -> int:
+    reply = dns.query.udp(dns.message.make_query("corp.example", "SOA"), SERVER, timeout=REPLY_WAIT)
+    (rrset,) = reply.answer
+    return next(iter(rrset)).serial
+
+
+def test_soa_serial_is_stable_across_restarts_and_rises_after_a_change(write_config, start_daemon):
+    path = write_config()
+    os.utime(path, (1_764_000_000, 1_764_000_000))
+    serials = []
+    for _ in range(2):
+        daemon = start_daemon(path)
+        serials.append(_soa_serial())
+        daemon.stop()
+    assert serials[0] == serials[1] == 1_764_000_000
+    path.write_text(BASE_CONFIG.replace("[dns]\n", "[dns]\nttl = 600\n"))  # an edit: mtime is now
+    daemon = start_daemon(path)
+    assert _soa_serial() > serials[0]
+    daemon.stop()
+
+
+def test_soa_serial_after_reload_of_unchanged_and_changed_zone(write_config, start_daemon):
+    path = write_config()
+    daemon = start_daemon(path)
+    first = _soa_serial()
+    os.utime(path, (first + 100, first + 100))  # touched, same content
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for_log("reloaded")
+    assert _soa_serial() == first
+    path.write_text(BASE_CONFIG.replace("[dns]\n", "[dns]\nttl = 600\n"))
+    os.utime(path, (first - 100, first - 100))  # an mtime set back: still rises (+1)
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for_log("reloaded", count=2)
+    assert _soa_serial() == first + 1

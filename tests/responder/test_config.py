@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import subprocess
 import sys
 import uuid
@@ -81,6 +82,30 @@ def test_daemon_freebind_is_off_unless_asked(write_config):
     assert not load_config(str(write_config())).daemon.freebind
     on = load_config(str(write_config(BASE_CONFIG + "[daemon]\nfreebind = true\n")))
     assert on.daemon.freebind
+
+
+def test_daemon_ip_ttl_defaults_to_windows_128(write_config):
+    assert load_config(str(write_config())).daemon.ip_ttl == 128
+    linux = load_config(str(write_config(BASE_CONFIG + "[daemon]\nip_ttl = 64\n")))
+    assert linux.daemon.ip_ttl == 64
+    with pytest.raises(ConfigError, match="ip_ttl"):
+        load_config(str(write_config(BASE_CONFIG + "[daemon]\nip_ttl = 0\n")))
+
+
+def test_dns_server_identity_defaults_to_host_name_and_no_version(write_config):
+    dns = load_config(str(write_config())).dns
+    assert (dns.identity, dns.version) == (socket.gethostname(), None)
+
+
+def test_dns_server_identity_keys(write_config):
+    text = BASE_CONFIG.replace("[dns]\n", '[dns]\nidentity = "sidecar-a"\nversion = "9.9"\n')
+    dns = load_config(str(write_config(text))).dns
+    assert (dns.identity, dns.version) == ("sidecar-a", "9.9")
+    off = text.replace("[dns]\n", "[dns]\nserver_identity = false\n")
+    dns = load_config(str(write_config(off))).dns
+    assert (dns.identity, dns.version) == (None, None)
+    with pytest.raises(ConfigError, match="identity"):
+        load_config(str(write_config(BASE_CONFIG.replace("[dns]\n", '[dns]\nidentity = ""\n'))))
 
 
 def test_explicit_mac_and_guid(write_config):

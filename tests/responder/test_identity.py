@@ -92,13 +92,13 @@ def test_ntlm_and_smb_identity_follow_config():
         smb={"native_os": "Custom OS", "smb1": False, "null_session": False, "max_dialect": "2.1"}
     )
     node = node_identities(config)[1]
-    identity = smb_identity(config, node, 5)
+    identity = smb_identity(config, node)
     assert identity.ntlm.dns_computer_name == "svc-cz2.corp.example"
     assert identity.ntlm.nb_computer_name == "SVC-CZ2"
     assert identity.ntlm.nb_domain_name == "CORP"
     assert identity.native_os == "Custom OS"
     assert (identity.smb1, identity.null_session, identity.max_dialect) == (False, False, 0x0210)
-    assert identity.boot_time == 5
+    assert identity.windows.name == "Windows Server 2022"  # os_version default 10.0.20348
     assert {"SVC-CZ2", "*SMBSERVER", "127.0.0.62"} <= identity.accepted_called_names
     assert identity.server_guid == config.nodes[1].server_guid.bytes_le
 

@@ -99,6 +99,8 @@ def test_captures_fast_equals_general_or_decline(data):
     fast = fast_answer(TABLE, data)
     if data == capture("dig_any_tcp"):
         assert fast is None  # ANY is not precomputed
+    elif data == capture("kdig_soa_nsid"):
+        assert fast is None  # NSID (RFC 5001) is answered by the general path only
     else:
         assert fast == AUTHORITY.respond(data, udp=True)
 
@@ -139,6 +141,7 @@ UNUSUAL = {
     "opt-not-root": patched(len(query(A_NAME, RRType.A)), b"\x01"),
     "opt-wrong-type": patched(len(query(A_NAME, RRType.A)) + 2, b"\x2a"),
     "option-overruns": patched(len(GOOD) - 10, b"\x00\x09"),
+    "nsid": query(A_NAME, RRType.A, Edns(1232, options=(COOKIE, (3, b"")))),
     "pointer-in-qname": patched(12, b"\xc0\x0c"),
     "reserved-label": patched(12, b"\x49"),
 }

@@ -8,7 +8,6 @@ import threading
 from protocols.auth.ntlmssp import NtlmIdentity
 from protocols.smb.session import SmbIdentity, SmbSession, default_called_names
 
-BOOT_TIME = 133_000_000_000_000_000
 CLOCK = 1_700_000_000.0
 SERVER_GUID = bytes(range(16))
 
@@ -24,7 +23,6 @@ IDENTITY = SmbIdentity(
     workgroup="CORP",
     cozen_name="SQL01-CZ2",
     accepted_called_names=default_called_names("SQL01-CZ2", "127.0.0.12"),
-    boot_time=BOOT_TIME,
 )
 
 

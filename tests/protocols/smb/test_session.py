@@ -20,7 +20,6 @@ from protocols.smb.ntstatus import NtStatus
 from protocols.smb.session import SmbSession
 from tests.helpers import golden
 from tests.protocols.smb.smb_helpers import (
-    BOOT_TIME,
     CLOCK,
     IDENTITY,
     SERVER_GUID,
@@ -53,8 +52,8 @@ def test_smb2_negotiate_from_smbclient_picks_311_with_contexts():
     assert resp["ServerGuid"] == SERVER_GUID
     assert resp["SecurityMode"] == s3.SMB2_NEGOTIATE_SIGNING_ENABLED
     assert resp["SystemTime"] == ntlmssp.filetime(CLOCK)
-    assert resp["ServerStartTime"] == BOOT_TIME
-    assert resp["Capabilities"] == 0x07
+    assert resp["ServerStartTime"] == 0  # Windows 10 / Server 2016 and later
+    assert resp["Capabilities"] == 0x2F  # Windows Server 2022 at 3.1.1
     assert resp["MaxReadSize"] == 8 * 1024 * 1024
     decoded = neg.decode_negotiate_response(body(reply))
     assert decoded.security_buffer == spnego.encode_neg_token_init2()
@@ -205,6 +204,34 @@ def test_smb2_null_session_refuses_tree_connect_allows_echo_and_logoff():
     assert body(logoff)[64:] == b"\x04\x00\x00\x00"
     again = _smb2_on(session, smb2.Command.TREE_CONNECT, session_id)
     assert _smb2_header(again)["Status"] == NtStatus.USER_SESSION_DELETED
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        smb2.Command.TREE_DISCONNECT,
+        smb2.Command.CREATE,
+        smb2.Command.IOCTL,
+        smb2.Command.CLOSE,
+        smb2.Command.READ,
+        smb2.Command.QUERY_INFO,
+    ],
+)
+def test_smb2_null_session_tree_commands_get_network_name_deleted(command):
+    # MS-SMB2 §3.3.5.2.11: a TreeId not in Session.TreeConnectTable (no tree is
+    # ever connected: the TREE_CONNECT was denied) -> STATUS_NETWORK_NAME_DELETED
+    session = _negotiated_smb2()
+    session_id, _ = _smb2_anonymous_logon(session)
+    _smb2_on(session, smb2.Command.TREE_CONNECT, session_id)
+    reply = _smb2_on(session, command, session_id)
+    assert _smb2_header(reply)["Status"] == NtStatus.NETWORK_NAME_DELETED
+
+
+def test_smb2_null_session_unknown_command_is_invalid_parameter():
+    session = _negotiated_smb2()
+    session_id, _ = _smb2_anonymous_logon(session)
+    reply = _smb2_on(session, 0x0099, session_id)
+    assert _smb2_header(reply)["Status"] == NtStatus.INVALID_PARAMETER
 
 
 def test_reject_too_many_sessions_closes():
@@ -370,9 +397,11 @@ def test_netbios_wrong_suffix_refused():
     assert session.receive_data(nbss.encode_session_request(request))[0] == 0x83
 
 
-def test_netbios_message_before_session_request_closes():
+def test_netbios_message_before_session_request_gets_negative_0x8f_and_closes():
+    # Windows answers a premature SESSION MESSAGE with NEGATIVE "unspecified error"
+    # (nmap-service-probes: match netbios-ssn m|^\x83\0\0\x01\x8f$| ... Microsoft Windows)
     session = new_session(netbios=True)
-    assert session.receive_data(golden("smb_smbclient_smb2_negotiate_req")) == b""
+    assert session.receive_data(golden("smb_smbclient_smb2_negotiate_req")) == b"\x83\0\0\x01\x8f"
     assert session.closed
 
 
@@ -519,6 +548,9 @@ def test_smb1_null_session_gives_os_to_nmap():
     )
     refused = session.receive_data(_direct(tree))
     assert smb1.decode_header(body(refused)).status == NtStatus.ACCESS_DENIED
+    tree_disconnect = smb1.encode_error_response(smb1.Header(0x71, uid=packet["Uid"]))
+    bad_tid = session.receive_data(_direct(tree_disconnect))
+    assert smb1.decode_header(body(bad_tid)).status == NtStatus.SMB_BAD_TID
     echo = smb1.EchoRequest(smb1.Header(smb1.Command.ECHO, uid=packet["Uid"], mid=5), 1, b"hi")
     answer = body(session.receive_data(_direct(smb1.encode_echo_request(echo))))
     assert smb1.decode_header(answer).mid == 5

@@ -7,6 +7,7 @@ from protocols.errors import MalformedMessage, Truncated, Unsupported
 from protocols.smb import negotiate as neg
 from protocols.smb import smb2
 from protocols.smb.ntstatus import NtStatus
+from protocols.smb.windows import windows_server
 from tests.helpers import golden
 
 
@@ -48,12 +49,15 @@ def test_golden_session_setup_request_round_trip():
     assert smb2.encode_session_setup_request(request) == raw
 
 
+CAPS_311 = windows_server(20348).capabilities(0x0311)
+
+
 def test_encoded_negotiate_response_parses_with_impacket():
     request = neg.decode_negotiate_request(golden("smb_smbclient_smb2_negotiate_req")[4:])
     contexts = neg.response_contexts(request, b"\x5a" * 32)
     response = neg.NegotiateResponse(
         smb2.Header(smb2.Command.NEGOTIATE, flags=smb2.HeaderFlags.SERVER_TO_REDIR, credits=1),
-        smb2.SecurityMode.SIGNING_ENABLED, 0x0311, bytes(16), neg.server_capabilities(0x0311),
+        smb2.SecurityMode.SIGNING_ENABLED, 0x0311, bytes(16), CAPS_311,
         1, 2, 3, 4, 5, b"blob", contexts,
     )  # fmt: skip
     raw = neg.encode_negotiate_response(response)

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from protocols.errors import MalformedMessage
 from protocols.smb import negotiate as neg
 from protocols.smb import smb2
+from protocols.smb.windows import windows_server
 from tests.helpers import golden
 
 SETTINGS = settings(max_examples=300, deadline=None)
@@ -74,7 +75,7 @@ def test_negotiate_request_round_trip(header, dialects, mode, caps, guid, ctxs, 
 def test_negotiate_response_round_trip(header, dialect, blob, ctxs, now, boot):
     message = neg.NegotiateResponse(
         header, smb2.SecurityMode.SIGNING_ENABLED, dialect, bytes(range(16)),
-        neg.server_capabilities(dialect), 1, 2, 3, now, boot, blob,
+        windows_server(20348).capabilities(dialect), 1, 2, 3, now, boot, blob,
         ctxs if dialect == neg.Dialect.SMB311 else (),
     )  # fmt: skip
     assert neg.decode_negotiate_response(neg.encode_negotiate_response(message)) == message

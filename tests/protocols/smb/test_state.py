@@ -102,6 +102,8 @@ def _smb2_negotiate_unknown_dialect():
 EVENT_FRAMES = {
     Event.NBSS_ACCEPTED: lambda: _request("SQL01-CZ2"),
     Event.NBSS_REFUSED: lambda: _request("SOMEONE-ELSE"),
+    # a frame type no client sends: premature on 139, nothing else anywhere
+    Event.NBSS_PREMATURE: nbss.encode_positive_response,
     Event.SMB1_NEGOTIATE_TO_WILDCARD: lambda: golden("smb_impacket_multiprotocol_negotiate_req"),
     Event.SMB1_NEGOTIATE_TO_SMB202: lambda: _smb1_negotiate("NT LM 0.12", "SMB 2.002"),
     Event.SMB1_NEGOTIATE_NT1: lambda: golden("smb_impacket_smb1_negotiate_req"),
@@ -148,8 +150,21 @@ def test_connection_follows_allowed_pair(state, event, after):
     assert session.state is after
 
 
+#: what Windows sends on 139 for any frame before the SESSION REQUEST (rule 1)
+NEGATIVE_UNSPECIFIED = bytes.fromhex("830000018f")
+
+
 @pytest.mark.parametrize(("state", "event"), MISSING)
-def test_connection_closes_silently_on_missing_pair(state, event):
+def test_connection_closes_on_missing_pair(state, event):
     session = _session_in(state)
-    assert session.receive_data(EVENT_FRAMES[event]()) == b""
+    reply = session.receive_data(EVENT_FRAMES[event]())
+    premature = state is State.AWAIT_SESSION_REQUEST
+    assert reply == (NEGATIVE_UNSPECIFIED if premature else b"")
+    assert session.closed
+
+
+def test_nmap_smbprogneg_probe_on_139_gets_windows_negative_response():
+    # nmap-service-probes: "match netbios-ssn m|^\x83\0\0\x01\x8f$| p/Microsoft Windows ..."
+    session = new_session(netbios=True)
+    assert session.receive_data(golden("smb_nmap_smbprogneg_probe")) == NEGATIVE_UNSPECIFIED
     assert session.closed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 
 import pytest
@@ -73,7 +74,7 @@ def test_two_nodes_negotiate_and_netbios_session(loop_kind):
             assert first.server_guid == config.nodes[0].server_guid.bytes_le
             assert second.server_guid == config.nodes[1].server_guid.bytes_le
             assert first.server_guid != second.server_guid
-            assert first.server_start_time == second.server_start_time == service.boot_time
+            assert first.server_start_time == second.server_start_time == 0  # as Windows 10/2016+
             assert await session_request("127.0.0.61", "svc-cz1") == b"\x82\x00\x00\x00"
             assert await session_request("127.0.0.61", "SVC") == b"\x83\x00\x00\x01\x82"
             assert await session_request("127.0.0.62", "SVC-CZ1") == b"\x83\x00\x00\x01\x82"
@@ -184,6 +185,35 @@ def test_reload_swaps_identity_and_addresses(loop_kind):
             assert service.identities["127.0.0.61"].ntlm.version == (6, 3, 9600)
             await service.apply(make_config(enabled=False), 3)
             assert service.tcp.active == {}
+        finally:
+            await service.stop()
+
+    run_on(loop_kind, scenario)
+
+
+def test_reload_applies_ip_ttl_to_open_listeners(loop_kind):
+    def with_ttl(ttl: int) -> Config:
+        document = {
+            "cluster": {"name": "SVC", "dns_domain": "corp.example", "workgroup": "CORP"},
+            "dns": {"listen": ["127.0.0.60"]},
+            "daemon": {"ip_ttl": ttl},
+            "node": [{"cozen_name": n, "management_ip": a} for n, a in NODES.items()],
+        }
+        return parse_config(document, "test")
+
+    def ttls(service: SmbService) -> set[int]:
+        return {
+            listener.sock.getsockopt(socket.IPPROTO_IP, socket.IP_TTL)
+            for listener in service.tcp.active.values()
+        }
+
+    async def scenario() -> None:
+        service = SmbService(asyncio.get_running_loop())
+        await service.apply(with_ttl(128), 1)
+        try:
+            assert ttls(service) == {128}
+            await service.apply(with_ttl(64), 2)
+            assert ttls(service) == {64}
         finally:
             await service.stop()
 

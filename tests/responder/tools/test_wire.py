@@ -42,7 +42,7 @@ NOW = 1_780_000_000.0
 
 def server(*, netbios: bool = False, **changes: object) -> SmbSession:
     """The daemon's own SMB session for SQL01-CZ2, sans-IO, its clock at NOW + 5 s."""
-    identity = replace(smb_identity(CONFIG, CZ2, boot_time=0), **changes)
+    identity = replace(smb_identity(CONFIG, CZ2), **changes)
     return SmbSession(
         identity, netbios=netbios, random_bytes=lambda n: b"\x11" * n, clock=lambda: NOW + 5
     )
