@@ -21,8 +21,8 @@ up, which this server never provides.
 
 Cost: at most :data:`MAX_DIALECTS` dialects and :data:`MAX_CONTEXTS`
 contexts are read one by one; an algorithm list inside a context (up to
-32,767 entries fit in 64 KiB) is unpacked in one ``struct`` call and searched
-with ``in``, so no Python loop runs per entry.
+32,767 entries fit in 64 KiB) is unpacked in one ``struct`` call and made a
+set once, so no Python loop runs per entry.
 """
 
 from __future__ import annotations
@@ -383,7 +383,8 @@ def context_values(request: NegotiateRequest, context_type: ContextType) -> tupl
 
 
 def _pick(preference: tuple[int, ...], offered: tuple[int, ...], fallback: int) -> int:
-    return next((p for p in preference if p in offered), fallback)
+    available = frozenset(offered)  # one pass, then a lookup per preference
+    return next((p for p in preference if p in available), fallback)
 
 
 def response_contexts(request: NegotiateRequest, salt: bytes) -> tuple[NegotiateContext, ...]:
