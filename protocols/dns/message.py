@@ -401,16 +401,20 @@ class _Names:
     they are checked again on every reuse.
     """
 
-    __slots__ = ("_data", "_memo", "_steps")
+    __slots__ = ("_data", "_memo", "_steps", "_unindexed")
 
     def __init__(self, data: bytes) -> None:
         self._data = data
         self._memo: dict[int, _Suffix] = {}
+        # Names decoded since the memo was last brought up to date, with the
+        # offsets their walk reached; indexed at the next pointer, so a
+        # message without pointers (most queries) never builds the memo.
+        self._unindexed: list[tuple[Name, int, int, list[tuple[int, int, int, int]]]] = []
         self._steps = MAX_NAME_STEPS
 
     def decode(self, reader: Reader) -> Name:
         """The name at the reader's offset; the reader moves past its in-line part."""
-        data, memo = self._data, self._memo
+        data = self._data
         labels: list[bytes] = []
         trail: list[tuple[int, int, int, int]] = []  # offset, labels, length, hops so far
         length, hops, resume = 1, 0, -1
@@ -420,7 +424,9 @@ class _Names:
             if self._steps < 0:
                 raise Unsupported(PROTOCOL, pos, f"names need over {MAX_NAME_STEPS} steps")
             trail.append((pos, len(labels), length, hops))
-            size = _byte(data, pos, end)
+            if pos >= end:
+                raise Truncated(PROTOCOL, pos, f"need 1 bytes, have {end - pos}")
+            size = data[pos]
             if size == 0:
                 pos += 1
                 break
@@ -428,7 +434,7 @@ class _Names:
                 target = (size & 0x3F) << 8 | _byte(data, pos + 1, end)
                 _check_pointer(pos, target, limit, hops)
                 resume, hops = pos + 2 if resume < 0 else resume, hops + 1
-                suffix = memo.get(target)
+                suffix = self._suffix_at(target)
                 if suffix is not None:
                     length, hops = _join(labels, suffix, length, hops, pos)
                     break
@@ -442,9 +448,16 @@ class _Names:
             pos += 1 + size
         reader.skip((pos if resume < 0 else resume) - reader.offset)
         name = tuple(labels)
-        for offset, index, length_at, hops_at in trail:
-            memo[offset] = (name, index, length - length_at + 1, hops - hops_at)
+        self._unindexed.append((name, length, hops, trail))
         return name
+
+    def _suffix_at(self, offset: int) -> _Suffix | None:
+        """The suffix a decoded name has at ``offset``, if any name's walk reached it."""
+        for name, length, hops, trail in self._unindexed:
+            for at, index, length_at, hops_at in trail:
+                self._memo[at] = (name, index, length - length_at + 1, hops - hops_at)
+        self._unindexed.clear()
+        return self._memo.get(offset)
 
 
 def _byte(data: bytes, pos: int, end: int) -> int:
