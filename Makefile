@@ -10,6 +10,9 @@ STAMP   := $(VENV)/.installed-run
 TEST_STAMP  := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
 CONFIG  ?=
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     ?= .fuzz
+FUZZ_TARGETS := $(sort $(basename $(notdir $(wildcard tests/fuzz/fuzz_*.py))))
 # command:package pairs for the real clients and peers the tests and benchmarks run (the
 # suite runs offline in a private network namespace, so everything is installed beforehand;
 # named, knotd and faketime serve the DNS registration tests)
@@ -18,7 +21,7 @@ DEBIAN_TOOLS := ip:iproute2 dig:bind9-dnsutils kdig:knot-dnsutils tshark:tshark 
                 dnsperf:dnsperf knotd:knot dnsmasq:dnsmasq-base systemd-analyze:systemd \
                 chromium:chromium promtool:prometheus named:bind9 faketime:faketime
 
-.PHONY: install install-test install-bench tools run check-config fmt lint type test test-debug interop bench cov clean check
+.PHONY: install install-test install-bench tools run check-config fmt lint type test test-debug interop bench fuzz cov clean check
 
 $(STAMP): pyproject.toml setup.py responder/net/_udploop.c
 	test -x $(PY) || $(PYTHON3) -m venv $(VENV)
@@ -76,11 +79,19 @@ interop: install-test tools
 bench: install-bench
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
+# every fuzz target (tests/fuzz) for FUZZ_SECONDS; each keeps its corpus under $(FUZZ_DIR)/corpus
+# and a crash stops the run, its input in $(FUZZ_DIR)/crashes (make test runs a few seconds of each)
+fuzz: install-test
+	mkdir -p $(FUZZ_DIR)/crashes
+	@for target in $(FUZZ_TARGETS); do echo "== $$target: $(FUZZ_SECONDS) s"; \
+	  $(PY) -bb -m tests.fuzz.$$target -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_DIR)/crashes/$$target- $(FUZZ_DIR)/corpus/$$target || exit 1; done
+
 cov: install-bench tools
 	$(PY) -m pip install -q coverage
 	$(PY) -m coverage run -m pytest -q && $(PY) -m coverage report
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis benchmarks/results benchmarks/build
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis .fuzz benchmarks/results benchmarks/build
 
 check: lint type test

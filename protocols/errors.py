@@ -45,4 +45,9 @@ class PointerLoop(MalformedMessage):
 
 
 class Unsupported(MalformedMessage):
-    """Well-formed but outside what we implement (an opcode, a version)."""
+    """Well-formed but outside what we implement (an opcode, a version, a budget).
+
+    A message over one of a codec's work budgets (more records, names,
+    options or list entries than it decodes) is refused with this class too:
+    callers answer it as any malformed message, so it needs no class of its own.
+    """

@@ -1,4 +1,4 @@
-"""What the tests share: the base config, golden captures, loops, and the daemon process.
+"""What the tests share: base config, golden captures, loops, the daemon process, work counts.
 
 Fixtures live in ``conftest.py`` files; everything a test imports by name lives here.
 """
@@ -13,7 +13,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 REPO = Path(__file__).resolve().parent.parent
 # Seconds a daemon gets to log a line or to stop. Only a guard against a hang: a busy
@@ -41,13 +43,85 @@ management_ip = "127.0.0.12"
 
 
 def golden(name: str) -> bytes:
-    """The bytes of the captured message ``tests/data/NAME.hex``."""
-    return bytes.fromhex((DATA / f"{name}.hex").read_text().strip())
+    """The bytes of the captured message ``tests/data/NAME.hex`` (``#`` lines are comments)."""
+    lines = (DATA / f"{name}.hex").read_text().splitlines()
+    return bytes.fromhex("".join(line for line in lines if not line.startswith("#")))
 
 
 def goldens(prefix: str) -> list[bytes]:
     """Every capture whose file name starts with ``prefix``, in name order."""
     return [golden(path.stem) for path in sorted(DATA.glob(f"{prefix}*.hex"))]
+
+
+class _LineCounter:
+    """A trace function that counts the Python lines executed below it."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+
+    def __call__(self, frame: FrameType, event: str, arg: object) -> _LineCounter:
+        if event == "line":
+            self.lines += 1
+        return self
+
+
+def count_lines(call: Callable[[], object]) -> tuple[object, int]:
+    """Run ``call``; return its result (or the ProtocolError it raised) and the lines it ran.
+
+    The count of Python lines executed is the suite's deterministic measure of
+    work: the same input costs the same count on any machine. Work done inside
+    one C call (a slice, ``bytes.find``, a codec) counts as one line, which is
+    why a decoder keeps every loop over message content in budgeted Python or
+    in a single C call. Wall time belongs to benchmarks/.
+    """
+    from protocols.errors import ProtocolError
+
+    counter = _LineCounter()
+    previous = sys.gettrace()  # coverage's tracer, when the suite runs under it
+    sys.settrace(counter)
+    try:
+        outcome: object = call()
+    except ProtocolError as exc:
+        outcome = exc
+    finally:
+        sys.settrace(previous)
+    return outcome, counter.lines
+
+
+LINE_BUDGET = 20_000
+"""Lines one worst input may cost: about 1 ms at the ~50 ns a line takes here (2 ms target)."""
+
+
+@dataclass(frozen=True)
+class WorstInput:
+    """A worst input of one decoder: the call that decodes it and what must come out.
+
+    ``expect`` is the exact :class:`~protocols.errors.ProtocolError` subclass
+    the call must raise, or None when the input is accepted. The family
+    modules ``tests/protocols/*/test_worst_inputs.py`` list them in ``WORST``,
+    and ``python -m benchmarks.worst_inputs`` times the same calls.
+    """
+
+    decoder: str
+    name: str
+    size: int
+    call: Callable[[], object]
+    expect: type[Exception] | None
+    budget: int = LINE_BUDGET
+
+    @property
+    def id(self) -> str:
+        return f"{self.decoder}: {self.name}"
+
+
+def check_worst(case: WorstInput) -> None:
+    """Assert the outcome of ``case`` and that it ran within its line budget."""
+    outcome, lines = count_lines(case.call)
+    if case.expect is None:
+        assert not isinstance(outcome, Exception), outcome
+    else:
+        assert type(outcome) is case.expect, outcome
+    assert lines <= case.budget, f"{lines} lines, budget {case.budget}"
 
 
 def loop_kinds() -> list[str]:

@@ -12,7 +12,10 @@ definite form in DER; RFC 2743 §3.1 token framing; RFC 4178 §4.2):
   nested constructed element and counts depth; past :data:`MAX_DEPTH` levels
   the input is refused, so hostile nesting costs bounded work.
 - OBJECT IDENTIFIERs (X.690 §8.19) are read and written as dotted strings. Each
-  sub-identifier must be minimally encoded and fit in 63 bits.
+  sub-identifier must be minimally encoded and fit in 63 bits, and the whole
+  content is at most :data:`MAX_OID_OCTETS` octets (X.690 sets no limit; the
+  mechanism OIDs SPNEGO carries take 6 to 10), so reading one is a bounded
+  loop: 64 KiB of one-octet arcs is refused, not turned into 65,000 numbers.
 - The writer (:func:`tlv`) always emits the shortest length form, so what we
   send is DER even when what we accept is the slightly wider BER subset above.
 """
@@ -24,6 +27,9 @@ from protocols.errors import MalformedMessage, Truncated, Unsupported
 
 MAX_DEPTH = 8
 """Most nested constructed elements a reader will enter (SPNEGO needs 6)."""
+
+MAX_OID_OCTETS = 64
+"""Longest OBJECT IDENTIFIER content a reader decodes."""
 
 _MAX_LENGTH_OCTETS = 4
 _MAX_ARC_OCTETS = 9  # 9 * 7 = 63 bits
@@ -205,10 +211,13 @@ def decode_oid(data: bytes, protocol: str = "der") -> str:
 
     Raises:
         MalformedMessage: empty, non-minimal, or cut inside a sub-identifier
-            (Truncated); Unsupported for a sub-identifier wider than 63 bits.
+            (Truncated); Unsupported for a sub-identifier wider than 63 bits
+            or more than :data:`MAX_OID_OCTETS` octets.
     """
     if not data:
         raise MalformedMessage(protocol, 0, "empty OID")
+    if len(data) > MAX_OID_OCTETS:
+        raise Unsupported(protocol, 0, f"OID of {len(data)} octets, over {MAX_OID_OCTETS}")
     arcs = _split_arcs(data, protocol)
     first = arcs[0]
     head = [first // 40, first % 40] if first < 80 else [2, first - 80]

@@ -26,6 +26,10 @@ NEGOTIATE flags, §2.2.2.10 VERSION; §3.2.5.1.1 server receiving NEGOTIATE):
   module reads no clock and draws no randomness.
 - AUTHENTICATE is decoded only for who the client claims to be and whether
   it is anonymous (MS-NLMP §3.2.5.1.2); no response is verified.
+- Cost: every field is one checked slice and one codec call; the one list,
+  an AV_PAIR list, holds at most :data:`MAX_AV_PAIRS` pairs (MS-NLMP defines
+  eleven AvIds and Windows sends each at most once), past which it is
+  :class:`~protocols.errors.Unsupported`.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import enum
 from dataclasses import dataclass
 
 from protocols._wire import Reader, Writer, slice_checked
-from protocols.errors import MalformedMessage, Truncated
+from protocols.errors import MalformedMessage, Truncated, Unsupported
 
 PROTOCOL = "ntlmssp"
 
@@ -45,6 +49,8 @@ _NEGOTIATE_HEADER = 32
 _CHALLENGE_HEADER = 48
 _AUTHENTICATE_HEADER = 64
 _VERSION_LENGTH = 8
+MAX_AV_PAIRS = 64
+"""Most AV_PAIRs a list may hold before its MsvAvEOL (16,000 fit in one field)."""
 
 
 class NegotiateFlags(enum.IntFlag):
@@ -378,6 +384,7 @@ def decode_av_pairs(data: bytes, base: int = 0) -> tuple[tuple[int, bytes], ...]
 
     Raises:
         Truncated: a pair runs past the data, or no MsvAvEOL.
+        Unsupported: more than :data:`MAX_AV_PAIRS` pairs before MsvAvEOL.
         MalformedMessage: MsvAvEOL with a value; TrailingBytes after it.
     """
     reader = Reader(data, PROTOCOL)
@@ -391,6 +398,8 @@ def decode_av_pairs(data: bytes, base: int = 0) -> tuple[tuple[int, bytes], ...]
                 raise MalformedMessage(PROTOCOL, base + offset, "MsvAvEOL with a value")
             reader.expect_end()
             return tuple(pairs)
+        if len(pairs) == MAX_AV_PAIRS:
+            raise Unsupported(PROTOCOL, base + offset, f"more than {MAX_AV_PAIRS} AV_PAIRs")
         pairs.append((av_id, value))
 
 
@@ -459,7 +468,8 @@ def decode_challenge(token: bytes) -> ChallengeMessage:
     Raises:
         Truncated: shorter than the 48-byte header or a field outside the token.
         MalformedMessage: bad signature, wrong message type, odd or invalid
-            UTF-16 target name, or a malformed AV_PAIR list.
+            UTF-16 target name, or a malformed AV_PAIR list (Unsupported
+            past :data:`MAX_AV_PAIRS` pairs).
     """
     reader = _expect_type(token, MessageType.CHALLENGE, _CHALLENGE_HEADER)
     name_field = _field(reader)

@@ -21,6 +21,10 @@ Theory of operation (RFC 4178 §4.2; RFC 2743 §3.1; MS-SPNG §2.2.1, §3.2.5.2)
   ascending order; fields we do not use (reqFlags, negHints, mechListMIC of a
   NegTokenInit) are checked as TLVs and skipped. Every length is bounded by
   :mod:`protocols.auth._der`, so hostile input raises :class:`MalformedMessage`.
+- Cost: ascending tags bound a SEQUENCE to 31 fields and ``_der`` bounds
+  nesting and OIDs; the one list, mechTypes, holds at most
+  :data:`MAX_MECH_TYPES` OIDs (clients offer four or five: Kerberos twice,
+  NEGOEX, NTLMSSP), past which the token is :class:`Unsupported`.
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ OID_MS_KRB5 = "1.2.840.48018.1.2.2"
 
 NEG_HINT_NAME = b"not_defined_in_RFC4178@please_ignore"
 _NTLMSSP_SIGNATURE = b"NTLMSSP\0"
+MAX_MECH_TYPES = 32
+"""Most mechanisms a NegTokenInit may offer."""
 
 _INIT_MECH_TYPES = 0
 _INIT_MECH_TOKEN = 2
@@ -124,6 +130,8 @@ def _mech_types(field: DerReader) -> tuple[str, ...]:
     field.expect_end()
     mechs: list[str] = []
     while not seq.at_end():
+        if len(mechs) == MAX_MECH_TYPES:
+            raise Unsupported(PROTOCOL, seq.offset, f"more than {MAX_MECH_TYPES} mechTypes")
         mechs.append(decode_oid(seq.expect(_der.TAG_OID).rest(), PROTOCOL))
     return tuple(mechs)
 
@@ -188,7 +196,9 @@ def decode_client_token(blob: bytes) -> NegTokenInit | NegTokenResp | bytes:
     Raises:
         Truncated: the blob is empty or an element runs past its container.
         TrailingBytes: bytes follow the token or a single-valued field.
-        Unsupported: a GSS-API token for a mechanism other than SPNEGO.
+        Unsupported: a GSS-API token for a mechanism other than SPNEGO, over
+            :data:`MAX_MECH_TYPES` mechanisms or an OID over
+            :data:`~protocols.auth._der.MAX_OID_OCTETS` octets.
         MalformedMessage: any other structural error (tags, order, lengths).
     """
     if blob.startswith(_NTLMSSP_SIGNATURE):

@@ -52,7 +52,9 @@ from protocols.dns.authority import (
 )
 from protocols.dns.message import (
     HEADER_SIZE,
+    MAX_EDNS_OPTIONS,
     MAX_LABEL,
+    MAX_NAME_WIRE,
     MIN_RR,
     PLAIN_UDP_LIMIT,
     Edns,
@@ -182,13 +184,16 @@ def _question_bytes(question: Question) -> bytes:
 
 
 def _question_end(datagram: bytes) -> int:
-    """Offset after QTYPE/QCLASS of an uncompressed first question, or -1."""
-    offset, size = HEADER_SIZE, len(datagram)
+    """Offset after QTYPE/QCLASS of an uncompressed first question, or -1.
+
+    Walks at most 255 bytes of name (RFC 1035 §3.1): a longer one is no key.
+    """
+    offset, size = HEADER_SIZE, min(len(datagram), HEADER_SIZE + MAX_NAME_WIRE)
     while offset < size:
         length = datagram[offset]
         if length == 0:
             end = offset + 5
-            return end if end <= size else -1
+            return end if end <= len(datagram) else -1
         if length > MAX_LABEL:
             return -1
         offset += length + 1
@@ -196,7 +201,11 @@ def _question_end(datagram: bytes) -> int:
 
 
 def _opt_limit(datagram: bytes, start: int) -> tuple[int, bool] | None:
-    """(UDP limit, DO) for a lone well-formed version-0 OPT filling the rest."""
+    """(UDP limit, DO) for a lone well-formed version-0 OPT filling the rest.
+
+    Declines an OPT of more than MAX_EDNS_OPTIONS options, as the general
+    path's budget does.
+    """
     if len(datagram) - start < MIN_RR or datagram[start : start + 3] != b"\x00\x00\x29":
         return None
     payload = int.from_bytes(datagram[start + 3 : start + 5])
@@ -205,9 +214,11 @@ def _opt_limit(datagram: bytes, start: int) -> tuple[int, bool] | None:
     offset = start + MIN_RR
     if ext_rcode or version or offset + rdlength != len(datagram):
         return None
-    while offset < len(datagram):
-        if offset + 4 > len(datagram) or datagram[offset : offset + 2] == _NSID:
-            return None
+    for _ in range(MAX_EDNS_OPTIONS):
+        if offset + 4 > len(datagram):
+            break
+        if datagram[offset : offset + 2] == _NSID:
+            return None  # the general path answers NSID with our identity
         offset += 4 + int.from_bytes(datagram[offset + 2 : offset + 4])
     if offset != len(datagram):
         return None

@@ -25,6 +25,32 @@ itself is unreadable the error carries ``answer_hint=None`` (drop the
 datagram); past the header it carries ``answer_hint=Rcode.FORMERR`` so the
 adapter can answer with the query ID.
 
+Cost. RFC 1035 §4.1.4 lets every name of a message be a chain of pointers,
+and nothing but the message size bounds how many names, records and EDNS
+options a message holds: a 64 KiB datagram of 10,000 questions, each a
+63-hop chain, is legal and used to cost a second of CPU. Decoding one
+message therefore has a budget, and a message over it raises
+:class:`~protocols.errors.Unsupported` (well-formed, more than we decode;
+FORMERR like any other malformed query). Following what an authoritative
+server needs from a client (a query has one question, RFC 1035 §4.1.2 and
+the authority answers only QDCOUNT=1; an OPT, RFC 6891 §6.1.1, and later a
+TSIG, RFC 8945 §5.1, are the additional records; an UPDATE, RFC 2136 §2,
+carries a handful of records):
+
+- at most :data:`MAX_RECORDS` questions and records together, checked from
+  the header before any is read;
+- at most :data:`MAX_NAME_STEPS` label reads and pointer hops over all the
+  names of the message (one query name is at most 128), besides the
+  :data:`MAX_POINTER_HOPS` hops one name may take;
+- at most :data:`MAX_EDNS_OPTIONS` options in an OPT record.
+
+Names are decoded once per offset: a pointer to an offset already decoded in
+this message reuses those labels (one step) instead of walking the chain
+again, so compressed messages stay cheap. The budgets are counts of work, not
+time: every loop of the decoder runs at most the budget's number of times,
+and anything else it does is one C call over bytes already bounded by the
+message size (slices, ``int.from_bytes``).
+
 EDNS (RFC 6891 §6.1): the OPT pseudo-record lives in the additional section;
 its CLASS carries the requestor's UDP payload size and its TTL the upper eight
 bits of the RCODE, the EDNS version and the DO flag (RFC 3225). :func:`find_edns`
@@ -40,13 +66,16 @@ from dataclasses import dataclass, replace
 from enum import IntEnum
 
 from protocols._wire import Reader, Writer
-from protocols.errors import MalformedMessage, PointerLoop, Truncated
+from protocols.errors import MalformedMessage, PointerLoop, Truncated, Unsupported
 
 PROTOCOL = "dns"
 HEADER_SIZE = 12
 MAX_LABEL = 63
 MAX_NAME_WIRE = 255
-MAX_POINTER_HOPS = 64
+MAX_POINTER_HOPS = 64  # per name
+MAX_RECORDS = 64  # questions and records of one message together
+MAX_NAME_STEPS = 512  # label reads and pointer hops over all names of one message
+MAX_EDNS_OPTIONS = 64  # options of one OPT record
 _MIN_QUESTION = 5  # root name + QTYPE + QCLASS
 MIN_RR = 11  # root name + TYPE + CLASS + TTL + RDLENGTH: also an OPT record's fixed size
 PLAIN_UDP_LIMIT = 512  # a UDP message without EDNS (RFC 1035 §4.2.1)
@@ -287,14 +316,17 @@ def _check_name(name: Name) -> None:
 
 
 def decode_message(data: bytes) -> Message:
-    """Decode one DNS message.
+    """Decode one DNS message, within the budgets of the module comment.
 
     Raises:
         Truncated: fewer than 12 bytes (``answer_hint=None``: drop), or a
             section ends early (``answer_hint=Rcode.FORMERR``).
         PointerLoop: a compression pointer that does not point backwards, or
-            too many hops.
+            more than :data:`MAX_POINTER_HOPS` in one name.
         TrailingBytes: bytes after the last announced record.
+        Unsupported: more than :data:`MAX_RECORDS` records,
+            :data:`MAX_NAME_STEPS` name steps or :data:`MAX_EDNS_OPTIONS`
+            options.
         MalformedMessage: any other violation (label type, name length,
             RDATA that does not match its type); past the header every error
             carries ``answer_hint=Rcode.FORMERR``.
@@ -314,25 +346,28 @@ def _decode_body(reader: Reader, header: Header, counts: tuple[int, int, int, in
     needed = qdcount * _MIN_QUESTION + (ancount + nscount + arcount) * MIN_RR
     if needed > reader.remaining:
         raise Truncated(PROTOCOL, reader.offset, f"counts need {needed} bytes")
-    questions = tuple(_decode_question(reader) for _ in range(qdcount))
-    answers = tuple(_decode_rr(reader) for _ in range(ancount))
-    authorities = tuple(_decode_rr(reader) for _ in range(nscount))
-    additionals = tuple(_decode_rr(reader) for _ in range(arcount))
+    if sum(counts) > MAX_RECORDS:
+        raise Unsupported(PROTOCOL, 4, f"{sum(counts)} records, more than {MAX_RECORDS}")
+    names = _Names(reader.data)
+    questions = tuple(_decode_question(reader, names) for _ in range(qdcount))
+    answers = tuple(_decode_rr(reader, names) for _ in range(ancount))
+    authorities = tuple(_decode_rr(reader, names) for _ in range(nscount))
+    additionals = tuple(_decode_rr(reader, names) for _ in range(arcount))
     reader.expect_end()
     return Message(header, questions, answers, authorities, additionals)
 
 
-def _decode_question(reader: Reader) -> Question:
-    name = decode_name(reader)
+def _decode_question(reader: Reader, names: _Names) -> Question:
+    name = names.decode(reader)
     return Question(name, _enum(RRType, reader.u16()), _enum(RRClass, reader.u16()))
 
 
-def _decode_rr(reader: Reader) -> ResourceRecord:
-    name = decode_name(reader)
+def _decode_rr(reader: Reader, names: _Names) -> ResourceRecord:
+    name = names.decode(reader)
     rtype = _enum(RRType, reader.u16())
     rclass = reader.u16() if rtype == RRType.OPT else _enum(RRClass, reader.u16())
     ttl = reader.u32()
-    rdata = _decode_rdata(rtype, reader.restrict(reader.u16()))
+    rdata = _decode_rdata(rtype, reader.restrict(reader.u16()), names)
     return ResourceRecord(name, rtype, rclass, ttl, rdata)
 
 
@@ -340,53 +375,138 @@ def decode_name(reader: Reader) -> Name:
     """Read a possibly compressed name at the reader's offset (RFC 1035 §4.1.4).
 
     Pointers are followed in ``reader.data`` but the reader itself only
-    advances over the in-line part and never past its ``end``.
+    advances over the in-line part and never past its ``end``. A name alone
+    has the step budget of a whole message.
 
     Raises:
         Truncated: the name runs off the end of the region.
         PointerLoop: a pointer not strictly before the previous position.
         MalformedMessage: a reserved label type or a name over 255 bytes.
     """
-    labels: list[bytes] = []
-    length = 1
-    cursor, limit, hops = reader, reader.offset, 0
-    while True:
-        kind_offset = cursor.offset
-        size = cursor.u8()
-        if size == 0:
-            return tuple(labels)
-        if size >= 0xC0:
-            target = (size & 0x3F) << 8 | cursor.u8()
-            cursor, limit, hops = _follow(reader, kind_offset, target, limit, hops)
-            continue
-        if size > MAX_LABEL:
-            raise MalformedMessage(PROTOCOL, kind_offset, f"label type/length {size:#x} invalid")
-        length += size + 1
-        if length > MAX_NAME_WIRE:
-            raise MalformedMessage(PROTOCOL, kind_offset, "name longer than 255 bytes")
-        labels.append(cursor.read(size))
+    return _Names(reader.data).decode(reader)
 
 
-def _follow(reader: Reader, at: int, target: int, limit: int, hops: int) -> tuple[Reader, int, int]:
+# A decoded suffix: the whole name's labels, where the suffix starts in them,
+# its wire length (root included) and the pointer hops it took.
+_Suffix = tuple[Name, int, int, int]
+
+
+class _Names:
+    """The names of one message: decoded once per offset, within one step budget.
+
+    Sound because a walk that reached offset P only followed pointers below
+    the previous hop, so decoding afresh at P (where the first pointer must
+    only point below P) succeeds the same way and reads the same labels; only
+    the per-name limits (hops, 255 bytes) depend on what came before, and
+    they are checked again on every reuse.
+    """
+
+    __slots__ = ("_data", "_memo", "_steps", "_unindexed")
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._memo: dict[int, _Suffix] = {}
+        # Names decoded since the memo was last brought up to date, with the
+        # offsets their walk reached; indexed at the next pointer, so a
+        # message without pointers (most queries) never builds the memo.
+        self._unindexed: list[tuple[Name, int, int, list[tuple[int, int, int, int]]]] = []
+        self._steps = MAX_NAME_STEPS
+
+    def decode(self, reader: Reader) -> Name:
+        """The name at the reader's offset; the reader moves past its in-line part."""
+        data = self._data
+        labels: list[bytes] = []
+        trail: list[tuple[int, int, int, int]] = []  # offset, labels, length, hops so far
+        length, hops, resume = 1, 0, -1
+        pos, end, limit = reader.offset, reader.end, reader.offset
+        while True:
+            self._steps -= 1
+            if self._steps < 0:
+                raise Unsupported(PROTOCOL, pos, f"names need over {MAX_NAME_STEPS} steps")
+            trail.append((pos, len(labels), length, hops))
+            if pos >= end:
+                raise Truncated(PROTOCOL, pos, f"need 1 bytes, have {end - pos}")
+            size = data[pos]
+            if size == 0:
+                pos += 1
+                break
+            if size >= 0xC0:
+                target = (size & 0x3F) << 8 | _byte(data, pos + 1, end)
+                _check_pointer(pos, target, limit, hops)
+                resume, hops = pos + 2 if resume < 0 else resume, hops + 1
+                suffix = self._suffix_at(target)
+                if suffix is not None:
+                    length, hops = _join(labels, suffix, length, hops, pos)
+                    break
+                pos = limit = target
+                end = len(data)
+                continue
+            length = _check_label(size, length, pos)
+            if pos + 1 + size > end:
+                raise Truncated(PROTOCOL, pos + 1, f"need {size} bytes, have {end - pos - 1}")
+            labels.append(data[pos + 1 : pos + 1 + size])
+            pos += 1 + size
+        reader.skip((pos if resume < 0 else resume) - reader.offset)
+        name = tuple(labels)
+        self._unindexed.append((name, length, hops, trail))
+        return name
+
+    def _suffix_at(self, offset: int) -> _Suffix | None:
+        """The suffix a decoded name has at ``offset``, if any name's walk reached it."""
+        for name, length, hops, trail in self._unindexed:
+            for at, index, length_at, hops_at in trail:
+                self._memo[at] = (name, index, length - length_at + 1, hops - hops_at)
+        self._unindexed.clear()
+        return self._memo.get(offset)
+
+
+def _byte(data: bytes, pos: int, end: int) -> int:
+    if pos >= end:
+        raise Truncated(PROTOCOL, pos, f"need 1 bytes, have {end - pos}")
+    return data[pos]
+
+
+def _check_pointer(at: int, target: int, limit: int, hops: int) -> None:
     if target >= limit:
         raise PointerLoop(PROTOCOL, at, f"pointer to {target} does not point backwards")
     if target < HEADER_SIZE:
         raise MalformedMessage(PROTOCOL, at, f"pointer to {target} enters the header")
     if hops >= MAX_POINTER_HOPS:
         raise PointerLoop(PROTOCOL, at, "too many compression pointers")
-    return Reader(reader.data, PROTOCOL, start=target, end=len(reader.data)), target, hops + 1
 
 
-def _decode_rdata(rtype: int, reader: Reader) -> Rdata:
+def _check_label(size: int, length: int, at: int) -> int:
+    """The name's wire length with a label of ``size`` bytes added."""
+    if size > MAX_LABEL:
+        raise MalformedMessage(PROTOCOL, at, f"label type/length {size:#x} invalid")
+    length += size + 1
+    if length > MAX_NAME_WIRE:
+        raise MalformedMessage(PROTOCOL, at, "name longer than 255 bytes")
+    return length
+
+
+def _join(labels: list[bytes], suffix: _Suffix, length: int, hops: int, at: int) -> tuple[int, int]:
+    """Append a decoded suffix to ``labels``; return the name's length and hops."""
+    name, index, suffix_length, suffix_hops = suffix
+    if hops + suffix_hops > MAX_POINTER_HOPS:
+        raise PointerLoop(PROTOCOL, at, "too many compression pointers")
+    length += suffix_length - 1
+    if length > MAX_NAME_WIRE:
+        raise MalformedMessage(PROTOCOL, at, "name longer than 255 bytes")
+    labels.extend(name[index:])
+    return length, hops + suffix_hops
+
+
+def _decode_rdata(rtype: int, reader: Reader, names: _Names) -> Rdata:
     rdata: Rdata
     if rtype == RRType.A:
         rdata = ARdata(ipaddress.IPv4Address(_fixed(reader, 4)))
     elif rtype == RRType.AAAA:
         rdata = AAAARdata(ipaddress.IPv6Address(_fixed(reader, 16)))
     elif rtype in (RRType.NS, RRType.CNAME, RRType.PTR):
-        rdata = NameRdata(decode_name(reader))
+        rdata = NameRdata(names.decode(reader))
     elif rtype == RRType.SOA:
-        mname, rname = decode_name(reader), decode_name(reader)
+        mname, rname = names.decode(reader), names.decode(reader)
         values = [reader.u32() for _ in range(5)]
         rdata = SOARdata(mname, rname, *values)
     elif rtype == RRType.OPT:
@@ -406,6 +526,8 @@ def _fixed(reader: Reader, size: int) -> bytes:
 def _decode_options(reader: Reader) -> tuple[tuple[int, bytes], ...]:
     options: list[tuple[int, bytes]] = []
     while reader.remaining:
+        if len(options) == MAX_EDNS_OPTIONS:
+            raise Unsupported(PROTOCOL, reader.offset, f"more than {MAX_EDNS_OPTIONS} options")
         code = reader.u16()
         options.append((code, reader.read(reader.u16())))
     return tuple(options)

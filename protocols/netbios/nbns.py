@@ -18,6 +18,13 @@ Theory of operation (RFC 1002 §4.2, MS-NBTE §2.2):
   its WACKs, with RR type NULL (0x000A) instead of NB, which we accept and keep.
 - NB_FLAGS and NAME_FLAGS are whole 16-bit :class:`enum.IntFlag` values, so
   reserved bits survive a round trip.
+- Cost: one packet holds at most two names (16 pointer hops and 255 bytes
+  each, :mod:`protocols.netbios.names`) and one record. The record's lists
+  are bounded too: NODE_NAME entries by their one-byte count, NB entries by
+  :data:`MAX_ADDRESS_ENTRIES` (a WINS server keeps at most 25 addresses for a
+  multihomed name or a domain <1C> group; a normal group answers with the
+  broadcast address alone), past which the packet is
+  :class:`~protocols.errors.Unsupported`.
 
 :func:`decode_packet` returns one of the frozen message classes below and
 raises only :class:`~protocols.errors.MalformedMessage` subclasses. Each
@@ -39,6 +46,7 @@ PROTOCOL = "nbns"
 NBNS_PORT = 137
 HEADER_LENGTH = 12
 STATISTICS_LENGTH = 46
+MAX_ADDRESS_ENTRIES = 64  # NB entries of one response (over 10,000 fit in a datagram)
 CLASS_IN = 0x0001
 
 
@@ -281,7 +289,8 @@ def decode_packet(data: bytes) -> NbnsMessage:
         Truncated: the packet ends inside a field.
         TrailingBytes: bytes follow the last record or sit inside RDATA.
         PointerLoop: a name pointer loops or points forwards.
-        Unsupported: an opcode, section layout or record type we do not handle.
+        Unsupported: an opcode, section layout or record type we do not handle,
+            or more than :data:`MAX_ADDRESS_ENTRIES` NB entries.
         MalformedMessage: any other invalid field (bad name, class, mismatch).
     """
     reader = Reader(data, PROTOCOL)
@@ -443,7 +452,10 @@ def _decode_query_response(record: _Record, header: _Header) -> NbnsMessage:
     rdata = record.rdata
     if rdata.remaining % 6:
         raise MalformedMessage(PROTOCOL, rdata.offset, "NB data is not a multiple of 6 bytes")
-    entries = tuple(_decode_address(rdata) for _ in range(rdata.remaining // 6))
+    count = rdata.remaining // 6
+    if count > MAX_ADDRESS_ENTRIES:
+        raise Unsupported(PROTOCOL, rdata.offset, f"{count} NB entries, over {MAX_ADDRESS_ENTRIES}")
+    entries = tuple(_decode_address(rdata) for _ in range(count))
     return NameQueryResponse(
         header.trn_id,
         record.name,

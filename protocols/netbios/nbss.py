@@ -19,7 +19,14 @@ offset into it (the idea of h11's receive buffer) so a frame split across
 segments is read exactly once and several frames in one segment come out one
 by one.  A frame whose announced length exceeds ``max_message_size`` raises
 :class:`MalformedMessage` with ``answer_hint=ANSWER_CLOSE``: the caller must
-drop the connection, as there is no way to resynchronise a stream.
+drop the connection, as there is no way to resynchronise a stream.  The
+error's ``offset`` is the position in the stream (every byte ever fed counts),
+so the same bad stream reports the same offset however it was segmented.
+
+Cost: each :meth:`Framer.next_frame` reads one 4-byte header and copies one
+payload; the caller decides how many frames it takes per segment
+(:class:`~protocols.smb.session.SmbSession` takes a batch, then asks
+:attr:`Framer.ready`).
 """
 
 from __future__ import annotations
@@ -89,11 +96,12 @@ class Framer:
     and :meth:`next_frame` until it returns ``None``.
     """
 
-    __slots__ = ("_buf", "_direct", "_failed", "_start", "max_message_size")
+    __slots__ = ("_buf", "_direct", "_dropped", "_failed", "_start", "max_message_size")
 
     def __init__(self, *, direct: bool, max_message_size: int = 65536) -> None:
         self._buf = bytearray()
         self._start = 0
+        self._dropped = 0  # stream bytes compacted out of _buf
         self._direct = direct
         self._failed: MalformedMessage | None = None
         self.max_message_size = max_message_size
@@ -103,10 +111,24 @@ class Framer:
         """Bytes received but not yet returned as a frame."""
         return len(self._buf) - self._start
 
+    @property
+    def ready(self) -> bool:
+        """True when :meth:`next_frame` has a frame (or a framing error) to give."""
+        if self._failed is not None:
+            return True
+        if self.buffered < HEADER_SIZE:
+            return False
+        try:
+            _frame_type, length = self._parse_header()
+        except MalformedMessage:
+            return True
+        return self._start + HEADER_SIZE + length <= len(self._buf)
+
     def feed(self, data: bytes) -> None:
         """Append received bytes."""
         if self._start and self._start * 2 >= len(self._buf):
             del self._buf[: self._start]
+            self._dropped += self._start
             self._start = 0
         self._buf += data
 
@@ -115,7 +137,8 @@ class Framer:
 
         Raises:
             MalformedMessage: unknown type, reserved flag bits, or a length over
-                ``max_message_size`` (``answer_hint=ANSWER_CLOSE``).  Once raised,
+                ``max_message_size`` (``answer_hint=ANSWER_CLOSE``), its
+                ``offset`` the header's position in the stream.  Once raised,
                 every later call raises the same error.
         """
         if self._failed is not None:
@@ -136,18 +159,19 @@ class Framer:
 
     def _parse_header(self) -> tuple[FrameType, int]:
         b0, b1, b2, b3 = self._buf[self._start : self._start + HEADER_SIZE]
+        at = self._dropped + self._start  # the header's position in the stream
         if self._direct:
             if b0 != 0:
-                raise _error(self._start, f"direct TCP frame type {b0:#04x} is not 0")
+                raise _error(at, f"direct TCP frame type {b0:#04x} is not 0")
             frame_type, length = FrameType.SESSION_MESSAGE, (b1 << 16) | (b2 << 8) | b3
         else:
             if b0 not in FrameType._value2member_map_:
-                raise _error(self._start, f"unknown NBSS type {b0:#04x}")
+                raise _error(at, f"unknown NBSS type {b0:#04x}")
             if b1 & 0xFE:
-                raise _error(self._start + 1, f"reserved NBSS flag bits {b1:#04x}")
+                raise _error(at + 1, f"reserved NBSS flag bits {b1:#04x}")
             frame_type, length = FrameType(b0), ((b1 & 1) << 16) | (b2 << 8) | b3
         if length > self.max_message_size:
-            raise _error(self._start, f"frame of {length} bytes exceeds {self.max_message_size}")
+            raise _error(at, f"frame of {length} bytes exceeds {self.max_message_size}")
         return frame_type, length
 
 

@@ -20,6 +20,15 @@ and answered.  The work is split by role:
 - this module frames replies, builds their headers (credits granted as
   MS-SMB2 §3.3.1.2 allows, at most ``_MAX_CREDITS``), builds the NEGOTIATE
   responses and sends every other command the status the rules give it.
+
+Cost: each frame is answered with bounded work (every decoder below has its
+budget), and one :meth:`SmbSession.receive_data` call answers at most
+:data:`MAX_BATCH` frames, so a segment of 16,384 keep-alives or a thousand
+pipelined ECHOs cannot hold the caller for longer than one batch.  The rest
+stays buffered and :attr:`SmbSession.pending` says so; the caller stops
+reading and calls ``receive_data(b"")`` again on its next turn.  A client
+rarely has that many requests in flight: it spends a credit per SMB2 request
+(MS-SMB2 §3.2.4.1.5) and may have MaxMpxCount (50) SMB1 requests pending.
 """
 
 from __future__ import annotations
@@ -45,6 +54,8 @@ DEFAULT_NATIVE_LANMAN: Final = "Windows Server 2022 Standard 6.3"
 _SERVER_SUFFIX: Final = 0x20
 _WINDOWS_SERVER_2022: Final = windows_server(20348)
 _MAX_CREDITS: Final = 64
+MAX_BATCH: Final = 16
+"""Frames answered by one :meth:`SmbSession.receive_data` call."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +125,15 @@ class SmbSession:
         """True once the connection must be closed after sending what was returned."""
         return self.state is State.CLOSED
 
+    @property
+    def pending(self) -> bool:
+        """True when a received frame waits: call ``receive_data(b"")`` to answer it."""
+        return not self.closed and self._framer.ready
+
     def receive_data(self, data: bytes) -> bytes:
         """Consume received bytes; return the bytes to send (maybe ``b""``).
+
+        Answers at most :data:`MAX_BATCH` frames; see :attr:`pending`.
 
         Raises:
             Nothing: malformed input closes the connection (see :attr:`closed`).
@@ -123,8 +141,13 @@ class SmbSession:
         if self.closed:
             return b""
         self._framer.feed(data)
+        return b"".join(self._answer_batch())
+
+    def _answer_batch(self) -> list[bytes]:
         out: list[bytes] = []
-        while not self.closed:
+        for _ in range(MAX_BATCH):
+            if self.closed:
+                break
             try:
                 frame = self._framer.next_frame()
                 if frame is None:
@@ -132,7 +155,7 @@ class SmbSession:
                 out.append(self._on_frame(frame))
             except (MalformedMessage, TooManySessions, _Close):
                 self.state = State.CLOSED
-        return b"".join(out)
+        return out
 
     def _advance(self, event: Event) -> None:
         next_state = _state.advance(self.state, event)

@@ -26,11 +26,17 @@ NativeLanMan and PrimaryDomain, as Windows and Samba send) and an error
 SMB_COM_LOGOFF_ANDX response (§2.2.4.54.2, WordCount 2, ByteCount 0).  Strings are UTF-16LE
 when FLAGS2_UNICODE is set, aligned to 2 bytes from the header start, else
 OEM (Latin-1 here); a missing final terminator is tolerated, as Windows does.
+
+Cost: every decoder here reads a fixed number of fields, at most
+:data:`MAX_DIALECTS` dialects, and finds each string's terminator with one C
+call (``bytes.find``, or one regular-expression match for UTF-16, whose
+terminator must sit on a code-unit boundary), never a Python loop per byte.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -44,6 +50,8 @@ MAX_DIALECTS: Final = 64
 NT_LM_012: Final = "NT LM 0.12"
 SMB2_002: Final = "SMB 2.002"
 SMB2_WILDCARD: Final = "SMB 2.???"
+# A run of UTF-16 code units other than NUL: two bytes each, not both zero.
+_UTF16_NOT_NUL: Final = re.compile(rb"(?:[^\x00].|\x00[^\x00])*+", re.DOTALL)
 
 
 class Command(enum.IntEnum):
@@ -279,10 +287,8 @@ def _read_string(message: bytes, data: Reader, unicode: bool, *, align: bool = T
         return text.decode("latin-1")
     if align and data.offset % 2:
         data.skip(1)
-    end = data.offset
-    while end + 2 <= data.end and message[end : end + 2] != b"\x00\x00":
-        end += 2
-    text = data.read(end - data.offset)
+    run = _UTF16_NOT_NUL.match(message, data.offset, data.end)
+    text = data.read((run.end() if run else data.offset) - data.offset)
     data.skip(min(2, data.remaining))
     return text.decode("utf-16-le", errors="replace")
 

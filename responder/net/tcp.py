@@ -10,7 +10,12 @@ network server needs around it:
   half-sent connections never locks out a new client;
 * an idle timeout (no bytes received for ``idle_timeout`` seconds: close);
 * back-pressure: while the peer does not read our replies, we stop reading
-  its requests, so a pipelining client cannot grow our buffers without bound.
+  its requests, so a pipelining client cannot grow our buffers without bound;
+* a turn per batch: a session may answer only part of what it holds per
+  call (protocols/dns/stream.py, protocols/smb/session.py) and say so with a
+  true ``pending``. We then stop reading and call ``receive_data(b"")`` again
+  on a later turn of the loop, so one segment of thousands of tiny messages
+  never holds the loop for longer than one batch.
 """
 
 from __future__ import annotations
@@ -132,6 +137,9 @@ class _Connection(asyncio.Protocol):
         self.session: StreamSession | None = None
         self.last_activity = listener.loop.time()
         self.timer: asyncio.TimerHandle | None = None
+        self.more: asyncio.Handle | None = None  # the next batch of a session's backlog
+        self.reading = True
+        self.write_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
@@ -143,8 +151,11 @@ class _Connection(asyncio.Protocol):
         self._arm_timer(self.listener.limits().idle_timeout)
 
     def data_received(self, data: bytes) -> None:
-        assert self.transport is not None and self.session is not None
         self.last_activity = self.listener.loop.time()
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        assert self.transport is not None and self.session is not None
         try:
             reply = self.session.receive_data(data)
         except Exception:
@@ -155,14 +166,38 @@ class _Connection(asyncio.Protocol):
             self.transport.write(reply)
         if self.session.closed:
             self.close()
+        else:
+            self._settle()
+
+    def _continue(self) -> None:
+        self.more = None
+        if self.transport is not None and not self.transport.is_closing():
+            self._feed(b"")
+
+    def _settle(self) -> None:
+        """Read while the peer reads our replies and no backlog waits; schedule the backlog."""
+        backlog = bool(getattr(self.session, "pending", False))
+        self._set_reading(not (backlog or self.write_paused))
+        if backlog and not self.write_paused and self.more is None:
+            self.more = self.listener.loop.call_soon(self._continue)
+
+    def _set_reading(self, on: bool) -> None:
+        transport = self.transport
+        if on == self.reading or transport is None or transport.is_closing():
+            return
+        self.reading = on
+        if on:
+            transport.resume_reading()
+        else:
+            transport.pause_reading()
 
     def pause_writing(self) -> None:
-        if self.transport is not None:
-            self.transport.pause_reading()
+        self.write_paused = True
+        self._settle()
 
     def resume_writing(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
+        self.write_paused = False
+        self._settle()
 
     def _arm_timer(self, delay: float) -> None:
         self.timer = self.listener.loop.call_later(delay, self._check_idle)
@@ -191,4 +226,7 @@ class _Connection(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if self.more is not None:
+            self.more.cancel()
+            self.more = None
         self.listener.connections.pop(self, None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocols.dns.stream import DnsStream
+from protocols.dns.stream import MAX_BATCH, DnsStream
 
 
 def echo_upper(message: bytes) -> bytes | None:
@@ -77,3 +77,25 @@ def test_any_segmentation_gives_the_same_answers(messages, cuts):
         out += stream.receive_data(wire[start:point])
         start = point
     assert out == b"".join(frame(m.upper()) for m in messages)
+
+
+def test_a_long_pipeline_is_answered_one_batch_per_call():
+    stream = DnsStream(echo_upper)
+    messages = [bytes([97 + i % 26]) for i in range(2 * MAX_BATCH + 3)]
+    out = stream.receive_data(b"".join(frame(m) for m in messages))
+    assert out == b"".join(frame(m.upper()) for m in messages[:MAX_BATCH])
+    assert stream.pending
+    out += stream.receive_data(b"")
+    assert stream.pending
+    out += stream.receive_data(b"")
+    assert not stream.pending and not stream.closed
+    assert out == b"".join(frame(m.upper()) for m in messages)
+    assert len(stream._buffer) == 0
+
+
+def test_pending_is_true_for_a_zero_length_message_and_false_once_closed():
+    stream = DnsStream(echo_upper)
+    stream.receive_data(b"".join(frame(b"a") for _ in range(MAX_BATCH)) + b"\x00\x00")
+    assert stream.pending  # the zero length still has to close the stream
+    assert stream.receive_data(b"") == b""
+    assert stream.closed and not stream.pending

@@ -144,3 +144,21 @@ def test_reject_compression_pointer_in_scope():
 def test_reject_unknown_negative_code():
     with pytest.raises(Unsupported):
         nbss.decode_negative_response(b"\x10")
+
+
+def test_ready_says_whether_next_frame_has_something_to_give():
+    framer = nbss.Framer(direct=False)
+    assert not framer.ready
+    framer.feed(nbss.encode_keep_alive()[:3])
+    assert not framer.ready
+    framer.feed(nbss.encode_keep_alive()[3:] + b"\x00\x00\x00\x05abc")
+    assert framer.ready
+    assert framer.next_frame() == nbss.Frame(nbss.FrameType.KEEP_ALIVE, b"")
+    assert not framer.ready  # the session message still misses two bytes
+    framer.feed(b"de\x99\x00\x00\x00")
+    assert framer.ready
+    assert framer.next_frame() == nbss.Frame(nbss.FrameType.SESSION_MESSAGE, b"abcde")
+    assert framer.ready  # the bad header: next_frame has an error to raise
+    with pytest.raises(MalformedMessage):
+        framer.next_frame()
+    assert framer.ready

@@ -121,3 +121,48 @@ def test_tcp_limits_are_read_live(loop_kind):
             await listener.close()
 
     run_on(loop_kind, scenario)
+
+
+class OneAtATime:
+    """A session that answers one byte per call and says when more wait (``pending``)."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.buffer = b""
+        self.calls: list[bytes] = []
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.buffer)
+
+    def receive_data(self, data: bytes) -> bytes:
+        self.calls.append(data)
+        self.buffer += data
+        head, self.buffer = self.buffer[:1], self.buffer[1:]
+        return head.upper()
+
+
+def test_a_session_backlog_is_answered_one_batch_per_turn(loop_kind):
+    sessions: list[OneAtATime] = []
+
+    def factory(peer, local):
+        sessions.append(OneAtATime())
+        return sessions[-1]
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        listener = TcpListener(loop, bind_tcp(HOST, 0), factory, limits(4, 5))
+        await listener.start()
+        port = listener.local_address[1]
+        try:
+            payload = bytes(range(97, 123)) * 40  # 1,040 messages in one segment
+            assert await tcp_exchange(port, payload, len(payload)) == payload.upper()
+            [session] = sessions
+            # one answer per call: the segments' calls, and continuations for the rest
+            assert len(session.calls) == len(payload)
+            assert b"".join(session.calls) == payload
+            assert session.calls.count(b"") > len(payload) // 2
+        finally:
+            await listener.close()
+
+    run_on(loop_kind, scenario)
