@@ -27,6 +27,7 @@ from responder.config import Config, ConfigError, load_config
 from responder.health.board import Publisher, WorkerBoard, worker_counters
 from responder.health.view import ReloadRecord
 from responder.identity import node_identities
+from responder.net import tap
 from responder.net.listeners import BindError
 from responder.net.udp import udp_loop_name
 from responder.services.dns import DnsService
@@ -162,6 +163,8 @@ class Daemon:
         }
         for service in self.services:
             report[service.name] = service.status()
+        if tap.current is not None:  # run --pcap (responder/capture)
+            report["capture"] = tap.current.status()
         return report
 
 
@@ -182,8 +185,13 @@ async def run_until_signalled(
         BindError: the initial bind failed.
     """
     loop = asyncio.get_running_loop()
+    recorder = _start_capture(config, worker)
     daemon = Daemon(config, loop, worker, board)
-    await daemon.start()
+    try:
+        await daemon.start()
+    except BaseException:
+        _stop_capture(recorder)
+        raise
     stop = asyncio.Event()
     reloading: set[asyncio.Task[None]] = set()
 
@@ -196,6 +204,8 @@ async def run_until_signalled(
         task = loop.create_task(_reload_from_file(daemon, config_path))
         reloading.add(task)
         task.add_done_callback(reloading.discard)
+        if tap.current is not None:  # logrotate moved the capture file: start a new one
+            tap.current.reopen()
 
     def on_user(sig: int) -> None:
         workers.forward(forward_to, sig)
@@ -218,10 +228,34 @@ async def run_until_signalled(
         for task in list(reloading):
             task.cancel()
         await daemon.stop()
+        _stop_capture(recorder)
         for sig in USER_SIGNALS:
             loop.remove_signal_handler(sig)  # which restores the default: ignore them again
             signal.signal(sig, signal.SIG_IGN)
         log.info("stopped")
+
+
+def _start_capture(config: Config, worker: int) -> object:
+    """The recorder of ``run --pcap`` / ``[capture] file``; imported only then.
+
+    Raises:
+        CaptureUnwritable: the capture file cannot be created.
+    """
+    if config.capture.file is None:
+        return None
+    from responder.capture.session import start_recording
+
+    try:
+        return start_recording(config, worker)
+    except OSError as exc:
+        raise tap.CaptureUnwritable(f"capture: {config.capture.file}: {exc.strerror}") from None
+
+
+def _stop_capture(recorder: object) -> None:
+    if recorder is not None:
+        from responder.capture.session import stop_recording
+
+        stop_recording(recorder)  # type: ignore[arg-type]
 
 
 def ignore_user_signals() -> None:

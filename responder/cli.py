@@ -23,10 +23,11 @@ from dataclasses import dataclass
 
 from responder import streams, workers
 from responder.app import ignore_user_signals, run_until_signalled
-from responder.config import Config, ConfigError, load_config
+from responder.config import Config, ConfigError, load_config, with_capture_options
 from responder.describe import describe
 from responder.health.board import WorkerBoard
 from responder.net.listeners import BindError
+from responder.net.tap import CaptureUnwritable
 from responder.tools import commands as tools
 
 EXIT_CONFIG = 1
@@ -63,12 +64,16 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", default="info", choices=("debug", "info", "warning", "error")
     )
+    capture = parser.add_argument_group("recording (see README: Capturing and replaying)")
+    capture.add_argument("--pcap", metavar="FILE", help="record every exchange as pcapng")
+    capture.add_argument("--pcap-rotate", metavar="SIZE|TIME", help="e.g. 100MB or 1h")
+    capture.add_argument("--pcap-filter", metavar="LIST", help="e.g. dns,nbns,10.0.0.0/24")
 
 
 def _load(args: argparse.Namespace) -> Config | None:
     """The config named by ``--config``; None (reported on stderr) when invalid."""
     try:
-        return load_config(args.config)
+        return with_capture_options(load_config(args.config), args)
     except ConfigError as exc:
         streams.error(str(exc))
         return None
@@ -118,7 +123,7 @@ def _reread(args: argparse.Namespace, config: Config) -> Config:
     if args.config is None:
         return config
     try:
-        return load_config(args.config)
+        return with_capture_options(load_config(args.config), args)
     except ConfigError as exc:
         logging.getLogger(__name__).error("worker: %s; serving the config read at start", exc)
         return config
@@ -178,6 +183,9 @@ def _serve(
     except BindError as exc:
         streams.error(str(exc))
         return EXIT_BIND
+    except CaptureUnwritable as exc:
+        streams.error(str(exc))
+        return EXIT_CONFIG
     return 0
 
 

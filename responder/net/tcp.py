@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, cast
 
+from responder.net import tap as _tap
 from responder.net.freebind import set_freebind
 
 log = logging.getLogger(__name__)
@@ -122,12 +123,17 @@ class _Connection(asyncio.Protocol):
         self.session: StreamSession | None = None
         self.last_activity = listener.loop.time()
         self.timer: asyncio.TimerHandle | None = None
+        self.tap: _tap.Tap | None = None  # set while recording (responder/net/tap.py)
+        self.peer: Address = ("", 0)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = transport = cast(asyncio.Transport, transport)
         transport.set_write_buffer_limits(high=256 * 1024)
-        peer = transport.get_extra_info("peername")[:2]
+        peer = self.peer = transport.get_extra_info("peername")[:2]
+        self.tap = _tap.current
+        if self.tap is not None:
+            self.tap.stream_open(self, peer, self.listener.local_address)
         self.listener.admit(self)
         self.session = self.listener.factory(peer, self.listener.local_address)
         self._arm_timer(self.listener.limits().idle_timeout)
@@ -135,6 +141,8 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None and self.session is not None
         self.last_activity = self.listener.loop.time()
+        if self.tap is not None:
+            self.tap.stream_data(self, self.peer, data)
         try:
             reply = self.session.receive_data(data)
         except Exception:
@@ -143,6 +151,8 @@ class _Connection(asyncio.Protocol):
             return
         if reply:
             self.transport.write(reply)
+            if self.tap is not None:
+                self.tap.stream_data(self, self.listener.local_address, reply)
         if self.session.closed:
             self.close()
 
@@ -172,12 +182,15 @@ class _Connection(asyncio.Protocol):
                 self.transport.abort()
             else:
                 self.transport.close()
-        self._forget()
+        self._forget(self.listener.local_address)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._forget()
+        self._forget(self.peer)
 
-    def _forget(self) -> None:
+    def _forget(self, closer: Address) -> None:
+        if self.tap is not None:
+            self.tap.stream_close(self, closer)
+            self.tap = None
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
