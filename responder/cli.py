@@ -136,6 +136,7 @@ COMMANDS = (
     Command("check", "validate the config and print what would be served", _config_option, _check),
     Command("probe", tools.PROBE_HELP, tools.probe_options, tools.run_probe),
     Command("audit", tools.AUDIT_HELP, tools.audit_options, tools.run_audit),
+    Command("replay", tools.REPLAY_HELP, tools.replay_options, tools.run_replay),
 )
 
 

@@ -184,3 +184,65 @@ def run_audit(args: argparse.Namespace) -> int:
     probed = [*results, *([public] if public is not None else [])]
     _emit(audit.to_json(audits, probed) if args.json else audit.to_table(audits))
     return 0 if all(a.ok for a in audits) else EXIT_MISMATCH
+
+
+REPLAY_HELP = "re-answer the requests of captures (pcap, pcapng) and diff with their answers"
+EXIT_UNREADABLE = 2
+
+
+def replay_options(parser: argparse.ArgumentParser) -> None:
+    """``replay --config FILE CAPTURE... [--against ADDRESS] [--json] [--timeout S]``."""
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML config (default: the embedded two-node loopback example)",
+    )
+    parser.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng file")
+    parser.add_argument(
+        "--against", metavar="ADDRESS", help="re-send the requests to this live server instead"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    parser.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=1.0,
+        metavar="SECONDS",
+        help="with --against: longest wait for each answer (default 1)",
+    )
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    """``cozen-responder replay``: exit 0 all matched, 1 any difference, 2 unreadable capture."""
+    from protocols.capture.pcapng import UnreadableCapture
+    from responder import streams
+    from responder.config import ConfigError, load_config
+    from responder.tools import replay, replay_answer
+
+    try:
+        if args.against is not None:
+            ipaddress.ip_address(args.against)
+    except ValueError as exc:
+        streams.error(f"replay: --against: {exc}")
+        return EXIT_USAGE
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        streams.error(str(exc))
+        return EXIT_MISMATCH
+    try:
+        segments = replay.load_segments(args.captures)
+    except OSError as exc:
+        streams.error(f"replay: {exc.filename}: cannot read: {exc.strerror}")
+        return EXIT_UNREADABLE
+    except UnreadableCapture as exc:
+        streams.error(f"replay: unreadable capture: {exc}")
+        return EXIT_UNREADABLE
+    now = segments[0].timestamp if segments else 0.0
+    answers: replay_answer.Answers = (
+        replay_answer.LocalAnswers(config, now)
+        if args.against is None
+        else replay_answer.LiveAnswers(args.against, args.timeout)
+    )
+    outcomes = replay.replay(segments, config, answers)
+    _emit(replay.to_json(outcomes) if args.json else replay.to_table(outcomes))
+    return replay.exit_status(outcomes)
