@@ -199,7 +199,10 @@ def replay_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng file")
     parser.add_argument(
-        "--against", metavar="ADDRESS", help="re-send the requests to this live server instead"
+        "--against",
+        action="append",
+        metavar="ADDRESS|CAPTURED=LIVE",
+        help="re-send the requests to a live server instead (repeat CAPTURED=LIVE to route)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     parser.add_argument(
@@ -219,8 +222,7 @@ def run_replay(args: argparse.Namespace) -> int:
     from responder.tools import replay, replay_answer
 
     try:
-        if args.against is not None:
-            ipaddress.ip_address(args.against)
+        default, routes = parse_against(args.against or [])
     except ValueError as exc:
         streams.error(f"replay: --against: {exc}")
         return EXIT_USAGE
@@ -239,10 +241,30 @@ def run_replay(args: argparse.Namespace) -> int:
         return EXIT_UNREADABLE
     now = segments[0].timestamp if segments else 0.0
     answers: replay_answer.Answers = (
-        replay_answer.LocalAnswers(config, now)
-        if args.against is None
-        else replay_answer.LiveAnswers(args.against, args.timeout)
+        replay_answer.LiveAnswers(default, routes, args.timeout)
+        if args.against
+        else replay_answer.LocalAnswers(config, now)
     )
     outcomes = replay.replay(segments, config, answers)
     _emit(replay.to_json(outcomes) if args.json else replay.to_table(outcomes))
     return replay.exit_status(outcomes)
+
+
+def parse_against(values: list[str]) -> tuple[str | None, dict[str, str]]:
+    """``--against`` values: one ADDRESS (the default) and CAPTURED=LIVE routes.
+
+    Raises:
+        ValueError: not an IP address, or two default addresses.
+    """
+    default: str | None = None
+    routes: dict[str, str] = {}
+    for value in values:
+        captured, _, live = value.rpartition("=")
+        ipaddress.ip_address(live)
+        if captured:
+            routes[str(ipaddress.ip_address(captured))] = live
+        elif default is not None:
+            raise ValueError(f"{value!r}: a second default address (use CAPTURED=LIVE)")
+        else:
+            default = live
+    return default, routes

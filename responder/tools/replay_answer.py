@@ -11,7 +11,9 @@ salts, session IDs) are a constant, and replay masks them anyway. The
 
 :class:`LiveAnswers` (``replay --against ADDRESS``) sends the same requests
 to ADDRESS instead, on the ports the capture used, and reads what comes back
-(bounded by ``timeout`` per answer).
+(bounded by ``timeout`` per answer). ``--against CAPTURED=LIVE`` (repeatable)
+routes the requests sent to one captured address to a live one, for
+captures of several addresses.
 """
 
 from __future__ import annotations
@@ -179,18 +181,30 @@ class _LiveStream:
 
 
 class LiveAnswers:
-    """Answers of the server at ``address`` (replay ``--against``)."""
+    """Answers of live servers (replay ``--against``).
 
-    def __init__(self, address: str, timeout: float = 1.0) -> None:
-        self.address = address
+    ``default``: where every request goes (None: to the address it was sent to);
+    ``routes``: captured address -> live address, before the default.
+    """
+
+    def __init__(
+        self, default: str | None, routes: dict[str, str] | None = None, timeout: float = 1.0
+    ) -> None:
+        self.default = default
+        self.routes = routes or {}
         self.timeout = timeout
 
+    def _where(self, exchange: Exchange) -> str:
+        asked = exchange.answered_from or exchange.server[0]
+        return self.routes.get(asked) or self.default or asked
+
     def datagram(self, exchange: Exchange, request: bytes) -> bytes | None:
-        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
+        address = self._where(exchange)
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
         with socket.socket(family, socket.SOCK_DGRAM) as sock:
             sock.settimeout(self.timeout)
             try:
-                sock.sendto(request, (self.address, exchange.server[1]))
+                sock.sendto(request, (address, exchange.server[1]))
                 deadline = time.monotonic() + self.timeout
                 while time.monotonic() < deadline:
                     answer = sock.recv(65535)
@@ -201,11 +215,12 @@ class LiveAnswers:
         return None
 
     def connect(self, exchange: Exchange) -> StreamPeer | None:
-        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
+        address = self._where(exchange)
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:
-            sock.connect((self.address, exchange.server[1]))
+            sock.connect((address, exchange.server[1]))
         except OSError:
             sock.close()
             return None

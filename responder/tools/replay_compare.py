@@ -22,6 +22,7 @@ of the report, ``key: captured → replayed``.
 
 from __future__ import annotations
 
+import enum
 import struct
 from collections.abc import Callable
 
@@ -123,6 +124,8 @@ def nbns_fields(data: bytes) -> Fields:
         value = getattr(message, name)
         if name == "statistics":
             fields["unit_id"] = value[:6].hex(":")
+        elif isinstance(value, enum.IntFlag):
+            fields[name] = _flags(value)
         elif isinstance(value, tuple):
             fields[name] = ", ".join(_entry(v) for v in value)
         else:
@@ -132,10 +135,15 @@ def nbns_fields(data: bytes) -> Fields:
 
 def _entry(value: object) -> str:
     if isinstance(value, nbns.NodeStatusEntry):
-        return f"{value.name}<{value.suffix:02x}> {value.flags!s}"
+        return f"{value.name}<{value.suffix:02x}> {_flags(value.flags)}"
     if isinstance(value, nbns.AddressEntry):
-        return f"{value.address} {value.flags!s}"
+        return f"{value.address} {_flags(value.flags)}"
     return str(value)
+
+
+def _flags(flags: enum.IntFlag) -> str:
+    names = [f.name for f in type(flags) if f.value and f in flags and f.name]
+    return "|".join(names) or hex(int(flags))
 
 
 # -- SMB -------------------------------------------------------------------------------
@@ -217,7 +225,7 @@ def _mask_timestamp(frame: bytearray, at: int, end: int) -> None:
 
 def smb_fields(frame: bytes) -> Fields:
     """What a reader of the frame sees: its type, command, status, dialect and NTLM names."""
-    fields = {"frame": f"type {frame[0]:#04x}" if frame else "empty"}
+    fields = {"frame": f"type {frame[0]:#04x}" if frame else "empty", "length": str(len(frame))}
     message = frame[4:]
     if message[:4] == SMB2 and len(message) >= 64:
         fields |= _smb2_fields(message)
@@ -229,13 +237,16 @@ def smb_fields(frame: bytes) -> Fields:
 
 
 def _smb2_fields(message: bytes) -> Fields:
-    status, command = struct.unpack_from("<IH", message, 8)
-    fields = {"smb2 command": str(command), "status": f"{status:#010x}"}
+    status, command, credits = struct.unpack_from("<IHH", message, 8)
+    fields = {"smb2 command": str(command), "status": f"{status:#010x}", "credits": str(credits)}
     if command == 0 and message[16] & 1 and len(message) >= 64 + 64:
-        mode, dialect = struct.unpack_from("<HH", message, 66)
-        capabilities = struct.unpack_from("<I", message, 64 + 24)[0]
+        mode, dialect, contexts = struct.unpack_from("<HHH", message, 66)
+        capabilities, transact, read, write = struct.unpack_from("<IIII", message, 64 + 24)
         fields |= {"dialect": f"{dialect:#06x}", "security mode": str(mode)}
         fields["capabilities"] = f"{capabilities:#x}"
+        fields["max transact/read/write"] = f"{transact}/{read}/{write}"
+        fields["negotiate contexts"] = str(contexts)
+        fields["security buffer length"] = str(struct.unpack_from("<H", message, 64 + 58)[0])
     return fields
 
 

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.interop
 TARGETS = Targets(
     "127.0.0.10", ("SQL01-CZ1", "127.0.0.11"), ("SQL01-CZ2", "127.0.0.12"), "127.0.0.12"
 )
+CAPTURES = REPO / "tests" / "data" / "captures"
 HEALTH = '\n[health]\nlisten = "127.0.0.1:9137"\nprobe_interval = 0\n'
 UNLIMITED = "\n[limits]\nresponses_per_second = 0\n"  # thousands of queries from one source
 
@@ -215,3 +216,29 @@ def _wait(check, timeout: float = PATIENCE) -> None:
             return
         done.wait(0.05)
     assert check()
+
+
+def _table(stdout: str) -> dict[str, list[int]]:
+    return {
+        line.split()[0]: [int(x) for x in line.split()[1:]] for line in stdout.splitlines()[1:4]
+    }
+
+
+def test_replay_against_a_live_daemon(write_config, start_daemon):
+    config = write_config()
+    start_daemon(config)
+    hosts = ("127.0.0.10", "127.0.0.11", "127.0.0.12")
+    routes = [arg for host in hosts for arg in ("--against", f"{host}={host}")]
+    done = replay("--config", str(config), str(CAPTURES / "cozen-lo.pcapng"), *routes)
+    assert done.returncode == 0, done.stdout + done.stderr
+    table = _table(done.stdout)
+    assert table["dns"][0] >= 7 and table["nbns"][0] >= 6 and table["smb"][0] >= 20
+
+
+def test_replay_against_a_live_daemon_with_another_identity(write_config, start_daemon):
+    start_daemon(write_config(BASE_CONFIG.replace("SQL01-CZ1", "SQL01-CZ7")))
+    against = ("--against", "127.0.0.11=127.0.0.11", "--json")
+    done = replay("--config", str(write_config()), str(CAPTURES / "cozen-lo.pcapng"), *against)
+    assert done.returncode == 1, done.stderr
+    lines = [line for d in json.loads(done.stdout)["differences"] for line in d["differences"]]
+    assert "ntlm nb_computer_name: SQL01-CZ1 → SQL01-CZ7" in lines
