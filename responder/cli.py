@@ -3,6 +3,7 @@
 :data:`COMMANDS` is the table: each :class:`Command` names itself, adds its
 options to its own sub-parser and runs with the parsed arguments, returning
 the exit status. A new command (probe, audit, replay) is one more entry.
+``run --pcap`` records (responder/capture); ``replay`` re-answers a capture.
 
 Without ``--config`` the embedded default (two loopback nodes) is used, which
 is what ``make run`` serves. Every failure is one line on stderr and a

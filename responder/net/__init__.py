@@ -9,6 +9,7 @@
 - ``addresses``   which local addresses are present now, followed through rtnetlink
 - ``freebind``    IP_FREEBIND: bind an address before it arrives (a VRRP standby)
 - ``linksend``    a UDP broadcast on the link layer, from an address already gone
+- ``tap``         where listeners report every packet while ``run --pcap`` records
 
 The rule of this package: it knows sockets and nothing of any protocol.
 """
