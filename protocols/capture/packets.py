@@ -16,6 +16,7 @@ has nothing to say about them.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import struct
 from dataclasses import dataclass
@@ -49,27 +50,33 @@ class Segment:
 
 
 def _checksum(data: bytes) -> int:
+    # RFC 1071: the one's complement sum of 16-bit words. As 2**16 == 1 (mod 0xFFFF), it is
+    # the big-endian number's remainder mod 0xFFFF (0 standing for 0xFFFF unless all is 0).
     if len(data) % 2:
         data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
+    number = int.from_bytes(data)
+    total = number % 0xFFFF or (0xFFFF if number else 0)
     return ~total & 0xFFFF
 
 
+@functools.lru_cache(maxsize=4096)
+def _packed(address: str) -> bytes:
+    return ipaddress.ip_address(address).packed
+
+
 def _pseudo(source: str, destination: str, protocol: int, length: int) -> bytes:
-    src, dst = ipaddress.ip_address(source), ipaddress.ip_address(destination)
-    if src.version == 4:
-        return src.packed + dst.packed + struct.pack("!BBH", 0, protocol, length)
-    return src.packed + dst.packed + struct.pack("!IxxxB", length, protocol)
+    src, dst = _packed(source), _packed(destination)
+    if len(src) == 4:
+        return src + dst + struct.pack("!BBH", 0, protocol, length)
+    return src + dst + struct.pack("!IxxxB", length, protocol)
 
 
 def _ip(source: str, destination: str, protocol: int, transport: bytes) -> bytes:
-    src, dst = ipaddress.ip_address(source), ipaddress.ip_address(destination)
-    if src.version == 6:
+    src, dst = _packed(source), _packed(destination)
+    if len(src) == 16:
         header6 = struct.pack("!IHBB", 6 << 28, len(transport), protocol, 64)
-        return header6 + src.packed + dst.packed + transport
-    fields = [0x45, 0, 20 + len(transport), 0, 0x4000, 64, protocol, 0, src.packed, dst.packed]
+        return header6 + src + dst + transport
+    fields = [0x45, 0, 20 + len(transport), 0, 0x4000, 64, protocol, 0, src, dst]
     header = struct.pack("!BBHHHBBH4s4s", *fields)
     fields[7] = _checksum(header)
     return struct.pack("!BBHHHBBH4s4s", *fields) + transport
