@@ -151,9 +151,8 @@ class UdpListener:
         loop.add_reader(self._fd, self._drain_compiled if self.compiled else self._drain)
 
     def _drain_compiled(self) -> None:
-        if (
-            _tap.current is not None
-        ):  # recording: every answer through Python (responder/net/tap.py)
+        # Recording: every answer through Python, so none is sent unseen (responder/net/tap.py).
+        if _tap.current is not None:
             self._drain()
             return
         repeats = None if self.repeats is None else self.repeats()

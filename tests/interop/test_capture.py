@@ -242,3 +242,19 @@ def test_replay_against_a_live_daemon_with_another_identity(write_config, start_
     assert done.returncode == 1, done.stderr
     lines = [line for d in json.loads(done.stdout)["differences"] for line in d["differences"]]
     assert "ntlm nb_computer_name: SQL01-CZ1 → SQL01-CZ7" in lines
+
+
+def test_answers_from_the_repeats_table_are_recorded(write_config, start_daemon, tmp_path):
+    # 50 queries identical but for the ID: after the first, the compiled loop would answer them
+    # from its repeats table without Python; recording must see every one of them.
+    capture = tmp_path / "repeats.pcapng"
+    daemon = start_daemon(write_config(), "uvloop", "--pcap", str(capture))
+    assert "ready (compiled UDP loop)" in daemon.log()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(PATIENCE)
+        sock.connect(("127.0.0.10", 53))
+        answers = [_query(sock, 1000 + i) for i in range(50)]
+    assert daemon.stop() == 0
+    assert len({a[2:] for a in answers}) == 1  # the same answer every time
+    ids = fields(capture, "dns.flags.response == 1 && dns.a == 127.0.0.11", "dns.id")
+    assert [int(row[0], 16) for row in ids] == [1000 + i for i in range(50)]
