@@ -82,6 +82,7 @@ class Direction:
     pieces: dict[int, bytes] = field(default_factory=dict)
 
     def add(self, segment: Segment) -> None:
+        """Place the segment's payload at its offset (a SYN sets the base)."""
         if segment.flags & SYN:
             self.base = segment.seq + 1 & 0xFFFFFFFF
         if not segment.payload:
@@ -119,6 +120,7 @@ class Reassembler:
         self._order: list[Stream] = []
 
     def add(self, segment: Segment) -> None:
+        """File a segment under its connection; a new SYN on a used 4-tuple starts another."""
         key = (segment.source, segment.destination)
         reverse = (segment.destination, segment.source)
         stream = self._streams.get(key) or self._streams.get(reverse)

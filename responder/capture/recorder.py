@@ -84,6 +84,7 @@ class Recorder:
         self.hold = threading.Event()  # set: the writer thread stalls (tests)
 
     def start(self) -> None:
+        """Start the writer thread."""
         self._writer.start(self.hold)
 
     def stop(self) -> None:
@@ -95,6 +96,7 @@ class Recorder:
         self._writer.reopen = True
 
     def status(self) -> dict[str, object]:
+        """/status ``capture``: the file, records queued, written and dropped, files, errors."""
         c = self.counts
         return {
             "file": self.path,

@@ -18,17 +18,23 @@ Address = tuple[str, int]
 
 
 class Tap(Protocol):
-    def datagram(self, source: Address, destination: Address, data: bytes) -> None: ...
+    def datagram(self, source: Address, destination: Address, data: bytes) -> None:
+        """A UDP datagram received or sent (by the listener, or unsolicited)."""
 
-    def stream_open(self, key: object, client: Address, server: Address) -> None: ...
+    def stream_open(self, key: object, client: Address, server: Address) -> None:
+        """A TCP connection accepted; ``key`` names it in the calls that follow."""
 
-    def stream_data(self, key: object, sender: Address, data: bytes) -> None: ...
+    def stream_data(self, key: object, sender: Address, data: bytes) -> None:
+        """Bytes received from the client or written to it (``sender`` says which)."""
 
-    def stream_close(self, key: object, closer: Address) -> None: ...
+    def stream_close(self, key: object, closer: Address) -> None:
+        """The connection ended; ``closer`` closed it first."""
 
-    def reopen(self) -> None: ...
+    def reopen(self) -> None:
+        """Close and reopen the output (SIGHUP after logrotate)."""
 
-    def status(self) -> dict[str, object]: ...
+    def status(self) -> dict[str, object]:
+        """Counters for /status and /metrics (``written``, ``dropped``, ...)."""
 
 
 class CaptureUnwritable(OSError):

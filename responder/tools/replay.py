@@ -208,6 +208,7 @@ def summary(outcomes: list[Outcome]) -> dict[str, dict[str, int]]:
 
 
 def exit_status(outcomes: list[Outcome]) -> int:
+    """0 when every request matched or was not ours, else 1."""
     return 0 if all(o.verdict in ("matched", "not-ours") for o in outcomes) else 1
 
 
@@ -227,6 +228,7 @@ def to_table(outcomes: list[Outcome]) -> str:
 
 
 def to_json(outcomes: list[Outcome]) -> str:
+    """``{"summary": per protocol and verdict, "differences": [outcome, ...]}``."""
     problems = [asdict(o) for o in outcomes if o.verdict in ("differing", "unanswered")]
     return json.dumps(
         {"summary": summary(outcomes), "differences": problems}, indent=2, ensure_ascii=False

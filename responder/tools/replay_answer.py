@@ -38,15 +38,21 @@ FILETIME_EPOCH = 116444736000000000
 class StreamPeer(Protocol):
     """One replayed connection: a request in, the reply frames or messages out."""
 
-    def exchange(self, request: bytes, expected: int) -> list[bytes]: ...
+    def exchange(self, request: bytes, expected: int) -> list[bytes]:
+        """The replies to ``request`` (``expected``: how many the capture holds, for a wait)."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """End the connection."""
 
 
 class Answers(Protocol):
-    def datagram(self, exchange: Exchange, request: bytes) -> bytes | None: ...
+    """Who answers the replayed requests: the daemon's codecs, or a live server."""
 
-    def connect(self, exchange: Exchange) -> StreamPeer | None: ...
+    def datagram(self, exchange: Exchange, request: bytes) -> bytes | None:
+        """The answer to one UDP request of ``exchange``, or None."""
+
+    def connect(self, exchange: Exchange) -> StreamPeer | None:
+        """A connection for the TCP ``exchange``; None when it cannot be made."""
 
 
 class _Constant:

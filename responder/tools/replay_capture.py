@@ -54,6 +54,7 @@ class Ports:
 
     @staticmethod
     def of(config: Config) -> Ports:
+        """The ports ``config`` serves each protocol on."""
         return Ports(config.dns.port, config.netbios.port, config.smb.port, config.smb.netbios_port)
 
 

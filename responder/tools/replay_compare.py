@@ -49,6 +49,7 @@ def diff(captured: Fields, replayed: Fields) -> list[str]:
 
 
 def fields_of(protocol: str) -> Callable[[bytes], Fields]:
+    """The field extractor of ``protocol`` (dns, nbns, smb)."""
     return {"dns": dns_fields, "nbns": nbns_fields, "smb": smb_fields}[protocol]
 
 
