@@ -214,14 +214,22 @@ def cozen_config_path(ctx: Context) -> Path:
 
 
 def cozen_command(
-    fast_path: bool, workers: int = 1, *, pure_python: bool = False, limits: bool = False
+    fast_path: bool,
+    workers: int = 1,
+    *,
+    pure_python: bool = False,
+    limits: bool = False,
+    pcap: bool = False,
 ) -> Callable[[Context, str, Cluster], list[str]]:
     """``pure_python``: the daemon's Python UDP loop instead of the compiled one;
-    ``limits``: rate limiting on (at a rate the load never reaches)."""
+    ``limits``: rate limiting on (at a rate the load never reaches);
+    ``pcap``: recording every exchange (``run --pcap``, into the work directory)."""
 
     def command(ctx: Context, kind: str, cluster: Cluster) -> list[str]:
         text = cozen_config(cluster, fast_path, workers, limits=limits)
         argv = daemon_command(ctx.python, _write(ctx, cozen_config_path(ctx).name, text))
+        if pcap:
+            argv += ["--pcap", str(ctx.workdir / f"bench-{kind}.pcapng"), "--pcap-rotate", "200MB"]
         return ["env", "COZEN_PURE_PYTHON=1", *argv] if pure_python else argv
 
     return command
@@ -243,6 +251,7 @@ SERVERS = {
         ServerDef("cozen-rrl", frozenset({"dns", "nbns"}), cozen_command(True, limits=True)),
         ServerDef("cozen-general", frozenset({"dns"}), cozen_command(fast_path=False)),
         ServerDef("cozen-py", frozenset({"dns", "nbns"}), cozen_command(True, pure_python=True)),
+        ServerDef("cozen-pcap", frozenset({"dns", "nbns", "smb"}), cozen_command(True, pcap=True)),
         # Worker scaling: two processes on the two CPUs (the load generator shares CPU 1).
         ServerDef("cozen-w2", frozenset({"dns"}), cozen_command(True, workers=2), "0,1"),
         ServerDef("knot", frozenset({"dns"}), knot_command),

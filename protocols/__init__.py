@@ -23,6 +23,7 @@ One subpackage per protocol family:
 - ``netbios/``  NetBIOS names, name service (NBNS) messages and engines, session service (NBSS)
 - ``smb/``      SMB1 and SMB2/3 identity messages and the per-connection session
 - ``auth/``     the GSS mechanisms SMB (and later DNS registration) carry: NTLMSSP, SPNEGO, DER
+- ``capture/``  packet captures: pcapng written, pcap/pcapng read, TCP synthesized and reassembled
 
 Shared by every family:
 

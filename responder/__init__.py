@@ -20,6 +20,7 @@ Read it top-down:
 - ``services/``  one service per protocol (DNS, NBNS, SMB, health, DNS registration) with the
                  same verbs
 - ``health/``    what the health service serves: readiness, self-probes, metrics, status page
+- ``capture/``   ``run --pcap``: the recorder behind the listeners' tap (imported only then)
 
 The rule of this layer: a packet goes listener -> codec -> identity -> codec ->
 send; protocol decisions are the codecs', never the adapters'.

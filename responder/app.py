@@ -28,6 +28,7 @@ from responder.config import Config, ConfigError, load_config
 from responder.health.board import Publisher, WorkerBoard, worker_counters
 from responder.health.view import ReloadRecord
 from responder.identity import ZoneSerial, node_identities, zone_serial
+from responder.net import tap
 from responder.net.listeners import BindError
 from responder.net.udp import udp_loop_name
 from responder.offload import off_loop
@@ -172,6 +173,8 @@ class Daemon:
         }
         for service in self.services:
             report[service.name] = service.status()
+        if tap.current is not None:  # run --pcap (responder/capture)
+            report["capture"] = tap.current.status()
         return report
 
 
@@ -197,11 +200,13 @@ async def run_until_signalled(
     """
     loop = asyncio.get_running_loop()
     notifier = systemd.Notifier() if worker == 0 else systemd.Notifier({})
+    recorder = _start_capture(config, worker)  # opened as root, before any user change
     try:
         daemon = Daemon(config, loop, worker, board)
         await _start(daemon, account)
         await _serve(loop, notifier, daemon, config_path, forward_to, ready)
     finally:
+        _stop_capture(recorder)  # after the services stopped: their last words are recorded
         notifier.close()
 
 
@@ -246,6 +251,8 @@ async def _serve(
         reloading.add(task)
         task.add_done_callback(reloading.discard)
         task.add_done_callback(lambda t: None if t.cancelled() else notifier.ready())
+        if tap.current is not None:  # logrotate moved the capture file: start a new one
+            tap.current.reopen()
 
     def on_user(sig: int) -> None:
         workers.forward(forward_to, sig)
@@ -276,6 +283,29 @@ async def _serve(
             loop.remove_signal_handler(sig)  # which restores the default: ignore them again
             signal.signal(sig, signal.SIG_IGN)
         log.info("stopped")
+
+
+def _start_capture(config: Config, worker: int) -> object:
+    """The recorder of ``run --pcap`` / ``[capture] file``; imported only then.
+
+    Raises:
+        CaptureUnwritable: the capture file cannot be created.
+    """
+    if config.capture.file is None:
+        return None
+    from responder.capture.session import start_recording
+
+    try:
+        return start_recording(config, worker)
+    except OSError as exc:
+        raise tap.CaptureUnwritable(f"capture: {config.capture.file}: {exc.strerror}") from None
+
+
+def _stop_capture(recorder: object) -> None:
+    if recorder is not None:
+        from responder.capture.session import stop_recording
+
+        stop_recording(recorder)  # type: ignore[arg-type]
 
 
 def ignore_user_signals() -> None:

@@ -3,6 +3,7 @@
 :data:`COMMANDS` is the table: each :class:`Command` names itself, adds its
 options to its own sub-parser and runs with the parsed arguments, returning
 the exit status. A new command (probe, audit, replay) is one more entry.
+``run --pcap`` records (responder/capture); ``replay`` re-answers a capture.
 
 Without ``--config`` the embedded default (two loopback nodes) is used, which
 is what ``make run`` serves. Every failure is one line on stderr and a
@@ -26,10 +27,11 @@ from importlib import metadata
 
 from responder import __version__, logs, streams, workers
 from responder.app import ignore_user_signals, run_until_signalled
-from responder.config import Config, ConfigError, load_config
+from responder.config import Config, ConfigError, load_config, with_capture_options
 from responder.describe import describe
 from responder.health.board import WorkerBoard
 from responder.net.listeners import BindError
+from responder.net.tap import CaptureUnwritable
 from responder.openfiles import LimitError, raise_open_files
 from responder.privileges import Account, PrivilegeError, resolve
 from responder.tools import commands as tools
@@ -89,12 +91,16 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="with --user: the group to become (default: the user's primary group)",
     )
+    capture = parser.add_argument_group("recording (see README: Capturing and replaying)")
+    capture.add_argument("--pcap", metavar="FILE", help="record every exchange as pcapng")
+    capture.add_argument("--pcap-rotate", metavar="SIZE|TIME", help="e.g. 100MB or 1h")
+    capture.add_argument("--pcap-filter", metavar="LIST", help="e.g. dns,nbns,10.0.0.0/24")
 
 
 def _load(args: argparse.Namespace) -> Config | None:
     """The config named by ``--config``; None (reported on stderr) when invalid."""
     try:
-        return load_config(args.config)
+        return with_capture_options(load_config(args.config), args)
     except ConfigError as exc:
         streams.error(str(exc))
         return None
@@ -175,7 +181,7 @@ def _reread(args: argparse.Namespace, config: Config) -> Config:
     if args.config is None:
         return config
     try:
-        return load_config(args.config)
+        return with_capture_options(load_config(args.config), args)
     except ConfigError as exc:
         logging.getLogger(__name__).error("worker: %s; serving the config read at start", exc)
         return config
@@ -188,6 +194,7 @@ COMMANDS = (
     Command("check", "validate the config and print what would be served", _config_option, _check),
     Command("probe", tools.PROBE_HELP, tools.probe_options, tools.run_probe),
     Command("audit", tools.AUDIT_HELP, tools.audit_options, tools.run_audit),
+    Command("replay", tools.REPLAY_HELP, tools.replay_options, tools.run_replay),
 )
 
 
@@ -259,6 +266,9 @@ def _serve(
     except PrivilegeError as exc:
         streams.error(str(exc))
         return EXIT_SYSTEM
+    except CaptureUnwritable as exc:
+        streams.error(str(exc))
+        return EXIT_CONFIG
     return 0
 
 

@@ -18,7 +18,7 @@ import socket
 import tomllib
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,14 @@ from responder._toml import (
     unicast_ip,
     unicast_ipv4,
     unicast_ipv6,
+)
+from responder.capture.options import (
+    NO_FILTER,
+    NO_ROTATION,
+    CaptureFilter,
+    Rotation,
+    parse_filter,
+    parse_rotation,
 )
 from responder.identity import cozen_fqdn, derived_mac, derived_server_guid
 
@@ -147,6 +155,16 @@ class LimitSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CaptureSettings:
+    """``[capture]`` (or ``run --pcap``): record every exchange as pcapng (responder/capture)."""
+
+    file: str | None = None  # None: not recording
+    rotate: Rotation = NO_ROTATION
+    filter: CaptureFilter = NO_FILTER
+    queue: int = 65536  # records waiting for the writer thread; beyond, dropped and counted
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: str  # file path, or EMBEDDED_DEFAULT
     cluster: Cluster
@@ -158,6 +176,7 @@ class Config:
     nodes: tuple[Node, ...]
     limits: LimitSettings
     registration: DnsRegistration | None = None  # [registration.dns]; None: off
+    capture: CaptureSettings = CaptureSettings()
 
 
 def _netbios_name(raw: str) -> str:
@@ -388,6 +407,17 @@ def _parse_health(section: Section) -> HealthSettings:
     return health
 
 
+def _parse_capture(section: Section) -> CaptureSettings:
+    capture = CaptureSettings(
+        file=section.take_optional("file", str),
+        rotate=section.take_parsed("rotate", parse_rotation, NO_ROTATION),
+        filter=section.take_parsed("filter", parse_filter, NO_FILTER),
+        queue=section.take_int("queue", 65536, 16, 16 * 1024 * 1024),
+    )
+    section.finish()
+    return capture
+
+
 def _parse_daemon(section: Section) -> DaemonSettings:
     daemon = DaemonSettings(
         workers=section.take_int("workers", 1, 1, 64),
@@ -520,6 +550,7 @@ def parse_config(document: dict[str, Any], source: str) -> Config:
         [a for n in nodes for a in n.addresses],
         dns.ttl,
     )
+    capture = _parse_capture(top.sub("capture"))
     top.finish()
     config = Config(
         source=source,
@@ -532,9 +563,29 @@ def parse_config(document: dict[str, Any], source: str) -> Config:
         nodes=nodes,
         limits=limits,
         registration=registration,
+        capture=capture,
     )
     _reject_port_clashes(config)
     return config
+
+
+def with_capture_options(config: Config, args: object) -> Config:
+    """``config`` with ``run --pcap``, ``--pcap-rotate`` and ``--pcap-filter`` applied.
+
+    Raises:
+        ConfigError: a rotation or filter option is invalid.
+    """
+    capture = config.capture
+    try:
+        if getattr(args, "pcap", None):
+            capture = replace(capture, file=args.pcap)  # type: ignore[attr-defined]
+        if getattr(args, "pcap_rotate", None):
+            capture = replace(capture, rotate=parse_rotation(args.pcap_rotate))  # type: ignore[attr-defined]
+        if getattr(args, "pcap_filter", None):
+            capture = replace(capture, filter=parse_filter(args.pcap_filter))  # type: ignore[attr-defined]
+    except ValueError as exc:
+        raise ConfigError("<command line>", "--pcap", str(exc)) from None
+    return replace(config, capture=capture)
 
 
 def load_config(path: str | None) -> Config:

@@ -37,6 +37,7 @@ from responder.health.board import merge, worker_counters
 from responder.health.probes import SelfProbes
 from responder.health.readiness import assess
 from responder.health.view import DaemonView
+from responder.net import tap
 from responder.net.udp import udp_loop_name
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -77,6 +78,7 @@ class DaemonCollector(Collector):
         yield from _smb(self._view)
         yield from _registration(self._view)
         yield from _reloads(self._view)
+        yield from _capture()
         if self._probes is not None:
             yield from _self_probes(self._probes)
 
@@ -247,6 +249,20 @@ def _reloads(view: DaemonView) -> Iterator[Metric]:
     yield family
     failed = 1 if record.last_ok is False else 0
     yield _gauge("cozen_last_reload_failed", "1 when the latest reload failed.", failed)
+
+
+def _capture() -> Iterator[Metric]:
+    """``run --pcap``: records written and dropped (queue full); absent when not recording."""
+    if tap.current is None:
+        return
+    status = tap.current.status()
+    family = CounterMetricFamily(
+        "cozen_capture_records", "Capture records by outcome (run --pcap).", labels=["outcome"]
+    )
+    for outcome in ("written", "dropped"):
+        value = status.get(outcome, 0)
+        family.add_metric([outcome], value if isinstance(value, int) else 0)
+    yield family
 
 
 def _self_probes(probes: SelfProbes) -> Iterator[Metric]:

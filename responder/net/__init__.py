@@ -10,6 +10,7 @@
 - ``freebind``    IP_FREEBIND: bind an address before it arrives (a VRRP standby)
 - ``ttl``         IP_TTL / IPV6_UNICAST_HOPS: the TTL of what we send ([daemon] ip_ttl)
 - ``linksend``    a UDP broadcast on the link layer, from an address already gone
+- ``tap``         where listeners report every packet while ``run --pcap`` records
 
 The rule of this package: it knows sockets and nothing of any protocol.
 """

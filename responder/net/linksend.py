@@ -17,6 +17,8 @@ import secrets
 import socket
 import struct
 
+from responder.net import tap
+
 log = logging.getLogger(__name__)
 
 ETH_P_IP = 0x0800
@@ -89,6 +91,8 @@ class LinkSender:
         except OSError as exc:
             log.debug("link-layer send from %s on interface %d failed: %s", source, ifindex, exc)
             return False
+        if tap.current is not None:  # run --pcap: this release is sent too
+            tap.current.datagram(source, destination, data)
         return True
 
     def close(self) -> None:

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, cast
 
+from responder.net import tap as _tap
 from responder.net.freebind import set_freebind
 from responder.net.ttl import set_ip_ttl
 
@@ -140,18 +141,25 @@ class _Connection(asyncio.Protocol):
         self.more: asyncio.Handle | None = None  # the next batch of a session's backlog
         self.reading = True
         self.write_paused = False
+        self.tap: _tap.Tap | None = None  # set while recording (responder/net/tap.py)
+        self.peer: Address = ("", 0)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = transport = cast(asyncio.Transport, transport)
         transport.set_write_buffer_limits(high=256 * 1024)
-        peer = transport.get_extra_info("peername")[:2]
+        peer = self.peer = transport.get_extra_info("peername")[:2]
+        self.tap = _tap.current
+        if self.tap is not None:
+            self.tap.stream_open(self, peer, self.listener.local_address)
         self.listener.admit(self)
         self.session = self.listener.factory(peer, self.listener.local_address)
         self._arm_timer(self.listener.limits().idle_timeout)
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = self.listener.loop.time()
+        if self.tap is not None:
+            self.tap.stream_data(self, self.peer, data)
         self._feed(data)
 
     def _feed(self, data: bytes) -> None:
@@ -164,6 +172,8 @@ class _Connection(asyncio.Protocol):
             return
         if reply:
             self.transport.write(reply)
+            if self.tap is not None:
+                self.tap.stream_data(self, self.listener.local_address, reply)
         if self.session.closed:
             self.close()
         else:
@@ -217,12 +227,15 @@ class _Connection(asyncio.Protocol):
                 self.transport.abort()
             else:
                 self.transport.close()
-        self._forget()
+        self._forget(self.listener.local_address)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._forget()
+        self._forget(self.peer)
 
-    def _forget(self) -> None:
+    def _forget(self, closer: Address) -> None:
+        if self.tap is not None:
+            self.tap.stream_close(self, closer)
+            self.tap = None
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from protocols.repeats import Repeats
+from responder.net import tap as _tap
 from responder.net.freebind import set_freebind
 from responder.net.guard import ListenerGuard, packed_address
 from responder.net.ttl import set_ip_ttl
@@ -156,6 +157,10 @@ class UdpListener:
         loop.add_reader(self._fd, self._drain_compiled if self.compiled else self._drain)
 
     def _drain_compiled(self) -> None:
+        # Recording: every answer through Python, so none is sent unseen (responder/net/tap.py).
+        if _tap.current is not None:
+            self._drain()
+            return
         repeats = None if self.repeats is None else self.repeats()
         # drain fills ``counts`` even when it raises (out of memory at the end), so
         # this wake-up's counts are never lost; the exception then goes to the loop,
@@ -185,7 +190,10 @@ class UdpListener:
 
     def _drain(self) -> None:
         guard = None if self.guard is None else self.guard()
-        if guard is None:
+        tap = _tap.current
+        if tap is not None:
+            self._drain_recorded(tap, guard)
+        elif guard is None:
             self._drain_plain()
         else:
             self._drain_guarded(guard)
@@ -254,6 +262,40 @@ class UdpListener:
                 except OSError:
                     counters.dropped_send += 1
 
+    def _drain_recorded(self, tap: _tap.Tap, guard: ListenerGuard | None) -> None:
+        # The reference loop while recording: what came in and what went out, reported.
+        recvfrom, handler, counters = self.sock.recvfrom, self.handler, self.counters
+        table = None if guard is None else guard.python()
+        local = self.local_address
+        for _ in range(DRAIN_LIMIT):
+            try:
+                data, source = recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.debug("udp %s: receive error %s", local, exc)
+                return
+            counters.received += 1
+            source = source[:2]
+            tap.datagram(source, local, data)
+            packed = packed_address(source[0])
+            if table is not None and table.check_source(packed, source[1]):
+                continue
+            try:
+                reply = handler(data, source)
+            except Exception as exc:
+                self._handler_failed(data, exc)
+                continue
+            if reply is not None and table is not None and table.limiting:
+                reply = guard.limit(table, data, packed, reply)  # type: ignore[union-attr]
+            if reply is not None:
+                try:
+                    self.sock.sendto(reply, source)
+                    counters.answered += 1
+                    tap.datagram(local, source, reply)
+                except OSError:
+                    counters.dropped_send += 1
+
     def _handler_failed(self, data: bytes, error: BaseException) -> None:
         self.counters.handler_bugs += 1
         log.error(
@@ -267,6 +309,8 @@ class UdpListener:
         except OSError as exc:
             log.debug("udp %s: send to %s failed: %s", self.local_address, destination, exc)
             return False
+        if _tap.current is not None:
+            _tap.current.datagram(self.local_address, destination, data)
         return True
 
     async def close(self) -> None:

@@ -6,8 +6,10 @@
 - ``render``  the table and the JSON of probe results
 - ``table``   a small fixed-width table printer
 - ``audit``   every node of a config probed and checked against responder.identity
+- ``replay``  captures re-answered and diffed: ``replay_capture`` (capture -> exchanges),
+  ``replay_answer`` (in process or live), ``replay_compare`` (fields, masks), ``replay_label``
 
-- ``commands`` the ``probe`` and ``audit`` entries of ``cli.COMMANDS`` (argparse only)
+- ``commands`` the ``probe``, ``audit`` and ``replay`` entries of ``cli.COMMANDS`` (argparse only)
 
 The rule of this package: the daemon never loads its machinery (``cli`` imports only
 ``commands``, which imports the rest when ``probe`` or ``audit`` runs), and it speaks

@@ -184,3 +184,87 @@ def run_audit(args: argparse.Namespace) -> int:
     probed = [*results, *([public] if public is not None else [])]
     _emit(audit.to_json(audits, probed) if args.json else audit.to_table(audits))
     return 0 if all(a.ok for a in audits) else EXIT_MISMATCH
+
+
+REPLAY_HELP = "re-answer the requests of captures (pcap, pcapng) and diff with their answers"
+EXIT_UNREADABLE = 2
+
+
+def replay_options(parser: argparse.ArgumentParser) -> None:
+    """``replay --config FILE CAPTURE... [--against ADDRESS] [--json] [--timeout S]``."""
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML config (default: the embedded two-node loopback example)",
+    )
+    parser.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng file")
+    parser.add_argument(
+        "--against",
+        action="append",
+        metavar="ADDRESS|CAPTURED=LIVE",
+        help="re-send the requests to a live server instead (repeat CAPTURED=LIVE to route)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    parser.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=1.0,
+        metavar="SECONDS",
+        help="with --against: longest wait for each answer (default 1)",
+    )
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    """``cozen-responder replay``: exit 0 all matched, 1 any difference, 2 unreadable capture."""
+    from protocols.capture.pcapng import UnreadableCapture
+    from responder import streams
+    from responder.config import ConfigError, load_config
+    from responder.tools import replay, replay_answer
+
+    try:
+        default, routes = parse_against(args.against or [])
+    except ValueError as exc:
+        streams.error(f"replay: --against: {exc}")
+        return EXIT_USAGE
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        streams.error(str(exc))
+        return EXIT_MISMATCH
+    try:
+        segments = replay.load_segments(args.captures)
+    except OSError as exc:
+        streams.error(f"replay: {exc.filename}: cannot read: {exc.strerror}")
+        return EXIT_UNREADABLE
+    except UnreadableCapture as exc:
+        streams.error(f"replay: unreadable capture: {exc}")
+        return EXIT_UNREADABLE
+    now = segments[0].timestamp if segments else 0.0
+    answers: replay_answer.Answers = (
+        replay_answer.LiveAnswers(default, routes, args.timeout)
+        if args.against
+        else replay_answer.LocalAnswers(config, now)
+    )
+    outcomes = replay.replay(segments, config, answers)
+    _emit(replay.to_json(outcomes) if args.json else replay.to_table(outcomes))
+    return replay.exit_status(outcomes)
+
+
+def parse_against(values: list[str]) -> tuple[str | None, dict[str, str]]:
+    """``--against`` values: one ADDRESS (the default) and CAPTURED=LIVE routes.
+
+    Raises:
+        ValueError: not an IP address, or two default addresses.
+    """
+    default: str | None = None
+    routes: dict[str, str] = {}
+    for value in values:
+        captured, _, live = value.rpartition("=")
+        ipaddress.ip_address(live)
+        if captured:
+            routes[str(ipaddress.ip_address(captured))] = live
+        elif default is not None:
+            raise ValueError(f"{value!r}: a second default address (use CAPTURED=LIVE)")
+        else:
+            default = live
+    return default, routes
