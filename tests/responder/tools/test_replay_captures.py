@@ -61,7 +61,7 @@ SAMBA_KNOT_DIFFERENCES = {
     ("smb", "ntlm nb_domain_name"),  # standalone: its own name as domain
     ("smb", "ntlm target"),
     ("smb", "status"),  # it lets the anonymous session connect IPC$; we deny
-    ("smb", "capture"),  # ... so its client's TREE_DISCONNECT got no answer there; we deny it
+    ("smb", "smb2 command"),  # ... and so answers what follows
 }
 
 
