@@ -35,6 +35,14 @@ cookie) with a new ID. :func:`fast_answer` keeps the replies to the last
 few thousand UDP queries it answered in the shared repeats table of
 :mod:`protocols.repeats`; only queries up to 512 bytes are kept, so it
 holds a few MB at most.
+
+Counting. Each stored reply carries its (``fast``, qtype, outcome) key from
+:mod:`protocols.dns.outcome`, worked out once at build time; every UDP
+answer :func:`fast_answer` gives adds one to ``table.counts[key]``, the
+dict the caller passed in (the daemon keeps it across reloads). A repeat
+answered here finds that count's cell in ``table.labels``, kept beside ``repeats``
+(which must hold bytes alone: the compiled UDP loop reads it, and counts
+the repeats it answers itself as one total).
 """
 
 from __future__ import annotations
@@ -64,7 +72,8 @@ from protocols.dns.message import (
     name_from_text,
     name_key,
 )
-from protocols.repeats import Repeats, recall, remember
+from protocols.dns.outcome import CountKey, Counts, add, classify
+from protocols.repeats import ID_SIZE, REPEATS_LIMIT, Repeats, remember
 
 _COUNTS_PLAIN = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 _COUNTS_OPT = b"\x00\x01\x00\x00\x00\x00\x00\x01"
@@ -77,11 +86,12 @@ REPEATS_MAX_QUERY = 512  # longer queries (padded options) are answered, not rem
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """One precomputed reply: flags (RD/CD clear), counts and the post-question tail."""
+    """One precomputed reply: flags (RD/CD clear), counts, the post-question tail, its key."""
 
     flags: int
     counts: bytes
     tail: bytes
+    key: CountKey  # what answering with it counts as (see protocols/dns/outcome.py)
 
 
 Variants = tuple[Stored | None, Stored | None, Stored | None]
@@ -94,11 +104,15 @@ class AnswerTable:
 
     ``entries`` is a plain dict for lookup speed; treat it as read-only.
     ``repeats`` keeps UDP replies (:mod:`protocols.repeats`): datagram after
-    the ID -> reply after the ID; :func:`fast_answer` alone writes it.
+    the ID -> reply after the ID; :func:`fast_answer` alone writes it, and
+    ``labels`` beside it (same keys -> the reply's cell in ``counts``). ``counts``:
+    UDP answers given per count key, usually a dict the caller keeps.
     """
 
     entries: dict[bytes, Variants]
     repeats: Repeats = field(default_factory=dict, compare=False)
+    counts: Counts = field(default_factory=dict, compare=False)
+    labels: dict[bytes, list[int]] = field(default_factory=dict, compare=False)
 
 
 def _questions(settings: AuthoritySettings) -> list[tuple[Name, int]]:
@@ -124,7 +138,8 @@ def _store(authority: Authority, question: Question, edns: Edns | None) -> Store
     question_end = _question_end(query)
     if flags & _TC or reply[HEADER_SIZE:question_end] != query[HEADER_SIZE:question_end]:
         return None
-    return Stored(flags & ~_COPIED_FLAGS, reply[4:HEADER_SIZE], reply[question_end:])
+    key = ("fast", *classify(reply))
+    return Stored(flags & ~_COPIED_FLAGS, reply[4:HEADER_SIZE], reply[question_end:], key)
 
 
 def _opt_bytes(edns: Edns) -> bytes:
@@ -135,7 +150,7 @@ def _opt_bytes(edns: Edns) -> bytes:
 
 def _with_opt(plain: Stored, opt: bytes) -> Stored:
     arcount = int.from_bytes(plain.counts[6:8]) + 1
-    return Stored(plain.flags, plain.counts[:6] + arcount.to_bytes(2), plain.tail + opt)
+    return Stored(plain.flags, plain.counts[:6] + arcount.to_bytes(2), plain.tail + opt, plain.key)
 
 
 def _variants(authority: Authority, question: Question, opts: tuple[bytes, bytes]) -> Variants:
@@ -158,7 +173,7 @@ def iter_answer_entries(authority: Authority) -> Iterator[tuple[bytes, Variants]
         yield _question_bytes(question), _variants(authority, question, opts)
 
 
-def build_answer_table(settings: AuthoritySettings) -> AnswerTable:
+def build_answer_table(settings: AuthoritySettings, counts: Counts | None = None) -> AnswerTable:
     """Run the general path once per configured (name, type), all at once.
 
     The daemon builds the same table from :func:`iter_answer_entries` in a
@@ -169,7 +184,8 @@ def build_answer_table(settings: AuthoritySettings) -> AnswerTable:
     Raises:
         ValueError: the settings hold an invalid address or name.
     """
-    return AnswerTable(dict(iter_answer_entries(Authority(settings))))
+    entries = dict(iter_answer_entries(Authority(settings)))
+    return AnswerTable(entries, counts={} if counts is None else counts)
 
 
 def _question_bytes(question: Question) -> bytes:
@@ -214,23 +230,34 @@ def fast_answer(table: AnswerTable, datagram: bytes, *, udp: bool = True) -> byt
     """The precomputed reply to ``datagram``, or None to use the general path.
 
     When it returns bytes they equal what
-    :meth:`~protocols.dns.authority.Authority.respond` would return.
+    :meth:`~protocols.dns.authority.Authority.respond` would return. A UDP
+    answer adds one to ``table.counts`` under the stored reply's key.
 
     Raises:
         Nothing for any input.
     """
     if not udp:
-        return _splice(table, datagram, udp=False)
-    reply = recall(table.repeats, datagram)
-    if reply is not None:
-        return reply
-    reply = _splice(table, datagram, udp=True)
-    if reply is not None and len(datagram) <= REPEATS_MAX_QUERY:
+        found = _splice(table, datagram, udp=False)
+        return None if found is None else found[0]
+    tail_key = datagram[ID_SIZE:]
+    tail = table.repeats.get(tail_key)
+    if tail is not None:
+        table.labels[tail_key][0] += 1  # stored together below
+        return datagram[:ID_SIZE] + tail
+    found = _splice(table, datagram, udp=True)
+    if found is None:
+        return None
+    reply, key = found
+    cell = add(table.counts, key)
+    if len(datagram) <= REPEATS_MAX_QUERY:
+        if len(table.repeats) >= REPEATS_LIMIT:
+            table.labels.clear()  # remember() is about to clear the repeats
         remember(table.repeats, datagram, reply)
+        table.labels[tail_key] = cell
     return reply
 
 
-def _splice(table: AnswerTable, datagram: bytes, *, udp: bool) -> bytes | None:
+def _splice(table: AnswerTable, datagram: bytes, *, udp: bool) -> tuple[bytes, CountKey] | None:
     """The table lookup and splice behind :func:`fast_answer`."""
     if len(datagram) <= HEADER_SIZE:
         return None
@@ -257,4 +284,4 @@ def _splice(table: AnswerTable, datagram: bytes, *, udp: bool) -> bytes | None:
     reply = datagram[:2] + head + datagram[HEADER_SIZE:end] + stored.tail
     if udp and len(reply) > limit:
         return None
-    return reply
+    return reply, stored.key
