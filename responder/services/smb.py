@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Mapping
 
 from protocols.auth.ntlmssp import filetime
+from protocols.smb.counters import SmbCounters
 from protocols.smb.session import SmbIdentity, SmbSession
 from responder.config import Config
 from responder.identity import node_identities, smb_identity
@@ -65,6 +66,7 @@ class SmbService:
         self.boot_time = filetime(time.time())  # ServerStartTime, fixed for the daemon's life
         self.identities: Mapping[str, SmbIdentity] = {}
         self.limits = TcpLimits(max_connections=0, idle_timeout=0.0)  # set by apply()
+        self.counters = SmbCounters()  # every session's NEGOTIATE and SESSION_SETUP answers
         self._max_message_size = 65536
         self._freebind = False  # [daemon] freebind: bind addresses not (yet) present
         self.tcp: ListenerSet[Endpoint, TcpListener] = ListenerSet(self._open)
@@ -109,6 +111,7 @@ class SmbService:
                     "transport": "nbss" if netbios else "direct",
                     "connections": len(listener.connections),
                     "evicted": listener.evicted,
+                    "accepted": listener.accepted,
                 }
                 for (host, port, netbios), listener in self.tcp.active.items()
             ],
@@ -131,6 +134,7 @@ class SmbService:
             random_bytes=os.urandom,
             clock=time.time,
             max_message_size=self._max_message_size,
+            counters=self.counters,
         )
 
     async def _open(self, endpoint: Endpoint) -> TcpListener:
