@@ -37,12 +37,14 @@ few thousand UDP queries it answered in the shared repeats table of
 holds a few MB at most.
 
 Counting. Each stored reply carries its (``fast``, qtype, outcome) key from
-:mod:`protocols.dns.outcome`, worked out once at build time; every UDP
-answer :func:`fast_answer` gives adds one to ``table.counts[key]``, the
-dict the caller passed in (the daemon keeps it across reloads). A repeat
-answered here finds that count's cell in ``table.labels``, kept beside ``repeats``
-(which must hold bytes alone: the compiled UDP loop reads it, and counts
-the repeats it answers itself as one total).
+:mod:`protocols.dns.outcome`, worked out once at build time, and that key's
+cell in the ``counts`` dict the caller passed in (the daemon keeps it across
+reloads); every UDP answer :func:`fast_answer` gives adds one to the cell. A
+repeat answered here finds the cell in ``table.labels``, kept beside
+``repeats`` (which must hold bytes alone: the compiled UDP loop reads it, and
+counts the repeats it answers itself as one total). Building adds only
+``fast`` keys to ``counts`` (with ``setdefault``), so it may run in a thread
+while the caller counts its ``general`` keys.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ from protocols.dns.message import (
     name_from_text,
     name_key,
 )
-from protocols.dns.outcome import CountKey, Counts, add, classify
+from protocols.dns.outcome import CountKey, Counts, classify
 from protocols.repeats import ID_SIZE, REPEATS_LIMIT, Repeats, remember
 
 _COUNTS_PLAIN = b"\x00\x01\x00\x00\x00\x00\x00\x00"
@@ -92,6 +94,7 @@ class Stored:
     counts: bytes
     tail: bytes
     key: CountKey  # what answering with it counts as (see protocols/dns/outcome.py)
+    cell: list[int] = field(compare=False)  # counts[key]: add one per answer
 
 
 Variants = tuple[Stored | None, Stored | None, Stored | None]
@@ -128,7 +131,9 @@ def _questions(settings: AuthoritySettings) -> list[tuple[Name, int]]:
     return wanted
 
 
-def _store(authority: Authority, question: Question, edns: Edns | None) -> Stored | None:
+def _store(
+    authority: Authority, question: Question, edns: Edns | None, counts: Counts
+) -> Stored | None:
     additionals = () if edns is None else (edns.to_record(),)
     query = encode_message(Message(Header(0), (question,), (), (), additionals))
     reply = authority.respond(query, udp=True)
@@ -138,8 +143,9 @@ def _store(authority: Authority, question: Question, edns: Edns | None) -> Store
     question_end = _question_end(query)
     if flags & _TC or reply[HEADER_SIZE:question_end] != query[HEADER_SIZE:question_end]:
         return None
-    key = ("fast", *classify(reply))
-    return Stored(flags & ~_COPIED_FLAGS, reply[4:HEADER_SIZE], reply[question_end:], key)
+    key: CountKey = ("fast", *classify(reply))
+    cell = counts.setdefault(key, [0])
+    return Stored(flags & ~_COPIED_FLAGS, reply[4:HEADER_SIZE], reply[question_end:], key, cell)
 
 
 def _opt_bytes(edns: Edns) -> bytes:
@@ -150,27 +156,35 @@ def _opt_bytes(edns: Edns) -> bytes:
 
 def _with_opt(plain: Stored, opt: bytes) -> Stored:
     arcount = int.from_bytes(plain.counts[6:8]) + 1
-    return Stored(plain.flags, plain.counts[:6] + arcount.to_bytes(2), plain.tail + opt, plain.key)
+    counts = plain.counts[:6] + arcount.to_bytes(2)
+    return Stored(plain.flags, counts, plain.tail + opt, plain.key, plain.cell)
 
 
-def _variants(authority: Authority, question: Question, opts: tuple[bytes, bytes]) -> Variants:
-    plain = _store(authority, question, None)
+def _variants(
+    authority: Authority, question: Question, opts: tuple[bytes, bytes], counts: Counts
+) -> Variants:
+    plain = _store(authority, question, None, counts)
     if plain is None:  # truncated at 512: ask the general path for each EDNS size
-        s1, s2 = (_store(authority, question, edns) for edns in _EDNS_VARIANTS)
+        s1, s2 = (_store(authority, question, edns, counts) for edns in _EDNS_VARIANTS)
         return None, s1, s2
     return plain, _with_opt(plain, opts[0]), _with_opt(plain, opts[1])
 
 
-def iter_answer_entries(authority: Authority) -> Iterator[tuple[bytes, Variants]]:
+def iter_answer_entries(
+    authority: Authority, counts: Counts | None = None
+) -> Iterator[tuple[bytes, Variants]]:
     """The table entries for ``authority``'s settings, one (key, variants) at a time.
+
+    ``counts``: where the entries count their answers (give the table the same dict).
 
     Raises:
         Nothing: ``authority`` was validated when it was compiled.
     """
     opts = (_opt_bytes(_EDNS_VARIANTS[0]), _opt_bytes(_EDNS_VARIANTS[1]))
+    counts = {} if counts is None else counts
     for name, qtype in _questions(authority.settings):
         question = Question(name_key(name), qtype, RRClass.IN)
-        yield _question_bytes(question), _variants(authority, question, opts)
+        yield _question_bytes(question), _variants(authority, question, opts, counts)
 
 
 def build_answer_table(settings: AuthoritySettings, counts: Counts | None = None) -> AnswerTable:
@@ -184,8 +198,8 @@ def build_answer_table(settings: AuthoritySettings, counts: Counts | None = None
     Raises:
         ValueError: the settings hold an invalid address or name.
     """
-    entries = dict(iter_answer_entries(Authority(settings)))
-    return AnswerTable(entries, counts={} if counts is None else counts)
+    counts = {} if counts is None else counts
+    return AnswerTable(dict(iter_answer_entries(Authority(settings), counts)), counts=counts)
 
 
 def _question_bytes(question: Question) -> bytes:
@@ -247,8 +261,8 @@ def fast_answer(table: AnswerTable, datagram: bytes, *, udp: bool = True) -> byt
     found = _splice(table, datagram, udp=True)
     if found is None:
         return None
-    reply, key = found
-    cell = add(table.counts, key)
+    reply, cell = found
+    cell[0] += 1
     if len(datagram) <= REPEATS_MAX_QUERY:
         if len(table.repeats) >= REPEATS_LIMIT:
             table.labels.clear()  # remember() is about to clear the repeats
@@ -257,7 +271,7 @@ def fast_answer(table: AnswerTable, datagram: bytes, *, udp: bool = True) -> byt
     return reply
 
 
-def _splice(table: AnswerTable, datagram: bytes, *, udp: bool) -> tuple[bytes, CountKey] | None:
+def _splice(table: AnswerTable, datagram: bytes, *, udp: bool) -> tuple[bytes, list[int]] | None:
     """The table lookup and splice behind :func:`fast_answer`."""
     if len(datagram) <= HEADER_SIZE:
         return None
@@ -284,4 +298,4 @@ def _splice(table: AnswerTable, datagram: bytes, *, udp: bool) -> tuple[bytes, C
     reply = datagram[:2] + head + datagram[HEADER_SIZE:end] + stored.tail
     if udp and len(reply) > limit:
         return None
-    return reply, stored.key
+    return reply, stored.cell

@@ -95,7 +95,8 @@ class DnsAnswers:
         if not config.dns.fast_path:
             return cls(authority, None, udp_counts, tcp_counts)
         entries: dict[bytes, Variants] = {}
-        for count, (key, variants) in enumerate(iter_answer_entries(authority), 1):
+        entries_of = iter_answer_entries(authority, udp_counts)
+        for count, (key, variants) in enumerate(entries_of, 1):
             entries[key] = variants
             if count % YIELD_EVERY == 0:
                 # Drops the GIL so the loop's thread takes it first, should it wait. Not
