@@ -240,6 +240,11 @@ class NbnsService:
         self._link.open()
         self._watching = True
 
+    @property
+    def watch(self) -> AddressWatch | None:
+        """The address watch while it is open (rtnetlink), else None."""
+        return self.addresses if self._watching else None
+
     def _present(self, address: str) -> bool:
         return not self._watching or self.addresses.present(address)
 
