@@ -75,7 +75,7 @@ from protocols.dns.message import (
     name_key,
 )
 from protocols.dns.outcome import CountKey, Counts, classify
-from protocols.repeats import ID_SIZE, REPEATS_LIMIT, Repeats, remember
+from protocols.repeats import ID_SIZE, REPEATS_LIMIT, Repeats
 
 _COUNTS_PLAIN = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 _COUNTS_OPT = b"\x00\x01\x00\x00\x00\x00\x00\x01"
@@ -251,28 +251,23 @@ def fast_answer(table: AnswerTable, datagram: bytes, *, udp: bool = True) -> byt
         Nothing for any input.
     """
     if not udp:
-        found = _splice(table, datagram, udp=False)
-        return None if found is None else found[0]
+        return _splice(table, datagram, udp=False)
     tail_key = datagram[ID_SIZE:]
     tail = table.repeats.get(tail_key)
     if tail is not None:
-        table.labels[tail_key][0] += 1  # stored together below
+        table.labels[tail_key][0] += 1  # stored with it, in _splice
         return datagram[:ID_SIZE] + tail
-    found = _splice(table, datagram, udp=True)
-    if found is None:
-        return None
-    reply, cell = found
-    cell[0] += 1
-    if len(datagram) <= REPEATS_MAX_QUERY:
-        if len(table.repeats) >= REPEATS_LIMIT:
-            table.labels.clear()  # remember() is about to clear the repeats
-        remember(table.repeats, datagram, reply)
-        table.labels[tail_key] = cell
-    return reply
+    return _splice(table, datagram, udp=True, tail_key=tail_key)
 
 
-def _splice(table: AnswerTable, datagram: bytes, *, udp: bool) -> tuple[bytes, list[int]] | None:
-    """The table lookup and splice behind :func:`fast_answer`."""
+def _splice(
+    table: AnswerTable, datagram: bytes, *, udp: bool, tail_key: bytes = b""
+) -> bytes | None:
+    """The table lookup and splice behind :func:`fast_answer`; for UDP, counted and remembered.
+
+    Remembering is :func:`protocols.repeats.remember` written out, with the
+    reply's count cell kept in ``table.labels`` beside it.
+    """
     if len(datagram) <= HEADER_SIZE:
         return None
     flags = datagram[2] << 8 | datagram[3]
@@ -296,6 +291,15 @@ def _splice(table: AnswerTable, datagram: bytes, *, udp: bool) -> tuple[bytes, l
         return None
     head = (stored.flags | flags & _COPIED_FLAGS).to_bytes(2) + stored.counts
     reply = datagram[:2] + head + datagram[HEADER_SIZE:end] + stored.tail
-    if udp and len(reply) > limit:
-        return None
-    return reply, stored.cell
+    if udp:
+        if len(reply) > limit:
+            return None
+        stored.cell[0] += 1
+        if len(datagram) <= REPEATS_MAX_QUERY:
+            repeats, labels = table.repeats, table.labels
+            if len(repeats) >= REPEATS_LIMIT:
+                repeats.clear()
+                labels.clear()
+            repeats[tail_key] = reply[ID_SIZE:]
+            labels[tail_key] = stored.cell
+    return reply

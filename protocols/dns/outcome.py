@@ -64,26 +64,27 @@ def classify(reply: bytes | None) -> Label:
     if reply is None or len(reply) < HEADER_SIZE:
         return DROPPED
     rcode = reply[3] & 0xF
-    if reply[10:12] != b"\x00\x00" and reply[-_OPT_TAIL:-8] == b"\x00\x00\x29":
+    if (reply[10] or reply[11]) and reply[-_OPT_TAIL:-8] == b"\x00\x00\x29":
         rcode |= reply[-6] << 4  # our OPT is last and carries no options
-    if rcode == Rcode.NOERROR:
-        outcome = "answered" if reply[6:8] != b"\x00\x00" else "nodata"
+    if rcode == 0:
+        outcome = "answered" if reply[6] or reply[7] else "nodata"
     else:
         outcome = _OUTCOMES.get(rcode, "other")
     return _qtype(reply), outcome
 
 
 def _qtype(reply: bytes) -> str:
-    if reply[4:6] != b"\x00\x01":
+    """The echoed question's type: its name is written out, never compressed."""
+    if reply[4] or reply[5] != 1:
         return "none"
-    offset, size = HEADER_SIZE, len(reply)
-    while offset < size:
+    offset = HEADER_SIZE
+    try:
         length = reply[offset]
-        if length == 0:
-            if offset + 3 > size:
+        while length:
+            if length > MAX_LABEL:
                 return "none"
-            return QTYPE_NAMES.get(int.from_bytes(reply[offset + 1 : offset + 3]), "other")
-        if length > MAX_LABEL:
-            return "none"
-        offset += length + 1
-    return "none"
+            offset += length + 1
+            length = reply[offset]
+        return QTYPE_NAMES.get(reply[offset + 1] << 8 | reply[offset + 2], "other")
+    except IndexError:  # cut short: not a reply of ours
+        return "none"

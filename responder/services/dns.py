@@ -13,8 +13,11 @@ TCP always takes the general path through the RFC 7766 framer.
 Counting (the /metrics DNS families). The service owns two dicts of answers
 per (path, qtype, outcome), :data:`~protocols.dns.outcome.Counts`, one for
 UDP and one for TCP, kept across reloads: each :class:`DnsAnswers` is
-built with them. The fast path adds its stored reply's precomputed key (one
-dict increment); the general path classifies the reply it built. Repeats
+built with them. The fast path adds one to its stored reply's count cell,
+made when the table was built (one list increment; a repeat it answers finds
+the cell with one more lookup); the general path classifies the reply it
+built (:func:`~protocols.dns.outcome.classify`, a few header bytes and the
+question's labels). Measured with benchmarks/answer_cost.py. Repeats
 the compiled loop answers never reach Python and are counted by it alone
 (``UdpListener.counters.repeats_answered``).
 
@@ -111,7 +114,12 @@ class DnsAnswers:
             if reply is not None:
                 return reply
         reply = self.authority.respond(datagram, udp=True)
-        add(self.udp_counts, ("general", *classify(reply)))
+        key = ("general", *classify(reply))
+        cell = self.udp_counts.get(key)
+        if cell is None:
+            self.udp_counts[key] = [1]
+        else:
+            cell[0] += 1
         return reply
 
     def answer_tcp(self, message: bytes) -> bytes | None:
