@@ -23,7 +23,9 @@ import dns.query
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from protocols.netbios.names import NetbiosName
 from protocols.netbios.nbns import (
+    NameQueryRequest,
     NameRegistrationRequest,
     NmFlags,
     Rcode,
@@ -531,6 +533,33 @@ def test_dns_queries_are_counted_by_qtype_and_outcome(write_config, start_daemon
     assert one("cozen_dns_general_path_queries_total", (("protocol", "tcp"),)) == 1
     assert one("cozen_dns_tcp_connections_accepted_total", address) == 1
     assert one("cozen_dns_udp_answered_total", address) == 4 + 3 + 2 + 2 + 2 + 5
+    checked = promtool(text)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize("udp_loop", ["compiled", "python"])
+def test_nbns_fast_path_and_repeats_are_counted(write_config, start_daemon, udp_loop):
+    switch = {"COZEN_PURE_PYTHON": "1" if udp_loop == "python" else ""}
+    start_daemon(
+        write_config(CONFIG.replace("probe_interval = 1", "probe_interval = 0")), env=switch
+    )
+    before = metrics()
+    name = NetbiosName("SQL01-CZ1", 0x20)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(2)
+        for trn_id in range(6):  # the first one a fast-path hit, then exact repeats
+            sock.sendto(encode_packet(NameQueryRequest(trn_id, name)), ("127.0.0.11", 137))
+            assert sock.recv(1024)[:2] == trn_id.to_bytes(2, "big")
+    text = metrics()
+
+    def grew(metric: str) -> float:
+        return sum(metric_values(text, metric).values()) - sum(
+            metric_values(before, metric).values()
+        )
+
+    repeats = 5 if udp_loop == "compiled" else 0
+    assert grew("cozen_nbns_repeats_answered_total") == repeats
+    assert grew("cozen_nbns_fast_path_answers_total") == 6 - repeats
     checked = promtool(text)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
