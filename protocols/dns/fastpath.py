@@ -36,6 +36,16 @@ cookie) with a new ID. :func:`fast_answer` keeps the replies to the last
 few thousand UDP queries it answered in the shared repeats table of
 :mod:`protocols.repeats`; only queries up to 512 bytes are kept, so it
 holds a few MB at most.
+
+Counting. Each stored reply carries its (``fast``, qtype, outcome) key from
+:mod:`protocols.dns.outcome`, worked out once at build time, and that key's
+cell in the ``counts`` dict the caller passed in (the daemon keeps it across
+reloads); every UDP answer :func:`fast_answer` gives adds one to the cell. A
+repeat answered here finds the cell in ``table.labels``, kept beside
+``repeats`` (which must hold bytes alone: the compiled UDP loop reads it, and
+counts the repeats it answers itself as one total). Building adds only
+``fast`` keys to ``counts`` (with ``setdefault``), so it may run in a thread
+while the caller counts its ``general`` keys.
 """
 
 from __future__ import annotations
@@ -68,7 +78,8 @@ from protocols.dns.message import (
     name_from_text,
     name_key,
 )
-from protocols.repeats import Repeats, recall, remember
+from protocols.dns.outcome import CountKey, Counts, classify
+from protocols.repeats import ID_SIZE, REPEATS_LIMIT, Repeats
 
 _COUNTS_PLAIN = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 _COUNTS_OPT = b"\x00\x01\x00\x00\x00\x00\x00\x01"
@@ -82,11 +93,13 @@ REPEATS_MAX_QUERY = 512  # longer queries (padded options) are answered, not rem
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """One precomputed reply: flags (RD/CD clear), counts and the post-question tail."""
+    """One precomputed reply: flags (RD/CD clear), counts, the post-question tail, its key."""
 
     flags: int
     counts: bytes
     tail: bytes
+    key: CountKey  # what answering with it counts as (see protocols/dns/outcome.py)
+    cell: list[int] = field(compare=False)  # counts[key]: add one per answer
 
 
 Variants = tuple[Stored | None, Stored | None, Stored | None]
@@ -99,11 +112,15 @@ class AnswerTable:
 
     ``entries`` is a plain dict for lookup speed; treat it as read-only.
     ``repeats`` keeps UDP replies (:mod:`protocols.repeats`): datagram after
-    the ID -> reply after the ID; :func:`fast_answer` alone writes it.
+    the ID -> reply after the ID; :func:`fast_answer` alone writes it, and
+    ``labels`` beside it (same keys -> the reply's cell in ``counts``). ``counts``:
+    UDP answers given per count key, usually a dict the caller keeps.
     """
 
     entries: dict[bytes, Variants]
     repeats: Repeats = field(default_factory=dict, compare=False)
+    counts: Counts = field(default_factory=dict, compare=False)
+    labels: dict[bytes, list[int]] = field(default_factory=dict, compare=False)
 
 
 def _questions(settings: AuthoritySettings) -> list[tuple[Name, int]]:
@@ -119,7 +136,9 @@ def _questions(settings: AuthoritySettings) -> list[tuple[Name, int]]:
     return wanted
 
 
-def _store(authority: Authority, question: Question, edns: Edns | None) -> Stored | None:
+def _store(
+    authority: Authority, question: Question, edns: Edns | None, counts: Counts
+) -> Stored | None:
     additionals = () if edns is None else (edns.to_record(),)
     query = encode_message(Message(Header(0), (question,), (), (), additionals))
     reply = authority.respond(query, udp=True)
@@ -129,7 +148,9 @@ def _store(authority: Authority, question: Question, edns: Edns | None) -> Store
     question_end = _question_end(query)
     if flags & _TC or reply[HEADER_SIZE:question_end] != query[HEADER_SIZE:question_end]:
         return None
-    return Stored(flags & ~_COPIED_FLAGS, reply[4:HEADER_SIZE], reply[question_end:])
+    key: CountKey = ("fast", *classify(reply))
+    cell = counts.setdefault(key, [0])
+    return Stored(flags & ~_COPIED_FLAGS, reply[4:HEADER_SIZE], reply[question_end:], key, cell)
 
 
 def _opt_bytes(edns: Edns) -> bytes:
@@ -140,30 +161,38 @@ def _opt_bytes(edns: Edns) -> bytes:
 
 def _with_opt(plain: Stored, opt: bytes) -> Stored:
     arcount = int.from_bytes(plain.counts[6:8]) + 1
-    return Stored(plain.flags, plain.counts[:6] + arcount.to_bytes(2), plain.tail + opt)
+    counts = plain.counts[:6] + arcount.to_bytes(2)
+    return Stored(plain.flags, counts, plain.tail + opt, plain.key, plain.cell)
 
 
-def _variants(authority: Authority, question: Question, opts: tuple[bytes, bytes]) -> Variants:
-    plain = _store(authority, question, None)
+def _variants(
+    authority: Authority, question: Question, opts: tuple[bytes, bytes], counts: Counts
+) -> Variants:
+    plain = _store(authority, question, None, counts)
     if plain is None:  # truncated at 512: ask the general path for each EDNS size
-        s1, s2 = (_store(authority, question, edns) for edns in _EDNS_VARIANTS)
+        s1, s2 = (_store(authority, question, edns, counts) for edns in _EDNS_VARIANTS)
         return None, s1, s2
     return plain, _with_opt(plain, opts[0]), _with_opt(plain, opts[1])
 
 
-def iter_answer_entries(authority: Authority) -> Iterator[tuple[bytes, Variants]]:
+def iter_answer_entries(
+    authority: Authority, counts: Counts | None = None
+) -> Iterator[tuple[bytes, Variants]]:
     """The table entries for ``authority``'s settings, one (key, variants) at a time.
+
+    ``counts``: where the entries count their answers (give the table the same dict).
 
     Raises:
         Nothing: ``authority`` was validated when it was compiled.
     """
     opts = (_opt_bytes(_EDNS_VARIANTS[0]), _opt_bytes(_EDNS_VARIANTS[1]))
+    counts = {} if counts is None else counts
     for name, qtype in _questions(authority.settings):
         question = Question(name_key(name), qtype, RRClass.IN)
-        yield _question_bytes(question), _variants(authority, question, opts)
+        yield _question_bytes(question), _variants(authority, question, opts, counts)
 
 
-def build_answer_table(settings: AuthoritySettings) -> AnswerTable:
+def build_answer_table(settings: AuthoritySettings, counts: Counts | None = None) -> AnswerTable:
     """Run the general path once per configured (name, type), all at once.
 
     The daemon builds the same table from :func:`iter_answer_entries` in a
@@ -175,7 +204,8 @@ def build_answer_table(settings: AuthoritySettings) -> AnswerTable:
     Raises:
         ValueError: the settings hold an invalid address or name.
     """
-    return AnswerTable(dict(iter_answer_entries(Authority(settings))))
+    counts = {} if counts is None else counts
+    return AnswerTable(dict(iter_answer_entries(Authority(settings), counts)), counts=counts)
 
 
 def _question_bytes(question: Question) -> bytes:
@@ -229,24 +259,30 @@ def fast_answer(table: AnswerTable, datagram: bytes, *, udp: bool = True) -> byt
     """The precomputed reply to ``datagram``, or None to use the general path.
 
     When it returns bytes they equal what
-    :meth:`~protocols.dns.authority.Authority.respond` would return.
+    :meth:`~protocols.dns.authority.Authority.respond` would return. A UDP
+    answer adds one to ``table.counts`` under the stored reply's key.
 
     Raises:
         Nothing for any input.
     """
     if not udp:
         return _splice(table, datagram, udp=False)
-    reply = recall(table.repeats, datagram)
-    if reply is not None:
-        return reply
-    reply = _splice(table, datagram, udp=True)
-    if reply is not None and len(datagram) <= REPEATS_MAX_QUERY:
-        remember(table.repeats, datagram, reply)
-    return reply
+    tail_key = datagram[ID_SIZE:]
+    tail = table.repeats.get(tail_key)
+    if tail is not None:
+        table.labels[tail_key][0] += 1  # stored with it, in _splice
+        return datagram[:ID_SIZE] + tail
+    return _splice(table, datagram, udp=True, tail_key=tail_key)
 
 
-def _splice(table: AnswerTable, datagram: bytes, *, udp: bool) -> bytes | None:
-    """The table lookup and splice behind :func:`fast_answer`."""
+def _splice(
+    table: AnswerTable, datagram: bytes, *, udp: bool, tail_key: bytes = b""
+) -> bytes | None:
+    """The table lookup and splice behind :func:`fast_answer`; for UDP, counted and remembered.
+
+    Remembering is :func:`protocols.repeats.remember` written out, with the
+    reply's count cell kept in ``table.labels`` beside it.
+    """
     if len(datagram) <= HEADER_SIZE:
         return None
     flags = datagram[2] << 8 | datagram[3]
@@ -270,6 +306,15 @@ def _splice(table: AnswerTable, datagram: bytes, *, udp: bool) -> bytes | None:
         return None
     head = (stored.flags | flags & _COPIED_FLAGS).to_bytes(2) + stored.counts
     reply = datagram[:2] + head + datagram[HEADER_SIZE:end] + stored.tail
-    if udp and len(reply) > limit:
-        return None
+    if udp:
+        if len(reply) > limit:
+            return None
+        stored.cell[0] += 1
+        if len(datagram) <= REPEATS_MAX_QUERY:
+            repeats, labels = table.repeats, table.labels
+            if len(repeats) >= REPEATS_LIMIT:
+                repeats.clear()
+                labels.clear()
+            repeats[tail_key] = reply[ID_SIZE:]
+            labels[tail_key] = stored.cell
     return reply

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Final, TypeVar
 
 from protocols.auth import ntlmssp, spnego
 from protocols.auth.ntlmssp import NtlmIdentity
@@ -45,6 +45,7 @@ from protocols.smb import _state, smb1, smb2, windows
 from protocols.smb import negotiate as neg
 from protocols.smb._auth import Authenticator, SessionTable, TooManySessions
 from protocols.smb._state import Event, State
+from protocols.smb.counters import NT_LM_012, REFUSED, SmbCounters
 from protocols.smb.ntstatus import NtStatus
 from protocols.smb.smb2 import Command, HeaderFlags
 from protocols.smb.windows import WindowsServer, windows_server
@@ -56,6 +57,7 @@ _WINDOWS_SERVER_2022: Final = windows_server(20348)
 _MAX_CREDITS: Final = 64
 MAX_BATCH: Final = 16
 """Frames answered by one :meth:`SmbSession.receive_data` call."""
+_H = TypeVar("_H", smb1.Header, smb2.Header)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +106,11 @@ class SmbSession:
         random_bytes: Callable[[int], bytes],
         clock: Callable[[], float],
         max_message_size: int = 65536,
+        counters: SmbCounters | None = None,
     ) -> None:
+        """``counters``: where to count NEGOTIATE and SESSION_SETUP answers (the caller's)."""
         self.identity = identity
+        self.counters = SmbCounters() if counters is None else counters
         self.netbios = netbios
         self.state = _state.initial(netbios=netbios)
         self._random = random_bytes
@@ -261,6 +266,7 @@ class SmbSession:
                 dialect, status = None, exc.answer_hint or NtStatus.INVALID_PARAMETER
         if dialect is None:
             self._advance(Event.NEGOTIATE_REFUSED)
+            self.counters.negotiated(REFUSED)
             return self._smb2_error(header, status)
         self._advance(Event.SMB2_NEGOTIATE)
         reply = self._reply(header, NtStatus.SUCCESS)
@@ -269,6 +275,7 @@ class SmbSession:
     def _smb2_negotiate_response(
         self, header: smb2.Header, dialect: int, contexts: tuple[neg.NegotiateContext, ...] = ()
     ) -> bytes:
+        self.counters.negotiated(dialect)
         row = self.identity.windows
         size = row.max_sizes(dialect)
         response = neg.NegotiateResponse(
@@ -291,12 +298,13 @@ class SmbSession:
         try:
             request = smb2.decode_session_setup_request(message)
         except MalformedMessage:
-            return self._smb2_error(header, NtStatus.INVALID_PARAMETER)
+            return self._setup_refused(NtStatus.INVALID_PARAMETER, self._smb2_error, header)
         session_id = header.session_id
         if session_id and not self._sessions.known(session_id):
-            return self._smb2_error(header, NtStatus.USER_SESSION_DELETED)
+            return self._setup_refused(NtStatus.USER_SESSION_DELETED, self._smb2_error, header)
         session_id = session_id or self._sessions.new_id(8)
         result = self._auth.step(request.security_buffer)
+        self.counters.session_setup(result.status, result.token, null_session=result.null_session)
         self._sessions.settle(session_id, result)
         reply = self._reply(header, result.status, session_id)
         if result.failed:
@@ -306,6 +314,11 @@ class SmbSession:
             header=reply, session_flags=flags, security_buffer=result.token
         )
         return smb2.encode_session_setup_response(response)
+
+    def _setup_refused(self, status: int, error: Callable[[_H, int], bytes], header: _H) -> bytes:
+        """A SESSION_SETUP refused before authentication: counted, then the error."""
+        self.counters.session_setup(status, b"", null_session=False)
+        return error(header, status)
 
     # -- SMB1 ----------------------------------------------------------------
 
@@ -364,8 +377,10 @@ class SmbSession:
         if smb2_allowed and smb1.SMB2_002 in dialects:
             return self._smb1_to_smb2(Event.SMB1_NEGOTIATE_TO_SMB202, neg.Dialect.SMB202)
         if not self.identity.smb1 or smb1.NT_LM_012 not in dialects:
+            self.counters.negotiated(REFUSED)
             raise _Close
         self._advance(Event.SMB1_NEGOTIATE_NT1)
+        self.counters.negotiated(NT_LM_012)
         return self._smb1_negotiate_response(header, dialects.index(smb1.NT_LM_012))
 
     def _smb1_to_smb2(self, event: Event, dialect: int) -> bytes:
@@ -408,14 +423,15 @@ class SmbSession:
         try:
             request = smb1.decode_session_setup_request(message)
         except MalformedMessage:
-            return self._smb1_error(header, NtStatus.INVALID_PARAMETER)
+            return self._setup_refused(NtStatus.INVALID_PARAMETER, self._smb1_error, header)
         if request.security_blob is None:
             return self._smb1_plain_session_setup(request)
         uid = header.uid
         if uid and not self._sessions.known(uid):
-            return self._smb1_error(header, NtStatus.SMB_BAD_UID)
+            return self._setup_refused(NtStatus.SMB_BAD_UID, self._smb1_error, header)
         uid = uid or self._sessions.new_id(2)
         result = self._auth.step(request.security_blob)
+        self.counters.session_setup(result.status, result.token, null_session=result.null_session)
         self._sessions.settle(uid, result)
         reply = self._smb1_reply(header, result.status, uid)
         if result.failed:
@@ -425,6 +441,7 @@ class SmbSession:
     def _smb1_plain_session_setup(self, request: smb1.SessionSetupRequest) -> bytes:
         passwords = request.oem_password + request.unicode_password
         result = self._auth.plain(request.account_name, passwords)
+        self.counters.session_setup(result.status, result.token, null_session=result.null_session)
         if result.failed:
             return self._smb1_error(request.header, result.status)
         uid = self._sessions.new_id(2)

@@ -15,6 +15,19 @@ seconds old in the exposition.
 A slot is ``[sequence u64][length u32][payload]``; the writer makes the
 sequence odd while it writes (a seqlock), and a reader retries a slot whose
 sequence was odd or changed while it read.
+
+The payload (:func:`worker_counters`) says its :data:`VERSION`; :func:`merge`
+leaves out a snapshot of another version, and adds rows of different
+lengths index by index (a longer row widens the total), so a reader never
+mixes up two layouts. Version 2 rows:
+
+- ``dns_udp``: ``address -> [received, answered, send dropped, handler bugs,
+  answered from repeats by the compiled loop]``;
+- ``dns_tcp``: ``address -> [open connections, evicted, accepted]``;
+- ``dns_queries``: ``"protocol|path|qtype|outcome" -> [answers]``, the
+  service's counts (:mod:`protocols.dns.outcome`): at most a few hundred
+  keys, as qtypes outside a fixed set count as ``other``, so a slot of
+  :data:`SLOT_SIZE` holds them with thousands of listeners to spare.
 """
 
 from __future__ import annotations
@@ -28,6 +41,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 SLOT_SIZE = 256 * 1024  # bytes per worker: room for a few thousand listeners
+VERSION = 2  # of the snapshot layout (see the module docstring)
 PUBLISH_INTERVAL = 0.5  # seconds
 _HEAD = struct.Struct("<QI")
 _RETRIES = 100
@@ -84,32 +98,44 @@ class WorkerBoard:
 
 
 def worker_counters(services: Iterable[object]) -> Snapshot:
-    """The per-worker counters of one process: the DNS listeners' (see :mod:`metrics`).
+    """The per-worker counters of one process: the DNS service's (see :mod:`metrics`).
 
     Raises:
         Nothing: it only reads counters.
     """
     from responder.services.dns import DnsService
 
-    snapshot: Snapshot = {"dns_udp": {}, "dns_tcp": {}}
+    snapshot: Snapshot = {"version": VERSION, "dns_udp": {}, "dns_tcp": {}, "dns_queries": {}}
     for service in services:
         if isinstance(service, DnsService):
             for (host, port), udp in service.udp.active.items():
                 c = udp.counters
-                row = [c.received, c.answered, c.dropped_send, c.handler_bugs]
+                row = [c.received, c.answered, c.dropped_send, c.handler_bugs, c.repeats_answered]
                 snapshot["dns_udp"][f"{host}:{port}"] = row
             for (host, port), tcp in service.tcp.active.items():
-                snapshot["dns_tcp"][f"{host}:{port}"] = [len(tcp.connections), tcp.evicted]
+                row = [len(tcp.connections), tcp.evicted, tcp.accepted]
+                snapshot["dns_tcp"][f"{host}:{port}"] = row
+            for protocol, counts in zip(("udp", "tcp"), service.counts, strict=True):
+                for key, (count,) in list(counts.items()):
+                    snapshot["dns_queries"]["|".join((protocol, *key))] = [count]
     return snapshot
 
 
 def merge(snapshots: Iterable[Snapshot]) -> Snapshot:
-    """Add up the snapshots of several workers, per listener."""
-    total: Snapshot = {"dns_udp": {}, "dns_tcp": {}}
+    """Add up the snapshots of several workers, per row (a listener, a query label).
+
+    A snapshot of another :data:`VERSION` is left out.
+    """
+    total: Snapshot = {"dns_udp": {}, "dns_tcp": {}, "dns_queries": {}}
     for snapshot in snapshots:
+        if snapshot.get("version") != VERSION:
+            continue
         for kind, rows in snapshot.items():
+            if not isinstance(rows, dict):
+                continue
             for address, values in rows.items():
-                into = total.setdefault(kind, {}).setdefault(address, [0] * len(values))
+                into = total.setdefault(kind, {}).setdefault(address, [])
+                into.extend([0] * (len(values) - len(into)))
                 for index, value in enumerate(values):
                     into[index] += value
     return total

@@ -10,12 +10,16 @@ Prometheus conventions: ``cozen_`` prefix, ``_total`` counters, seconds, one
 series per label set (NetBIOS names are labelled by node, so a group name two
 nodes own is two series).
 
-What the counters cannot tell apart without per-packet work, and so is not
-exported: the DNS answers per qtype/rcode, malformed DNS queries apart from
-other unanswered ones (``cozen_dns_udp_unanswered_total`` covers both), and
-answers from the compiled loop's repeats apart from the Python path's (the
-compiled loop reports one answered count; ``cozen_udp_loop_info`` says which
-loop runs).
+DNS answers are counted where they are decided (issue 13). Whatever Python
+answers, the fast path, its repeats and the general path, over UDP or TCP,
+is counted by (qtype, outcome) in ``cozen_dns_queries_total``: the fast path
+with a key it worked out when the table was built, the general path from its
+reply (see :mod:`protocols.dns.outcome` and responder/services/dns.py). The
+compiled UDP loop answers exact repeats without entering Python; those are
+one total per listener, ``cozen_dns_repeats_answered_total``, never in
+``cozen_dns_queries_total``. So every answer sent is in exactly one of the
+two, and ``cozen_udp_loop_info`` says which loop runs (the Python loop
+answers no repeats in C: its total stays 0).
 """
 
 from __future__ import annotations
@@ -133,13 +137,68 @@ def _dns(view: DaemonView) -> Iterator[Metric]:
     own = worker_counters(view.services)
     totals = merge([own, *(view.board.others() if view.board is not None else [])])
     yield from _udp_families("cozen_dns_udp", totals["dns_udp"], "on a DNS UDP listener")
+    yield _repeats(
+        "cozen_dns_repeats_answered",
+        "DNS replies the compiled UDP loop sent from the repeats table without entering "
+        "Python (exact repeats of a query the fast path answered); "
+        "not in cozen_dns_queries_total.",
+        totals["dns_udp"],
+    )
     yield from _tcp_families("cozen_dns_tcp", totals["dns_tcp"], "a DNS TCP listener", [])
+    yield from _dns_queries(totals["dns_queries"])
+
+
+def _repeats(name: str, doc: str, rows: dict[str, list[int]]) -> Metric:
+    """The fifth column of listener rows: answers from the repeats table, in C."""
+    family = CounterMetricFamily(name, doc, labels=["address"])
+    for address, row in sorted(rows.items()):
+        family.add_metric([address], row[4] if len(row) > 4 else 0)
+    return family
+
+
+def _dns_queries(rows: dict[str, list[int]]) -> Iterator[Metric]:
+    """``rows``: "protocol|path|qtype|outcome" -> [answers], from :mod:`board`."""
+    queries = CounterMetricFamily(
+        "cozen_dns_queries",
+        "DNS queries decided in Python, over UDP or TCP, by query type (none: no question "
+        "echoed; other: a type outside the known set) and outcome (answered, nodata, "
+        "nxdomain, refused, formerr, notimp, badvers, servfail, dropped: no reply, as for "
+        "an unreadable header or a response). UDP repeats answered by the compiled loop "
+        "are counted in cozen_dns_repeats_answered_total instead.",
+        labels=["protocol", "qtype", "outcome"],
+    )
+    fast = CounterMetricFamily(
+        "cozen_dns_fast_path_answers",
+        "DNS UDP answers from the Python fast path: the precomputed table, or its own "
+        "lookup of an exact repeat (the Python UDP loop's repeats).",
+    )
+    general = CounterMetricFamily(
+        "cozen_dns_general_path_queries",
+        "DNS queries the general path decided (the fast path declined, or TCP), answered "
+        "or dropped.",
+        labels=["protocol"],
+    )
+    by_label: dict[tuple[str, str, str], int] = {}
+    by_path = {"fast": 0, "udp": 0, "tcp": 0}
+    for key, (count, *_) in rows.items():
+        protocol, path, qtype, outcome = key.split("|")
+        label = (protocol, qtype, outcome)
+        by_label[label] = by_label.get(label, 0) + count
+        by_path["fast" if path == "fast" else protocol] += count
+    for label, count in sorted(by_label.items()):
+        queries.add_metric(list(label), count)
+    fast.add_metric([], by_path["fast"])
+    general.add_metric(["udp"], by_path["udp"])
+    general.add_metric(["tcp"], by_path["tcp"])
+    yield queries
+    yield fast
+    yield general
 
 
 def _tcp_families(
     prefix: str, rows: dict[str, list[int]], what: str, extra: list[str]
 ) -> Iterator[Metric]:
-    """``rows``: label value(s) joined by "|" -> [open connections, evicted]."""
+    """``rows``: label value(s) joined by "|" -> [open connections, evicted, accepted]."""
     labels = ["address", *extra]
     open_ = GaugeMetricFamily(
         f"{prefix}_connections", f"Open connections on {what}.", labels=labels
@@ -147,11 +206,18 @@ def _tcp_families(
     evicted = CounterMetricFamily(
         f"{prefix}_evicted", f"Connections closed to make room on {what}.", labels=labels
     )
-    for key, (count, dropped) in sorted(rows.items()):
+    accepted = CounterMetricFamily(
+        f"{prefix}_connections_accepted",
+        f"Connections accepted on {what} since it opened.",
+        labels=labels,
+    )
+    for key, (count, dropped, *more) in sorted(rows.items()):
         open_.add_metric(key.split("|"), count)
         evicted.add_metric(key.split("|"), dropped)
+        accepted.add_metric(key.split("|"), more[0] if more else 0)
     yield open_
     yield evicted
+    yield accepted
 
 
 def _nbns(view: DaemonView) -> Iterator[Metric]:
@@ -161,8 +227,21 @@ def _nbns(view: DaemonView) -> Iterator[Metric]:
     rows: dict[str, list[int]] = {}
     for (host, port), listener in [*nbns.unicast.active.items(), *nbns.broadcast.active.items()]:
         c = listener.counters
-        rows[f"{host}:{port}"] = [c.received, c.answered, c.dropped_send, c.handler_bugs]
+        row = [c.received, c.answered, c.dropped_send, c.handler_bugs, c.repeats_answered]
+        rows[f"{host}:{port}"] = row
     yield from _udp_families("cozen_nbns_udp", rows, "on an NBNS UDP socket")
+    yield CounterMetricFamily(
+        "cozen_nbns_fast_path_answers",
+        "NBNS replies from the Python fast path (precomputed answers and their repeats); "
+        "the compiled loop's repeats are in cozen_nbns_repeats_answered_total.",
+        value=nbns.fast_path_answers,
+    )
+    yield _repeats(
+        "cozen_nbns_repeats_answered",
+        "NBNS replies the compiled UDP loop sent from a node's repeats table without "
+        "entering Python.",
+        rows,
+    )
     yield CounterMetricFamily(
         "cozen_nbns_malformed", "NBNS datagrams dropped as malformed.", value=nbns.malformed
     )
@@ -209,10 +288,34 @@ def _smb(view: DaemonView) -> Iterator[Metric]:
     if smb is None:
         return
     rows = {
-        f"{host}:{port}|{'nbss' if netbios else 'direct'}": [len(li.connections), li.evicted]
+        f"{host}:{port}|{'nbss' if netbios else 'direct'}": [
+            len(li.connections),
+            li.evicted,
+            li.accepted,
+        ]
         for (host, port, netbios), li in smb.tcp.active.items()
     }
     yield from _tcp_families("cozen_smb_tcp", rows, "an SMB/NBSS listener", ["transport"])
+    negotiations = CounterMetricFamily(
+        "cozen_smb_negotiations",
+        "SMB NEGOTIATE requests answered, by the dialect chosen (NT LM 0.12 is SMB1; "
+        "2.??? the wildcard answer to an SMB1 multi-protocol NEGOTIATE; refused: none "
+        "in common).",
+        labels=["dialect"],
+    )
+    for dialect, count in sorted(smb.counters.negotiations.items()):
+        negotiations.add_metric([dialect], count)
+    yield negotiations
+    setups = CounterMetricFamily(
+        "cozen_smb_session_setups",
+        "SMB SESSION_SETUP requests answered, by result (challenge_sent: the NTLMSSP "
+        "CHALLENGE; mech_offered: SPNEGO selecting NTLMSSP; null_session; logon_failure; "
+        "access_denied; invalid; other).",
+        labels=["result"],
+    )
+    for result, count in sorted(smb.counters.session_setups.items()):
+        setups.add_metric([result], count)
+    yield setups
 
 
 def _registration(view: DaemonView) -> Iterator[Metric]:

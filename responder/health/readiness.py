@@ -8,16 +8,19 @@ Ready means, for every node and every protocol it serves:
 - the latest self-probe round (:mod:`responder.health.probes`) passed.
 
 The DNS listeners serve every node's names, so a DNS listener problem counts
-against every node. Presence is tested by binding a throwaway UDP socket to
-``(address, 0)``: EADDRNOTAVAIL means the address is gone. A failed reload does
+against every node. Presence is read from the kernel's address table
+(:mod:`responder.net.addresses`): the NBNS service's rtnetlink watch when it
+has one open, else one fresh read per assessment. Not by trying to bind: with
+``net.ipv4.ip_nonlocal_bind=1`` (common beside keepalived) or IP_FREEBIND any
+address binds, so a bind test would call every address present. An
+unspecified (wildcard) listen address is always present. A failed reload does
 not make the daemon unready (the previous config keeps serving) but is
 reported in :meth:`Readiness.as_text` and /status.
 """
 
 from __future__ import annotations
 
-import errno
-import socket
+import ipaddress
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ from responder.config import Config
 from responder.health.probes import ProbeResult, SelfProbes
 from responder.health.view import DaemonView, ReloadRecord
 from responder.identity import NodeIdentity, node_identities
+from responder.net.addresses import AddressWatch, present_now
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,33 +86,38 @@ def _reload_line(record: ReloadRecord) -> str:
     return f"[!] last reload: FAILED at {when}: {record.last_reason} (the previous config serves)"
 
 
-def address_present(host: str) -> bool:
-    """Whether the host has ``host`` on an interface (or may bind it anyway).
+def address_present(host: str, watch: AddressWatch | None = None) -> bool:
+    """Whether the host has ``host`` on an interface now (per ``watch``, else a fresh read).
+
+    An address the table cannot be read for counts as present
+    (:func:`~responder.net.addresses.present_now`).
 
     Raises:
-        OSError: no socket could be created (out of descriptors).
+        ValueError: ``host`` is not an IP address.
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind((host, 0))
-        except OSError as exc:
-            return exc.errno != errno.EADDRNOTAVAIL
-    return True
+    if ipaddress.ip_address(host).is_unspecified:
+        return True
+    if watch is not None:
+        return watch.present(host)
+    return present_now([host])[host]
 
 
 def assess(view: DaemonView, probes: SelfProbes | None) -> Readiness:
     """Check every node and protocol of the config in force.
 
     Raises:
-        OSError: a throwaway socket for the presence test could not be created.
+        Nothing expected: it reads counters, tables and the address table.
     """
+    from responder.services.nbns import NbnsService
+
     config = view.config
     nodes = node_identities(config)
     report: dict[str, dict[str, list[str]]] = {n.cozen_name: _protocols(config) for n in nodes}
+    nbns = _service(view, "nbns")
+    watch = nbns.watch if isinstance(nbns, NbnsService) else None
     present: dict[str, bool] = {}
     for node in nodes:
-        for protocol, reason in _listener_problems(view, config, node, present):
+        for protocol, reason in _listener_problems(view, config, node, present, watch):
             report[node.cozen_name][protocol].append(reason)
         report[node.cozen_name]["nbns"] += _conflicts(view, node)
     run = probes is not None and probes.rounds > 0
@@ -139,10 +148,15 @@ def _service(view: DaemonView, name: str) -> object | None:
 
 
 def _endpoint_problem(
-    active: Iterable[object], key: object, host: str, port: int, present: dict[str, bool]
+    active: Iterable[object],
+    key: object,
+    host: str,
+    port: int,
+    present: dict[str, bool],
+    watch: AddressWatch | None,
 ) -> str | None:
     if host not in present:
-        present[host] = address_present(host)
+        present[host] = address_present(host, watch)
     if key not in active:
         return f"{host}:{port} not bound" + ("" if present[host] else ": address not present")
     if not present[host]:
@@ -151,7 +165,11 @@ def _endpoint_problem(
 
 
 def _listener_problems(
-    view: DaemonView, config: Config, node: NodeIdentity, present: dict[str, bool]
+    view: DaemonView,
+    config: Config,
+    node: NodeIdentity,
+    present: dict[str, bool],
+    watch: AddressWatch | None,
 ) -> list[tuple[str, str]]:
     from responder.services.dns import DnsService
     from responder.services.nbns import NbnsService
@@ -174,7 +192,7 @@ def _listener_problems(
             )
     found = []
     for protocol, active, key, host, port in wanted:
-        problem = _endpoint_problem(active, key, host, port, present)
+        problem = _endpoint_problem(active, key, host, port, present, watch)
         if problem is not None and (protocol, problem) not in found:
             found.append((protocol, problem))
     return found

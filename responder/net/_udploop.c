@@ -55,6 +55,7 @@ typedef struct {
     int64_t answered;   /* replies sent */
     int64_t dropped;    /* replies the kernel refused, and datagrams lost to an error here */
     int64_t recv_errno; /* the receive error that ended the loop (never EAGAIN), or 0 */
+    int64_t repeated;   /* of answered: replies to datagrams found in repeats */
 } Counts;
 
 /* The source address as Python's socket module gives it: (host, port) for
@@ -515,10 +516,11 @@ answer_repeat(PyObject *repeats, Guard *g, const char *pkt, Py_ssize_t n, int fd
         return PyErr_Occurred() ? -1 : 0;
     if (!PyBytes_Check(stored))
         return 0; /* not ours to interpret: let the handler answer */
-    if (send_answer(g, pkt, n, fd, pkt, ID_SIZE, PyBytes_AS_STRING(stored),
-                    (size_t)PyBytes_GET_SIZE(stored), src, src_len, counts) < 0)
-        return -1;
-    return 1;
+    int64_t before = counts->answered;
+    int rc = send_answer(g, pkt, n, fd, pkt, ID_SIZE, PyBytes_AS_STRING(stored),
+                         (size_t)PyBytes_GET_SIZE(stored), src, src_len, counts);
+    counts->repeated += counts->answered - before;
+    return rc < 0 ? -1 : 1;
 }
 
 /* The exception being raised, with its traceback attached; the error indicator is cleared. */
@@ -615,9 +617,10 @@ PyDoc_STRVAR(drain_doc,
 "early when it is empty or reports an error. Each one is answered from\n"
 "``repeats`` (a dict of datagram[2:] -> reply[2:], or None) when it holds the\n"
 "datagram, else by ``handler(data, source) -> bytes | None``.\n\n"
-"``counts`` is a writable buffer of four int64 (array('q', [0] * 4)), filled\n"
-"before drain returns or raises: received, answered, dropped, and the errno\n"
-"of the receive error that ended the loop (0 if none; EAGAIN is none).\n"
+"``counts`` is a writable buffer of five int64 (array('q', [0] * 5)), filled\n"
+"before drain returns or raises: received, answered, dropped, the errno\n"
+"of the receive error that ended the loop (0 if none; EAGAIN is none), and\n"
+"how many of the answered were sent from ``repeats`` (Python never ran).\n"
 "``failures`` is None or a list of (datagram, exception) for each call of\n"
 "``handler`` that raised or returned something other than bytes or None.\n"
 "``errors`` is None or a list of the exceptions that lost a datagram here\n"
@@ -643,7 +646,7 @@ drain(PyObject *module, PyObject *args)
     else if (!PyCallable_Check(handler))
         invalid = "handler must be callable";
     else if (out.len != (Py_ssize_t)sizeof(Counts))
-        invalid = "counts must be a writable buffer of four int64";
+        invalid = "counts must be a writable buffer of five int64";
     if (invalid != NULL) {
         PyBuffer_Release(&out);
         PyErr_SetString(PyExc_TypeError, invalid);

@@ -109,12 +109,14 @@ class TcpListener:
         self.local_address: Address = sock.getsockname()[:2]
         self.connections: dict[_Connection, None] = {}  # insertion-ordered set
         self.evicted = 0
+        self.accepted = 0  # connections admitted since the listener opened
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
         self._server = await self.loop.create_server(lambda: _Connection(self), sock=self.sock)
 
     def admit(self, connection: _Connection) -> None:
+        self.accepted += 1
         while len(self.connections) >= self.limits().max_connections:
             oldest = min(self.connections, key=lambda c: c.last_activity)
             self.evicted += 1

@@ -67,7 +67,7 @@ def udp_loop_name() -> str:
 RECEIVE_BUFFER = 4 * 1024 * 1024  # rides out a few-ms stall at 100k qps
 MAX_DATAGRAM = 65535
 DRAIN_LIMIT = 256  # datagrams per wake-up, so one busy socket cannot starve the loop
-NO_COUNTS = (0, 0, 0, 0)  # the compiled loop's counts: received, answered, dropped, errno
+NO_COUNTS = (0, 0, 0, 0, 0)  # compiled loop: received, answered, dropped, errno, repeated
 
 
 @dataclass(slots=True)
@@ -76,6 +76,7 @@ class Counters:
     answered: int = 0
     dropped_send: int = 0  # replies the kernel refused; compiled loop: also datagrams lost
     handler_bugs: int = 0
+    repeats_answered: int = 0  # of answered: by the compiled loop from ``repeats``, no Python
 
 
 def bind_udp(
@@ -153,7 +154,7 @@ class UdpListener:
         self.counters = Counters()
         self.local_address: Address = sock.getsockname()[:2]
         self._fd = sock.fileno()
-        self._counts = array("q", NO_COUNTS)  # the compiled loop overwrites all four each call
+        self._counts = array("q", NO_COUNTS)  # the compiled loop overwrites all five each call
         loop.add_reader(self._fd, self._drain_compiled if self.compiled else self._drain)
 
     def _drain_compiled(self) -> None:
@@ -173,11 +174,12 @@ class UdpListener:
                 self._fd, repeats, self.handler, DRAIN_LIMIT, counts, *tables
             )
         finally:
-            received, answered, dropped, recv_errno = counts
+            received, answered, dropped, recv_errno, repeated = counts
             counters = self.counters
             counters.received += received
             counters.answered += answered
             counters.dropped_send += dropped
+            counters.repeats_answered += repeated
         for data, error in failures or ():
             self._handler_failed(data, error)
         for error in errors or ():  # each lost one datagram, counted as dropped

@@ -10,6 +10,17 @@ compiled UDP loop from the table's repeats (see responder/net/udp.py); otherwise
 the fast path (one dict lookup) or, when it declines, the general path.
 TCP always takes the general path through the RFC 7766 framer.
 
+Counting (the /metrics DNS families). The service owns two dicts of answers
+per (path, qtype, outcome), :data:`~protocols.dns.outcome.Counts`, one for
+UDP and one for TCP, kept across reloads: each :class:`DnsAnswers` is
+built with them. The fast path adds one to its stored reply's count cell,
+made when the table was built (one list increment; a repeat it answers finds
+the cell with one more lookup); the general path classifies the reply it
+built (:func:`~protocols.dns.outcome.classify`, a few header bytes and the
+question's labels). Measured with benchmarks/answer_cost.py. Repeats
+the compiled loop answers never reach Python and are counted by it alone
+(``UdpListener.counters.repeats_answered``).
+
 Before any of that, the service's guard (``[limits]``, responder/services/limits.py)
 drops datagrams from reflection sources, and rate-limits answers per source
 prefix: a limited answer is dropped or, every ``slip``-th, truncated (TC=1).
@@ -26,6 +37,7 @@ from functools import partial
 
 from protocols.dns.authority import Authority
 from protocols.dns.fastpath import AnswerTable, Variants, fast_answer, iter_answer_entries
+from protocols.dns.outcome import Counts, add, classify
 from protocols.dns.stream import DnsStream
 from protocols.ratelimit import dns_slip
 from protocols.repeats import Repeats
@@ -59,41 +71,61 @@ class DnsAnswers:
 
     authority: Authority  # the general path, compiled once
     table: AnswerTable | None  # None when the fast path is switched off
+    udp_counts: Counts  # answers per (path, qtype, outcome): the service's, across reloads
+    tcp_counts: Counts
 
     @classmethod
-    async def compile(cls, config: Config, serial: int) -> DnsAnswers:
+    async def compile(
+        cls, config: Config, serial: int, counts: tuple[Counts, Counts] | None = None
+    ) -> DnsAnswers:
         """Compile in a thread (see :mod:`responder.offload`) while the loop keeps serving.
 
         A 1,000-node table takes a few hundred ms of CPU; the old answers are
         served meanwhile, and the caller swaps the new ones in at once.
         """
-        return await off_loop(partial(cls.build, config, serial))
+        return await off_loop(partial(cls.build, config, serial, counts))
 
     @classmethod
-    def build(cls, config: Config, serial: int) -> DnsAnswers:
-        """Compile the general responder and the answer table; pure, so any thread may."""
+    def build(
+        cls, config: Config, serial: int, counts: tuple[Counts, Counts] | None = None
+    ) -> DnsAnswers:
+        """Compile the general responder and the answer table; pure, so any thread may.
+
+        ``counts``: the (UDP, TCP) dicts to count answers in (default: new ones).
+        """
         authority = Authority(dns_zone(config, serial))
+        udp_counts, tcp_counts = ({}, {}) if counts is None else counts
         if not config.dns.fast_path:
-            return cls(authority, None)
+            return cls(authority, None, udp_counts, tcp_counts)
         entries: dict[bytes, Variants] = {}
-        for count, (key, variants) in enumerate(iter_answer_entries(authority), 1):
+        entries_of = iter_answer_entries(authority, udp_counts)
+        for count, (key, variants) in enumerate(entries_of, 1):
             entries[key] = variants
             if count % YIELD_EVERY == 0:
                 # Drops the GIL so the loop's thread takes it first, should it wait. Not
                 # time.sleep(0): that goes through nanosleep, which a clock shim such
                 # as libfaketime may refuse (EINVAL).
                 os.sched_yield()
-        return cls(authority, AnswerTable(entries))
+        return cls(authority, AnswerTable(entries, counts=udp_counts), udp_counts, tcp_counts)
 
     def answer_udp(self, datagram: bytes) -> bytes | None:
         if self.table is not None:
-            reply = fast_answer(self.table, datagram)
+            reply = fast_answer(self.table, datagram)  # counts what it answers
             if reply is not None:
                 return reply
-        return self.authority.respond(datagram, udp=True)
+        reply = self.authority.respond(datagram, udp=True)
+        key = ("general", *classify(reply))
+        cell = self.udp_counts.get(key)
+        if cell is None:
+            self.udp_counts[key] = [1]
+        else:
+            cell[0] += 1
+        return reply
 
     def answer_tcp(self, message: bytes) -> bytes | None:
-        return self.authority.respond(message, udp=False)
+        reply = self.authority.respond(message, udp=False)
+        add(self.tcp_counts, ("general", *classify(reply)))
+        return reply
 
 
 class DnsService:
@@ -112,6 +144,7 @@ class DnsService:
         self._interfaces = interfaces
         self.guard: ListenerGuard | None = None  # set by apply()
         self.answers: DnsAnswers | None = None
+        self.counts: tuple[Counts, Counts] = ({}, {})  # UDP, TCP: see DnsAnswers.udp_counts
         self.limits = TcpLimits(max_connections=0, idle_timeout=0.0)  # set by apply()
         self._reuse_port = False  # [daemon] workers > 1: every worker binds the same ports
         self._freebind = False  # [daemon] freebind: bind addresses not (yet) present
@@ -125,7 +158,7 @@ class DnsService:
         Raises:
             BindError: a new address could not be bound (nothing changed).
         """
-        answers = await DnsAnswers.compile(config, serial)
+        answers = await DnsAnswers.compile(config, serial, self.counts)
         self._reuse_port = config.daemon.workers > 1
         self._freebind = config.daemon.freebind
         self._ip_ttl = config.daemon.ip_ttl
@@ -208,6 +241,7 @@ class DnsService:
                 "address_present": present[h],
                 "connections": len(t.connections),
                 "evicted": t.evicted,
+                "accepted": t.accepted,
             }
             for (h, p), t in self.tcp.active.items()
         ]

@@ -157,6 +157,7 @@ class NbnsService:
         self.view = _View.of({})
         self.retiring: list[_Node] = []
         self.malformed = 0
+        self.fast_path_answers = 0  # replies from the nodes' fast paths (Python; repeats too)
         # For /readyz and /metrics: who objected to a name ((address, "NAME<xx>") -> objector),
         # and the WINS outcomes seen (registered, conflict, refused, ...), both from events.
         self.objectors: dict[tuple[str, str], str] = {}
@@ -240,6 +241,11 @@ class NbnsService:
         self.addresses.subscribe(self._on_address_change)
         self._link.open()
         self._watching = True
+
+    @property
+    def watch(self) -> AddressWatch | None:
+        """The address watch while it is open (rtnetlink), else None."""
+        return self.addresses if self._watching else None
 
     def _present(self, address: str) -> bool:
         return not self._watching or self.addresses.present(address)
@@ -347,7 +353,10 @@ class NbnsService:
             return None
         # The hot path: a precomputed answer needs no clock read and no transmit check.
         reply = node.nbns.fast_answer(data, broadcast=False) if node.plan.fast_path else None
-        return reply if reply is not None else self._receive(node, data, source)
+        if reply is None:
+            return self._receive(node, data, source)
+        self.fast_path_answers += 1
+        return reply
 
     def _receive(self, node: _Node, data: bytes, source: Address) -> bytes | None:
         try:
@@ -368,7 +377,9 @@ class NbnsService:
         message: NbnsMessage | None = None
         for node in self.view.by_broadcast.get(address, ()):
             reply = node.nbns.fast_answer(data, broadcast=True)
-            if reply is None:
+            if reply is not None:
+                self.fast_path_answers += 1
+            else:
                 if message is None:
                     message = self._decode(data, source)
                     if message is None:
@@ -393,6 +404,7 @@ class NbnsService:
             return self._receive(nodes[0], data, source) if nodes else None
         reply = nodes[0].nbns.fast_answer(data, broadcast=False)
         if reply is not None:
+            self.fast_path_answers += 1
             return reply
         message = self._decode(data, source)
         return None if message is None else self._deliver(nodes, message, source, broadcast=False)

@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Mapping
 
+from protocols.smb.counters import SmbCounters
 from protocols.smb.session import SmbIdentity, SmbSession
 from responder.config import Config
 from responder.identity import node_identities, smb_identity
@@ -63,6 +64,7 @@ class SmbService:
         self.loop = loop
         self.identities: Mapping[str, SmbIdentity] = {}
         self.limits = TcpLimits(max_connections=0, idle_timeout=0.0)  # set by apply()
+        self.counters = SmbCounters()  # every session's NEGOTIATE and SESSION_SETUP answers
         self._max_message_size = 65536
         self._freebind = False  # [daemon] freebind: bind addresses not (yet) present
         self._ip_ttl = 128  # [daemon] ip_ttl
@@ -110,6 +112,7 @@ class SmbService:
                     "transport": "nbss" if netbios else "direct",
                     "connections": len(listener.connections),
                     "evicted": listener.evicted,
+                    "accepted": listener.accepted,
                 }
                 for (host, port, netbios), listener in self.tcp.active.items()
             ],
@@ -132,6 +135,7 @@ class SmbService:
             random_bytes=os.urandom,
             clock=time.time,
             max_message_size=self._max_message_size,
+            counters=self.counters,
         )
 
     async def _open(self, endpoint: Endpoint) -> TcpListener:

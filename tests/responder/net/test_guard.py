@@ -305,4 +305,4 @@ def test_guard_arguments_are_checked():
         with pytest.raises(ValueError):
             _udploop.Guard(*args)
     with pytest.raises(TypeError, match="guard"):
-        _udploop.drain(-1, None, lambda d, s: None, 1, __import__("array").array("q", [0] * 4), 5)
+        _udploop.drain(-1, None, lambda d, s: None, 1, __import__("array").array("q", [0] * 5), 5)

@@ -23,7 +23,9 @@ import dns.query
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from protocols.netbios.names import NetbiosName
 from protocols.netbios.nbns import (
+    NameQueryRequest,
     NameRegistrationRequest,
     NmFlags,
     Rcode,
@@ -33,7 +35,7 @@ from protocols.netbios.nbns import (
 from protocols.netbios.nbns_encode import encode_packet
 from responder.app import Daemon
 from responder.config import ConfigError, load_config
-from tests.helpers import BASE_CONFIG, REPO, end_process, run_on
+from tests.helpers import BASE_CONFIG, REPO, end_process, golden, run_on
 
 T = TypeVar("T")
 HEALTH = ("127.0.0.1", 9137)
@@ -170,6 +172,39 @@ def test_readyz_fails_while_an_address_is_missing_and_recovers(write_config, sta
         ip_addr("add")
         wait_for(lambda: readyz()[0] == 200, what="ready again")
     finally:
+        for address in (ABSENT, PRESENT):
+            subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], check=False)
+
+
+def sysctl(name: str, value: str | None = None) -> str:
+    """Read (or set) a sysctl of the suite's network namespace."""
+    path = f"/proc/sys/{name.replace('.', '/')}"
+    if value is not None:
+        with open(path, "w") as file:
+            file.write(value)
+    with open(path) as file:
+        return file.read().strip()
+
+
+def test_readyz_sees_a_missing_address_even_with_nonlocal_bind(write_config, start_daemon):
+    """With net.ipv4.ip_nonlocal_bind=1 (keepalived hosts) an absent address binds: not present."""
+    before = sysctl("net.ipv4.ip_nonlocal_bind")
+    ip_addr("add", PRESENT)
+    try:
+        sysctl("net.ipv4.ip_nonlocal_bind", "1")  # this namespace's alone
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((ABSENT, 0))  # what the readiness check used to take for "present"
+        start_daemon(write_config(ABSENT_CONFIG))
+        _, body = wait_for(
+            lambda: (r := readyz())[1]["nodes"]["SQL01-CZ1"]["smb"] == {"status": "ok"} and r,
+            what="the present node probed and ready",
+        )
+        reasons = failing_reasons(body, "SQL01-CZ2", "smb")
+        assert f"{ABSENT}:445 not bound: address not present" in reasons
+        ip_addr("add")
+        wait_for(lambda: readyz()[0] == 200, what="ready once the address is there")
+    finally:
+        sysctl("net.ipv4.ip_nonlocal_bind", before)
         for address in (ABSENT, PRESENT):
             subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], check=False)
 
@@ -374,3 +409,211 @@ def test_every_worker_is_counted(write_config, start_daemon):
     status = json.loads(fetch("/status")[2])
     mine = status["dns"]["udp"][0]["answered"]
     assert 0 < mine < 60, "both workers answered some (worker 0's own share is below 60)"
+    # Every one went through a repeats table (in C: the compiled loop) or Python's counts.
+    answered = ("udp", "A", "answered")
+    assert (
+        queries_total(metrics())[answered] + dns_counter("cozen_dns_repeats_answered_total") == 60
+    )
+
+
+def test_every_worker_is_counted_by_qtype_and_outcome(write_config, start_daemon):
+    config = (
+        CONFIG.replace("probe_interval = 1", "probe_interval = 0") + "\n[daemon]\nworkers = 2\n"
+    )
+    start_daemon(write_config(config))
+    wait_for(lambda: dns_counter("cozen_workers") == 2, what="both workers publishing")
+    names = spellings("sql01-cz2.corp.example", 60)  # distinct bytes: no repeats, all Python
+    for name in names:  # each from its own source port: SO_REUSEPORT spreads them
+        assert dns.message.from_wire(udp_exchange(dns.message.make_query(name, "A").to_wire()))
+    for name in names[:10]:
+        udp_exchange(dns.message.make_query(name, "AAAA").to_wire())
+    for name in names[:10]:  # exact repeats of the AAAA queries, new IDs
+        udp_exchange(dns.message.make_query(name, "AAAA").to_wire())
+
+    def counted() -> tuple[float, float, float, float] | None:
+        text = metrics()  # one scrape: every worker's latest snapshot, taken together
+        totals, values = queries_total(text), metric_values
+        repeats = sum(values(text, "cozen_dns_repeats_answered_total").values())
+        fast = sum(values(text, "cozen_dns_fast_path_answers_total").values())
+        found = (totals[("udp", "A", "answered")], totals.get(("udp", "AAAA", "nodata"), 0))
+        return (*found, repeats, fast) if found[0] + found[1] + repeats == 80 else None
+
+    a, nodata, repeats, fast = wait_for(counted, what="80 answers counted, across workers")
+    assert (a, nodata + repeats, fast) == (60, 20, 80 - repeats)
+    status = json.loads(fetch("/status")[2])
+    assert status["dns"]["udp"][0]["answered"] < 80, "worker 0 alone did not answer them all"
+
+
+# ------------------------------------------------------------ counters by qtype and outcome
+
+
+def spellings(name: str, count: int) -> list[str]:
+    """``count`` letter-case spellings of ``name``, all different (distinct query bytes)."""
+    letters = [i for i, c in enumerate(name) if c.isalpha()]
+    found = []
+    for n in range(count):
+        chars = list(name)
+        for bit, index in enumerate(letters):
+            if n >> bit & 1:
+                chars[index] = chars[index].upper()
+        found.append("".join(chars))
+    return found
+
+
+def udp_exchange(datagram: bytes, *, reply: bool = True) -> bytes | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(2)
+        sock.sendto(datagram, ("127.0.0.10", 53))
+        return sock.recv(4096) if reply else None
+
+
+def queries_total(text: str) -> dict[tuple[str, str, str], float]:
+    return {
+        (labels["protocol"], labels["qtype"], labels["outcome"]): value
+        for key, value in metric_values(text, "cozen_dns_queries_total").items()
+        for labels in [dict(key)]
+    }
+
+
+def grown(before: dict, after: dict) -> dict:
+    """What rose between two scrapes, per series (series at 0 left out)."""
+    return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+
+
+@pytest.mark.parametrize("udp_loop", ["compiled", "python"])
+def test_dns_queries_are_counted_by_qtype_and_outcome(write_config, start_daemon, udp_loop):
+    switch = {"COZEN_PURE_PYTHON": "1" if udp_loop == "python" else ""}
+    start_daemon(
+        write_config(CONFIG.replace("probe_interval = 1", "probe_interval = 0")), env=switch
+    )
+    before = metrics()
+    wires = [
+        *(dns.message.make_query(n, "A") for n in spellings("sql01-cz1.corp.example", 4)),
+        *(dns.message.make_query(n, "AAAA") for n in spellings("sql01-cz2.corp.example", 3)),
+        *(dns.message.make_query(f"nope{i}.corp.example", "A") for i in range(2)),
+        *(dns.message.make_query(n, "A") for n in spellings("sql01.corp.example", 2)),
+    ]
+    for query in wires:
+        assert dns.message.from_wire(udp_exchange(query.to_wire())).id == query.id
+    malformed = dns.message.make_query("sql01-cz1.corp.example", "A").to_wire()[:-3]
+    for _ in range(2):
+        assert udp_exchange(malformed)[3] & 0xF == 1  # FORMERR
+    udp_exchange(b"\x00\x01\x00", reply=False)  # dropped: no header to answer
+    repeat = dns.message.make_query("sql01-cz1.corp.example", "A")  # the first spelling again
+    for qid in range(5):
+        repeat.id = qid
+        assert dns.message.from_wire(udp_exchange(repeat.to_wire())).answer
+    tcp = dns.query.tcp(dns.message.make_query("sql01-cz2.corp.example", "A"), "127.0.0.10", 2)
+    assert tcp.answer
+
+    repeats = 5 if udp_loop == "compiled" else 0  # the compiled loop answers them in C
+    expected = {
+        ("udp", "A", "answered"): 4 + 5 - repeats,
+        ("udp", "AAAA", "nodata"): 3,
+        ("udp", "A", "nxdomain"): 2,
+        ("udp", "A", "refused"): 2,
+        ("udp", "none", "formerr"): 2,
+        ("udp", "none", "dropped"): 1,
+        ("tcp", "A", "answered"): 1,
+    }
+    text = wait_for(
+        lambda: (
+            (t := metrics()) and grown(queries_total(before), queries_total(t)) == expected and t
+        ),
+        what=f"{expected}",
+    )
+
+    def one(name: str, key: tuple = ()) -> float:
+        return metric_values(text, name)[key] - metric_values(before, name).get(key, 0)
+
+    address = (("address", "127.0.0.10:53"),)
+    assert one("cozen_dns_repeats_answered_total", address) == repeats
+    assert one("cozen_dns_fast_path_answers_total") == 4 + 3 + 5 - repeats
+    assert one("cozen_dns_general_path_queries_total", (("protocol", "udp"),)) == 2 + 2 + 2 + 1
+    assert one("cozen_dns_general_path_queries_total", (("protocol", "tcp"),)) == 1
+    assert one("cozen_dns_tcp_connections_accepted_total", address) == 1
+    assert one("cozen_dns_udp_answered_total", address) == 4 + 3 + 2 + 2 + 2 + 5
+    checked = promtool(text)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize("udp_loop", ["compiled", "python"])
+def test_nbns_fast_path_and_repeats_are_counted(write_config, start_daemon, udp_loop):
+    switch = {"COZEN_PURE_PYTHON": "1" if udp_loop == "python" else ""}
+    start_daemon(
+        write_config(CONFIG.replace("probe_interval = 1", "probe_interval = 0")), env=switch
+    )
+    before = metrics()
+    name = NetbiosName("SQL01-CZ1", 0x20)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(2)
+        for trn_id in range(6):  # the first one a fast-path hit, then exact repeats
+            sock.sendto(encode_packet(NameQueryRequest(trn_id, name)), ("127.0.0.11", 137))
+            assert sock.recv(1024)[:2] == trn_id.to_bytes(2, "big")
+    text = metrics()
+
+    def grew(metric: str) -> float:
+        return sum(metric_values(text, metric).values()) - sum(
+            metric_values(before, metric).values()
+        )
+
+    repeats = 5 if udp_loop == "compiled" else 0
+    assert grew("cozen_nbns_repeats_answered_total") == repeats
+    assert grew("cozen_nbns_fast_path_answers_total") == 6 - repeats
+    checked = promtool(text)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def smb_exchange(sock: socket.socket, data: bytes) -> bytes:
+    sock.sendall(data)
+    header = b""
+    while len(header) < 4:
+        header += sock.recv(4 - len(header))
+    size = int.from_bytes(header[1:], "big")
+    body = b""
+    while len(body) < size:
+        body += sock.recv(size - len(body))
+    return header + body
+
+
+def test_smb_handshakes_are_counted_by_dialect_and_result(write_config, start_daemon):
+    start_daemon(write_config(CONFIG.replace("probe_interval = 1", "probe_interval = 0")))
+    before = metrics()
+    conversations = [
+        ["smb_smbclient_smb2_negotiate_req", "smb_smbclient_smb2_session_setup_negotiate_req"],
+        ["smb_nmap_smb2_single_dialect_negotiate_req"],
+        ["smb_smbclient_nt1_negotiate_req"],
+        ["smb_nmap_smb1_negotiate_req", "smb_nmap_smb1_session_setup_anonymous_req"],
+        [
+            "smb_smbclient_nt1_nospnego_negotiate_req",
+            "smb_smbclient_nt1_nospnego_session_setup_req",
+        ],
+    ]
+    for captures in conversations:
+        with socket.create_connection(("127.0.0.11", 445), timeout=5) as sock:
+            for name in captures:
+                smb_exchange(sock, golden(name))
+    text = metrics()
+
+    def grew(name: str, label: str) -> dict[str, float]:
+        values = {dict(k)[label]: v for k, v in metric_values(text, name).items()}
+        old = {dict(k)[label]: v for k, v in metric_values(before, name).items()}
+        return grown(old, values)
+
+    assert grew("cozen_smb_negotiations_total", "dialect") == {
+        "3.1.1": 1,
+        "2.0.2": 1,
+        "NT LM 0.12": 3,
+    }
+    assert grew("cozen_smb_session_setups_total", "result") == {
+        "challenge_sent": 1,
+        "null_session": 1,
+        "logon_failure": 1,
+    }
+    accepted = metric_values(text, "cozen_smb_tcp_connections_accepted_total")
+    key = (("address", "127.0.0.11:445"), ("transport", "direct"))
+    assert accepted[key] - metric_values(before, "cozen_smb_tcp_connections_accepted_total").get(
+        key, 0
+    ) == len(conversations)
+    checked = promtool(text)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
