@@ -193,12 +193,11 @@ class UdpListener:
     def _drain(self) -> None:
         guard = None if self.guard is None else self.guard()
         tap = _tap.current
-        if tap is not None:
-            self._drain_recorded(tap, guard)
-        elif guard is None:
+        if guard is None and tap is None:
             self._drain_plain()
-        else:
-            self._drain_guarded(guard)
+            return
+        self._drain_checked(guard, tap)
+        if guard is not None:
             guard.log_changes(self.loop.time())
 
     def _drain_plain(self) -> None:
@@ -233,39 +232,9 @@ class UdpListener:
             counters.answered += answered
             counters.dropped_send += dropped
 
-    def _drain_guarded(self, guard: ListenerGuard) -> None:
-        # The reference loop with the guard: sources checked before the handler,
-        # every answer through the limiter.
-        recvfrom, handler, table = self.sock.recvfrom, self.handler, guard.python()
-        counters = self.counters
-        for _ in range(DRAIN_LIMIT):
-            try:
-                data, source = recvfrom(MAX_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                log.debug("udp %s: receive error %s", self.local_address, exc)
-                return
-            counters.received += 1
-            packed = packed_address(source[0])
-            if table.check_source(packed, source[1]):
-                continue
-            try:
-                reply = handler(data, source)
-            except Exception as exc:
-                self._handler_failed(data, exc)
-                continue
-            if reply is not None and table.limiting:
-                reply = guard.limit(table, data, packed, reply)
-            if reply is not None:
-                try:
-                    self.sock.sendto(reply, source)
-                    counters.answered += 1
-                except OSError:
-                    counters.dropped_send += 1
-
-    def _drain_recorded(self, tap: _tap.Tap, guard: ListenerGuard | None) -> None:
-        # The reference loop while recording: what came in and what went out, reported.
+    def _drain_checked(self, guard: ListenerGuard | None, tap: _tap.Tap | None) -> None:
+        # The reference loop with the guard (sources checked before the handler, every
+        # answer through the limiter) and/or the tap (what came in and went out, reported).
         recvfrom, handler, counters = self.sock.recvfrom, self.handler, self.counters
         table = None if guard is None else guard.python()
         local = self.local_address
@@ -278,8 +247,8 @@ class UdpListener:
                 log.debug("udp %s: receive error %s", local, exc)
                 return
             counters.received += 1
-            source = source[:2]
-            tap.datagram(source, local, data)
+            if tap is not None:
+                tap.datagram(source[:2], local, data)
             packed = packed_address(source[0])
             if table is not None and table.check_source(packed, source[1]):
                 continue
@@ -288,15 +257,18 @@ class UdpListener:
             except Exception as exc:
                 self._handler_failed(data, exc)
                 continue
-            if reply is not None and table is not None and table.limiting:
-                reply = guard.limit(table, data, packed, reply)  # type: ignore[union-attr]
-            if reply is not None:
-                try:
-                    self.sock.sendto(reply, source)
-                    counters.answered += 1
-                    tap.datagram(local, source, reply)
-                except OSError:
-                    counters.dropped_send += 1
+            if reply is not None and guard is not None and table is not None and table.limiting:
+                reply = guard.limit(table, data, packed, reply)
+            if reply is None:
+                continue
+            try:
+                self.sock.sendto(reply, source)
+            except OSError:
+                counters.dropped_send += 1
+                continue
+            counters.answered += 1
+            if tap is not None:
+                tap.datagram(local, source[:2], reply)
 
     def _handler_failed(self, data: bytes, error: BaseException) -> None:
         self.counters.handler_bugs += 1
