@@ -158,7 +158,7 @@ class RegistrationService:
             try:
                 server = await self._server(exchange.zone)
                 responses = [await _send(message, server) for message in exchange.messages]
-            except _NoServer as exc:
+            except NoServer as exc:
                 registrar.fail(exchange, "NO_SERVER", str(exc), self.loop.time())
             except update.TRANSPORT_ERRORS as exc:
                 self._servers.pop(exchange.zone, None)  # look the primary up again next time
@@ -173,7 +173,7 @@ class RegistrationService:
     async def _server(self, zone: str) -> Endpoint:
         settings = self.settings
         if settings is None:
-            raise _NoServer("registration is not configured")
+            raise NoServer("registration is not configured")
         if settings.server is not None:
             return str(settings.server), settings.port
         if zone not in self._servers:
@@ -181,26 +181,7 @@ class RegistrationService:
         return self._servers[zone]
 
     async def _discover(self, zone: str) -> str:
-        """The address of ``zone``'s SOA MNAME (RFC 1035 §3.3.13), through the resolver."""
-        import dns.asyncresolver
-        import dns.exception
-        import dns.resolver
-
-        resolver = dns.asyncresolver.Resolver(configure=self._nameservers is None)
-        if self._nameservers is not None:
-            resolver.nameservers = list(self._nameservers)
-        try:
-            soa = await resolver.resolve(zone, "SOA", lifetime=DISCOVERY_LIFETIME)
-            mname = soa[0].mname.to_text()
-            for rdtype in ("A", "AAAA"):
-                try:
-                    answer = await resolver.resolve(mname, rdtype, lifetime=DISCOVERY_LIFETIME)
-                    return str(answer[0].address)
-                except dns.resolver.NoAnswer:
-                    continue
-        except dns.exception.DNSException as exc:
-            raise _NoServer(f"SOA MNAME of {zone} not found: {exc}") from None
-        raise _NoServer(f"the SOA MNAME {mname} of {zone} has no address")
+        return await discover_primary(zone, self._nameservers)
 
     # ------------------------------------------------------------ reporting
 
@@ -231,8 +212,37 @@ class RegistrationService:
         }
 
 
-class _NoServer(Exception):
+class NoServer(Exception):
     """The zone's primary could not be found."""
+
+
+async def discover_primary(zone: str, nameservers: Sequence[str] | None = None) -> str:
+    """The address of ``zone``'s SOA MNAME (RFC 1035 §3.3.13), through the resolver.
+
+    ``nameservers`` None: the system's (/etc/resolv.conf). Also used by ``audit``.
+
+    Raises:
+        NoServer: no SOA, or its MNAME has no address (the message says which).
+    """
+    import dns.asyncresolver
+    import dns.exception
+    import dns.resolver
+
+    resolver = dns.asyncresolver.Resolver(configure=nameservers is None)
+    if nameservers is not None:
+        resolver.nameservers = list(nameservers)
+    try:
+        soa = await resolver.resolve(zone, "SOA", lifetime=DISCOVERY_LIFETIME)
+        mname = soa[0].mname.to_text()
+        for rdtype in ("A", "AAAA"):
+            try:
+                answer = await resolver.resolve(mname, rdtype, lifetime=DISCOVERY_LIFETIME)
+                return str(answer[0].address)
+            except dns.resolver.NoAnswer:
+                continue
+    except dns.exception.DNSException as exc:
+        raise NoServer(f"SOA MNAME of {zone} not found: {exc}") from None
+    raise NoServer(f"the SOA MNAME {mname} of {zone} has no address")
 
 
 async def _send(message: dns.message.Message, server: Endpoint) -> dns.message.Message:

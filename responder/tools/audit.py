@@ -19,8 +19,10 @@ node presents:
 - ``unique``  no two probed hosts present the same name, ServerGuid or MAC;
 - ``wins``    with ``netbios.wins_server``: the WINS server resolves the node's <00>
   name to its address;
-- ``site-dns`` the site's DNS (``[registration.dns]``) agrees: see
-  :func:`registration_dns_server`, the hook for the DNS-registration feature.
+- ``site-dns`` with ``[registration.dns]``: at the site's server (``server``, or
+  the zone's SOA MNAME found as registration finds it) the node's FQDN has A
+  (and AAAA) pointing at its management addresses and each address's PTR
+  names the node; "-" with the reason when the server cannot be found.
 
 With ``--public ADDRESS`` the production address is probed too: it must
 present no node's Cozen name and share no ServerGuid or MAC with a node.
@@ -30,8 +32,9 @@ A cell is passed, failed (with the reasons) or not applicable.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -40,7 +43,9 @@ from protocols.errors import MalformedMessage
 from protocols.smb.negotiate import DIALECT_NAMES, Dialect
 from responder.config import Config
 from responder.identity import NodeIdentity, cozen_fqdn, node_identities
+from responder.services.registration import NoServer, discover_primary
 from responder.tools import probe as probing
+from responder.tools import wire
 from responder.tools.render import to_json as probes_json
 from responder.tools.result import (
     DnsView,
@@ -65,7 +70,7 @@ class Cell:
     @property
     def text(self) -> str:
         if self.ok is None:
-            return "-"
+            return "-" + "".join(f" ({reason})" for reason in self.reasons)
         return "ok" if self.ok else "FAIL " + "\n".join(self.reasons)
 
 
@@ -313,23 +318,52 @@ def assemble(
 # -- asking (asyncio) -----------------------------------------------------------------
 
 
-def registration_dns_server(config: Config) -> tuple[str, int] | None:
-    """Hook for the DNS-registration feature: the site's DNS server to check, or None.
+async def registration_dns_server(
+    config: Config, nameservers: Sequence[str] | None = None
+) -> tuple[str, int] | str | None:
+    """The site's DNS server of ``[registration.dns]``; a reason when it cannot be found.
 
-    ``[registration.dns]`` is being built on another branch; this one has no
-    such key, so the ``site-dns`` column is "-" (not applicable). When the
-    config grows ``registration.dns.server``/``port``, this reads them and the
-    same PTR/A comparison as ``dns`` runs against the site's server.
+    None: registration is not configured (``site-dns`` not applicable). With
+    no ``server`` the zone's SOA MNAME is looked up through ``nameservers``
+    (None: the system resolver), as the registration service does.
     """
-    registration = getattr(config, "registration", None)
-    dns = getattr(registration, "dns", None)
-    server = getattr(dns, "server", None)
-    if server is None:
+    registration = config.registration
+    if registration is None:
         return None
-    return str(server), int(getattr(dns, "port", 53))
+    if registration.server is not None:
+        return str(registration.server), registration.port
+    try:
+        host = await discover_primary(registration.zone, nameservers)
+    except NoServer as exc:
+        return str(exc)
+    return host, registration.port
 
 
-async def _extras(config: Config, node: NodeIdentity, wait: float) -> Extras:
+async def check_site_dns(node: NodeIdentity, server: tuple[str, int], wait: float) -> Cell:
+    """At ``server``: A (AAAA) of the FQDN is each management address, its PTR the FQDN."""
+    host, port = server
+    at = f"at {f'[{host}]' if ':' in host else host}:{port}: "
+    reasons: list[str] = []
+    pairs = ((node.ipv4, RRType.A), (node.ipv6, RRType.AAAA))
+    for address, qtype in ((a, q) for a, q in pairs if a is not None):
+        reverse = wire.reverse_name(str(address))
+        try:
+            rcode, _, found = await probing.dns_query(server, node.fqdn, qtype, wait)
+            if not any(ipaddress.ip_address(a) == address for a in found):
+                got = ", ".join(found) or f"missing ({rcode})"
+                reasons.append(f"{at}{qtype.name} {node.fqdn} {got}, expected {address}")
+            rcode, _, names = await probing.dns_query(server, reverse, RRType.PTR, wait)
+            if [n.rstrip(".").lower() for n in names] != [node.fqdn]:
+                got = ", ".join(names) or f"missing ({rcode})"
+                reasons.append(f"{at}PTR {reverse} {got}, expected {node.fqdn}")
+        except (probing.Silent, MalformedMessage) as exc:
+            reasons.append(f"{at}{exc}")
+    return _cell(reasons)
+
+
+async def _extras(
+    config: Config, node: NodeIdentity, wait: float, site_server: tuple[str, int] | str | None
+) -> Extras:
     public_a, public_rcode = await _public_a(config, wait)
     other_listeners = [(str(a), config.dns.port) for a in config.dns.listen[1:]]
     others = [await probing.probe_dns(node.address, server, wait) for server in other_listeners]
@@ -339,9 +373,10 @@ async def _extras(config: Config, node: NodeIdentity, wait: float) -> Extras:
         server = str(config.netbios.wins_server)
         wins = await probing.name_query(server, config.netbios.wins_port, name, suffix, wait)
     site = NA
-    site_server = registration_dns_server(config)
-    if site_server is not None:
-        site = check_dns(node, await probing.probe_dns(node.address, site_server, wait))
+    if isinstance(site_server, str):
+        site = Cell(None, (site_server,))
+    elif site_server is not None:
+        site = await check_site_dns(node, site_server, wait)
     return Extras(public_a, public_rcode, wins, site, tuple(others))
 
 
@@ -369,10 +404,13 @@ async def gather(
     nodes = node_identities(config)
     options = [_options(config, node.cozen_name, wait) for node in nodes]
     gate = asyncio.Semaphore(concurrency)
+    site_server = await registration_dns_server(config)
 
     async def one(node: NodeIdentity, opts: probing.ProbeOptions) -> tuple[ProbeResult, Extras]:
         async with gate:
-            return await probing.probe(node.address, opts), await _extras(config, node, wait)
+            return await probing.probe(node.address, opts), await _extras(
+                config, node, wait, site_server
+            )
 
     pairs = await asyncio.gather(*(one(n, o) for n, o in zip(nodes, options, strict=True)))
     public_result = None

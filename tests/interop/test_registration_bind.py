@@ -9,15 +9,18 @@ bounded poll of a few seconds. No assertion reads the wall clock.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import glob
 import json
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
 import dns.message
 import dns.query
@@ -31,6 +34,8 @@ from protocols.netbios.nbns_encode import encode_name_query_request
 from responder.config import load_config
 from responder.identity import derived_mac
 from responder.services.registration import RegistrationService
+from responder.tools import audit
+from responder.tools.audit import registration_dns_server
 from tests.helpers import loop_kinds, run_on
 from tests.interop.dns_servers import (
     FORWARD,
@@ -405,3 +410,53 @@ def test_the_server_defaults_to_the_soa_mname(zone, write_config, loop_kind):
         assert zone.names(FORWARD) == set()
 
     run_on(loop_kind, scenario)
+
+
+# ---------------------------------------------------------------- audit's site-dns column
+
+
+def audit_site_dns(path: object) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "responder", "audit", "--config", str(path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.stdout, done.stderr
+    nodes = json.loads(done.stdout)["nodes"]
+    return {n["node"]: n["checks"]["site-dns"] for n in nodes}
+
+
+def test_audit_checks_the_records_at_the_site_dns(zone, write_config, start_daemon):
+    """Registered: site-dns ok. A record deleted behind the daemon's back: the cell names it."""
+    text = config(zone.secret).replace("refresh_seconds = 1", "refresh_seconds = 600")
+    path = write_config(text)
+    start_daemon(path)
+    wait_until(lambda: registered(zone), 10, "the records in named")
+    cells = audit_site_dns(path)
+    assert cells == {n: {"ok": True, "reasons": []} for n in ("SQL01-CZ1", "SQL01-CZ2")}
+    update = zone.admin_update(FORWARD)
+    update.delete(CZ1, "AAAA")
+    assert zone.send(update) == "NOERROR"
+    update = zone.admin_update(REVERSE4)
+    update.delete(PTR12, "PTR")
+    assert zone.send(update) == "NOERROR"
+    cells = audit_site_dns(path)
+    assert cells["SQL01-CZ1"]["ok"] is False and cells["SQL01-CZ2"]["ok"] is False
+    (reason,) = cells["SQL01-CZ1"]["reasons"]
+    assert reason.startswith(f"at {NAMED}:53: AAAA {CZ1.rstrip('.')} missing")
+    assert "expected fd00::11" in reason
+    (reason,) = cells["SQL01-CZ2"]["reasons"]
+    assert reason.startswith(f"at {NAMED}:53: PTR {PTR12.rstrip('.')} missing")
+    assert reason.endswith(f"expected {CZ2.rstrip('.')}")
+
+
+def test_audit_finds_the_site_dns_as_registration_does(zone, write_config):
+    """No ``server``: the zone's SOA MNAME; none to be found: "-" with the reason."""
+    config_ = load_config(str(write_config(config(zone.secret, nodes=NODE1, server=None))))
+    found = asyncio.run(registration_dns_server(config_, [NAMED]))
+    assert found == (NAMED, 53)
+    missing = asyncio.run(registration_dns_server(config_, ["127.0.0.254"]))
+    assert isinstance(missing, str) and "SOA MNAME of corp.example not found" in missing
+    assert audit.Cell(None, (missing,)).text == f"- ({missing})"
