@@ -19,7 +19,8 @@ Read it top-down:
 - ``net/``       sockets: UDP and TCP listeners, the compiled UDP loop, listener sets
 - ``services/``  one service per protocol (DNS, NBNS, SMB, health, DNS registration) with the
                  same verbs
-- ``health/``    what the health service serves: readiness, self-probes, metrics, status page
+- ``health/``    what the health service serves: readiness, self-probes, periodic audit, metrics,
+                 status page
 - ``capture/``   ``run --pcap``: the recorder behind the listeners' tap (imported only then)
 
 The rule of this layer: a packet goes listener -> codec -> identity -> codec ->

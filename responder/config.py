@@ -129,6 +129,7 @@ class SmbSettings:
 class HealthSettings:
     listen: tuple[str, int] | None  # /livez, /readyz, /metrics, /status, /; None = off
     probe_interval: int = 30  # seconds between self-probe rounds; 0 = no self-probes
+    audit_interval: int = 0  # seconds between audit runs (as `audit`); 0 = no audit
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,6 +403,7 @@ def _parse_health(section: Section) -> HealthSettings:
     health = HealthSettings(
         listen=section.take_parsed_optional("listen", host_port),
         probe_interval=section.take_int("probe_interval", 30, 0, 86400),
+        audit_interval=section.take_int("audit_interval", 0, 0, 86400),
     )
     section.finish()
     return health

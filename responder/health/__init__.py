@@ -8,6 +8,7 @@ prometheus_client stay out of the daemon's start-up and its answer path.
 - ``endpoints``  the routes: /livez, /readyz (/healthz), /status, /metrics, / (the status page)
 - ``readiness``  every listener bound on a present address, no NetBIOS conflict, probes passed
 - ``probes``     self-probes: the daemon asks itself, over the network, what a client would
+- ``audits``     the ``audit`` command run every ``[health] audit_interval``; its last run
 - ``metrics``    a prometheus_client Collector over the daemon's counters, built at scrape time
 - ``board``      the shared memory through which worker processes publish their counters
 - ``page``       the HTML status page

@@ -17,6 +17,7 @@ import json
 from dataclasses import asdict
 
 from responder.health import page
+from responder.health.audits import PeriodicAudit
 from responder.health.http import Request, Response, text
 from responder.health.probes import SelfProbes
 from responder.health.readiness import assess
@@ -33,9 +34,12 @@ def _json(status: int, body: object) -> Response:
 class Endpoints:
     """Routes requests to the daemon's state; one instance per health service."""
 
-    def __init__(self, view: DaemonView, probes: SelfProbes | None) -> None:
+    def __init__(
+        self, view: DaemonView, probes: SelfProbes | None, audits: PeriodicAudit | None = None
+    ) -> None:
         self.view = view
         self.probes = probes
+        self.audits = audits
         self._routes = {
             "/livez": self.livez,
             "/readyz": self.readyz,
@@ -70,14 +74,23 @@ class Endpoints:
                 "rounds": self.probes.rounds,
                 "results": [asdict(result) for result in self.probes.results],
             }
+        if self.audits is not None:
+            report["audit"] = audit_report(self.audits)
         return report
 
     def metrics(self, request: Request) -> Response:
         from responder.health.metrics import CONTENT_TYPE, exposition
 
-        return Response(200, exposition(self.view, self.probes), CONTENT_TYPE)
+        return Response(200, exposition(self.view, self.probes, self.audits), CONTENT_TYPE)
 
     def page(self, request: Request) -> Response:
         results = [] if self.probes is None else self.probes.results
-        html = page.render(assess(self.view, self.probes), results, self.view.status())
+        audit = None if self.audits is None else audit_report(self.audits)
+        html = page.render(assess(self.view, self.probes), results, self.view.status(), audit)
         return Response(200, html.encode(), HTML)
+
+
+def audit_report(audits: PeriodicAudit) -> dict[str, object]:
+    """``{"interval": s, "runs": n, "last": {...} or None}`` for /status and the page."""
+    last = None if audits.last is None else audits.last.as_dict()
+    return {"interval": audits.interval, "runs": audits.runs, "last": last}

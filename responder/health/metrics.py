@@ -37,6 +37,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from responder.health.audits import PeriodicAudit
 from responder.health.board import merge, worker_counters
 from responder.health.probes import SelfProbes
 from responder.health.readiness import assess
@@ -57,23 +58,28 @@ def _version() -> str:
 VERSION = _version()
 
 
-def exposition(view: DaemonView, probes: SelfProbes | None) -> bytes:
+def exposition(
+    view: DaemonView, probes: SelfProbes | None, audits: PeriodicAudit | None = None
+) -> bytes:
     """The text exposition of every family, for one scrape.
 
     Raises:
         Nothing expected: the families are read from in-memory counters.
     """
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DaemonCollector(view, probes))
+    registry.register(DaemonCollector(view, probes, audits))
     return generate_latest(registry)
 
 
 class DaemonCollector(Collector):
     """Builds every ``cozen_*`` family from the daemon's state when collected."""
 
-    def __init__(self, view: DaemonView, probes: SelfProbes | None) -> None:
+    def __init__(
+        self, view: DaemonView, probes: SelfProbes | None, audits: PeriodicAudit | None = None
+    ) -> None:
         self._view = view
         self._probes = probes
+        self._audits = audits
 
     def collect(self) -> Iterator[Metric]:
         yield from _process(self._view, self._probes)
@@ -85,6 +91,8 @@ class DaemonCollector(Collector):
         yield from _capture()
         if self._probes is not None:
             yield from _self_probes(self._probes)
+        if self._audits is not None:
+            yield from _audit(self._audits)
 
 
 def _service(view: DaemonView, name: str) -> Any:
@@ -396,3 +404,24 @@ def _self_probes(probes: SelfProbes) -> Iterator[Metric]:
     yield CounterMetricFamily(
         "cozen_self_probe_rounds", "Self-probe rounds completed.", value=probes.rounds
     )
+
+
+def _audit(audits: PeriodicAudit) -> Iterator[Metric]:
+    yield CounterMetricFamily(
+        "cozen_audit_runs", "Audit runs completed ([health] audit_interval).", value=audits.runs
+    )
+    last = audits.last
+    if last is None:
+        return
+    yield _gauge("cozen_audit_passed", "1 when the last audit run passed.", int(last.passed))
+    yield _gauge(
+        "cozen_audit_last_run_timestamp_seconds", "When the last audit run started.", last.at
+    )
+    failures = GaugeMetricFamily(
+        "cozen_audit_failures",
+        "1 per failing cell of the last audit run (reasons in /status), by node and check.",
+        labels=["node", "check"],
+    )
+    for failure in last.failures:
+        failures.add_metric([failure.node, failure.check], 1)
+    yield failures

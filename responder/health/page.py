@@ -33,7 +33,12 @@ overflow:auto;max-height:20em}small{color:#666}
 """
 
 
-def render(ready: Readiness, probes: list[ProbeResult], status: dict[str, Any]) -> str:
+def render(
+    ready: Readiness,
+    probes: list[ProbeResult],
+    status: dict[str, Any],
+    audit: dict[str, Any] | None = None,
+) -> str:
     """The whole page for the current readiness, probe results and status report.
 
     Raises:
@@ -55,11 +60,39 @@ def render(ready: Readiness, probes: list[ProbeResult], status: dict[str, Any]) 
         _reload(status.get("reload")),
         _nodes_table(ready),
         _probes_table(probes),
+        _audit(audit),
         _names_table(status.get("nbns")),
         _services(status),
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _audit(audit: dict[str, Any] | None) -> str:
+    """The last periodic audit: verdict, and its failing cells with their reasons."""
+    if audit is None or not audit.get("interval"):
+        return ""
+    last = audit.get("last")
+    if not isinstance(last, dict):
+        return "<h2>Audit</h2><p>No audit run yet.</p>"
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(last.get("at") or 0))
+    verdict = "ok" if last.get("passed") else "failing"
+    head = (
+        f"<h2>Audit <small>(run at {when}, every {audit['interval']} s)</small></h2>"
+        f'<p id="audit"><span class="badge {verdict}">'
+        f"{'pass' if last.get('passed') else 'FAIL'}</span> {last.get('nodes')} node(s)</p>"
+    )
+    rows = "".join(
+        f"<tr><td>{escape(str(f.get('node')))}</td><td>{escape(str(f.get('check')))}</td>"
+        f'<td class="reason">{"<br>".join(escape(str(r)) for r in f.get("reasons", ()))}</td></tr>'
+        for f in last.get("failures", ())
+    )
+    if not rows:
+        return head
+    return (
+        head + '<table id="audit-failures"><thead><tr><th>node</th><th>check</th><th>reasons</th>'
+        f"</tr></thead><tbody>{rows}</tbody></table>"
+    )
 
 
 def _reload(record: Any) -> str:

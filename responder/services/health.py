@@ -5,7 +5,8 @@ other TCP service (connection cap :data:`HEALTH_LIMITS`, idle timeout), runs
 one h11 :class:`~responder.health.http.HttpSession` per connection and answers
 from :class:`~responder.health.endpoints.Endpoints`. It also schedules the
 self-probes (:mod:`responder.health.probes`) every ``[health]
-probe_interval`` seconds. It runs in worker 0 only (``per_worker = False``).
+probe_interval`` seconds and the audit (:mod:`responder.health.audits`) every
+``[health] audit_interval`` seconds. It runs in worker 0 only (``per_worker = False``).
 
 Everything behind it (h11, prometheus_client, the probes) is imported the
 first time ``[health] listen`` is configured, so a daemon without it never
@@ -50,16 +51,24 @@ class HealthService:
         await self.listeners.update([] if listen is None else [listen])
         if self.endpoints is not None and self.endpoints.probes is not None:
             self.endpoints.probes.schedule(0 if listen is None else config.health.probe_interval)
+        if self.endpoints is not None and self.endpoints.audits is not None:
+            self.endpoints.audits.schedule(0 if listen is None else config.health.audit_interval)
 
     def _build(self) -> Endpoints:
+        from responder.health.audits import PeriodicAudit
         from responder.health.endpoints import Endpoints
         from responder.health.probes import SelfProbes
 
-        return Endpoints(self.daemon, SelfProbes(lambda: self.daemon.config))
+        def config() -> Config:
+            return self.daemon.config
+
+        return Endpoints(self.daemon, SelfProbes(config), PeriodicAudit(config))
 
     async def stop(self) -> None:
         if self.endpoints is not None and self.endpoints.probes is not None:
             await self.endpoints.probes.stop()
+        if self.endpoints is not None and self.endpoints.audits is not None:
+            await self.endpoints.audits.stop()
         await self.listeners.close()
 
     def status(self) -> dict[str, object]:

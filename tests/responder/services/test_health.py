@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -617,3 +618,102 @@ def test_smb_handshakes_are_counted_by_dialect_and_result(write_config, start_da
     ) == len(conversations)
     checked = promtool(text)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+# ------------------------------------------------------------ periodic audit
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("-1", "health.audit_interval: must be between 0 and 86400, got -1"),
+        ("86401", "health.audit_interval: must be between 0 and 86400, got 86401"),
+        ('"60"', "health.audit_interval: must be an integer, got '60'"),
+        ("1.5", "health.audit_interval: must be an integer, got 1.5"),
+    ],
+)
+def test_bad_audit_interval_is_a_one_line_config_error(write_config, value, message):
+    text = BASE_CONFIG + f'[health]\nlisten = "127.0.0.1:9137"\naudit_interval = {value}\n'
+    with pytest.raises(ConfigError, match=re.escape(message)) as caught:
+        load_config(str(write_config(text)))
+    assert "\n" not in str(caught.value)
+
+
+def test_audit_interval_defaults_to_off(write_config):
+    config = load_config(str(write_config(BASE_CONFIG + '[health]\nlisten = "127.0.0.1:9137"\n')))
+    assert config.health.audit_interval == 0
+
+
+def last_audit() -> dict[str, object] | None:
+    code, _, body = fetch("/status")
+    assert code == 200
+    audit = json.loads(body)["audit"]
+    return audit["last"] if audit["last"] and audit["runs"] >= 2 else None
+
+
+def test_the_periodic_audit_is_in_status_metrics_and_the_page(write_config, start_daemon):
+    """``audit_interval = 1``: a passing audit in /status, /metrics (promtool) and on /."""
+    start_daemon(write_config(CONFIG + "audit_interval = 1\n"))
+    last = wait_for(last_audit, 60, "two audit runs")
+    assert last["passed"] is True, last
+    assert last["failures"] == [] and last["nodes"] == 2
+    text = metrics()
+    checked = promtool(text)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert metric_values(text, "cozen_audit_passed") == {(): 1}
+    assert metric_values(text, "cozen_audit_runs_total")[()] >= 2
+    assert metric_values(text, "cozen_audit_failures") == {}
+    page = fetch("/")[2].decode()
+    assert '<p id="audit"><span class="badge ok">pass</span> 2 node(s)</p>' in page
+    assert readyz()[0] == 200
+
+
+def test_a_failing_audit_names_its_cells_and_leaves_readyz_alone(loop_kind, write_config):
+    """Node 2's SMB listener closed: its SMB cells fail with reasons; /readyz is the probes'."""
+    config = load_config(
+        str(
+            write_config(
+                BASE_CONFIG + '\n[health]\nlisten = "127.0.0.1:9137"\nprobe_interval = 0\n'
+                "audit_interval = 3600\n"
+            )
+        )
+    )
+
+    async def scenario() -> None:
+        daemon = Daemon(config, asyncio.get_running_loop())
+        await daemon.start()
+        try:
+            health = next(s for s in daemon.services if s.name == "health")
+            audits = health.endpoints.audits  # type: ignore[attr-defined]
+            run = await audits.run_once()
+            assert run.passed, run.failures
+            smb = next(s for s in daemon.services if s.name == "smb")
+            await smb.tcp.active.pop(("127.0.0.12", 445, False)).close()  # type: ignore[attr-defined]
+            run = await audits.run_once()
+            assert not run.passed
+            failing = {(f.node, f.check) for f in run.failures}
+            assert ("SQL01-CZ2", "smb2") in failing
+            assert all(node == "SQL01-CZ2" for node, _ in failing)
+            smb2 = next(f for f in run.failures if f.check == "smb2")
+            assert any("refused" in reason for reason in smb2.reasons), smb2
+            status = json.loads((await get_async("/status"))[1])["audit"]
+            assert status["interval"] == 3600 and status["last"]["passed"] is False
+            assert {(f["node"], f["check"]) for f in status["last"]["failures"]} == failing
+            text = (await get_async("/metrics"))[1].decode()
+            assert promtool(text).returncode == 0
+            assert metric_values(text, "cozen_audit_passed") == {(): 0}
+            failures = metric_values(text, "cozen_audit_failures")
+            assert failures[(("check", "smb2"), ("node", "SQL01-CZ2"))] == 1
+            page = (await get_async("/"))[1].decode()
+            assert '<span class="badge failing">FAIL</span>' in page
+            assert '<table id="audit-failures">' in page and "SQL01-CZ2" in page
+            # readiness is this daemon serving (here: 445 unbound), not the network's view
+            code, body = await get_async("/readyz")
+            assert code == 503  # for the unbound listener alone
+            smb_state = json.loads(body)["nodes"]["SQL01-CZ2"]["smb"]
+            assert smb_state["reasons"] == ["127.0.0.12:445 not bound"]
+            assert b"audit" not in body
+        finally:
+            await daemon.stop()
+
+    run_on(loop_kind, scenario)
