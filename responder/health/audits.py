@@ -128,8 +128,8 @@ class PeriodicAudit:
             failures = (Failure("(audit)", "run", (f"not done within {RUN_TIMEOUT:g} s",)),)
             nodes = len(config.nodes)
         run = AuditRun(at, time.perf_counter() - start, not failures, nodes, failures)
-        if self.last is not None and self.last.passed and not run.passed:
-            log.warning("audit: failing: %s", "; ".join(_describe(f) for f in failures))
+        if not run.passed and (self.last is None or self.last.passed):
+            log.warning("audit: failing: %s", "; ".join(map(_describe, failures)))
         self.last = run
         self.runs += 1
         return run
