@@ -429,13 +429,19 @@ def audit_site_dns(path: object) -> dict[str, Any]:
 
 
 def test_audit_checks_the_records_at_the_site_dns(zone, write_config, start_daemon):
-    """Registered: site-dns ok. A record deleted behind the daemon's back: the cell names it."""
+    """Registered: site-dns ok. A record deleted behind the daemon's back: the cell names it.
+
+    The daemon's periodic audit (``[health] audit_interval``) sees the same drift in /status.
+    """
     text = config(zone.secret).replace("refresh_seconds = 1", "refresh_seconds = 600")
+    text = text.replace(f'listen = "{HEALTH}"\n', f'listen = "{HEALTH}"\naudit_interval = 1\n')
     path = write_config(text)
     start_daemon(path)
     wait_until(lambda: registered(zone), 10, "the records in named")
     cells = audit_site_dns(path)
     assert cells == {n: {"ok": True, "reasons": []} for n in ("SQL01-CZ1", "SQL01-CZ2")}
+    wait_until(lambda: status_audit_runs() >= 2, 15, "two periodic audits")
+    assert site_dns_failing() == set()
     update = zone.admin_update(FORWARD)
     update.delete(CZ1, "AAAA")
     assert zone.send(update) == "NOERROR"
@@ -450,6 +456,18 @@ def test_audit_checks_the_records_at_the_site_dns(zone, write_config, start_daem
     (reason,) = cells["SQL01-CZ2"]["reasons"]
     assert reason.startswith(f"at {NAMED}:53: PTR {PTR12.rstrip('.')} missing")
     assert reason.endswith(f"expected {CZ2.rstrip('.')}")
+    wait_until(lambda: site_dns_failing() == {"SQL01-CZ1", "SQL01-CZ2"}, 15, "the periodic audit")
+
+
+def status_audit_runs() -> int:
+    with urllib.request.urlopen(f"http://{HEALTH}/status", timeout=2) as answer:
+        return int(json.load(answer)["audit"]["runs"])
+
+
+def site_dns_failing() -> set[str]:
+    with urllib.request.urlopen(f"http://{HEALTH}/status", timeout=2) as answer:
+        last = json.load(answer)["audit"]["last"] or {"failures": []}
+    return {f["node"] for f in last["failures"] if f["check"] == "site-dns"}
 
 
 def test_audit_finds_the_site_dns_as_registration_does(zone, write_config):
