@@ -253,7 +253,9 @@ def _settings(settings: DnsRegistration) -> Settings:
 
     refresh = float(settings.refresh_seconds)
     return update.Settings(
-        key=update.make_key(settings.tsig_name, settings.tsig_secret, settings.tsig_algorithm),
+        signer=update.HmacSigner(
+            update.make_key(settings.tsig_name, settings.tsig_secret, settings.tsig_algorithm)
+        ),
         mode=update.ConflictMode(settings.conflict),
         refresh=refresh,
         backoff=update.Backoff(cap=min(update.BACKOFF_CAP, refresh)),
