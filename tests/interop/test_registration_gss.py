@@ -1,7 +1,7 @@
 """DNS registration with GSS-TSIG (RFC 3645) against a real MIT KDC and BIND 9.
 
 The module's realm and KDC (tests/interop/kerberos.py) and one ``named``
-on 127.0.0.54 taking GSS-TSIG from DNS/ns.corp.example's keytab; the
+on 127.0.0.55 taking GSS-TSIG from DNS/ns.corp.example's keytab; the
 daemon's principal is granted SQL01-CZ1's names only. Every test starts
 from emptied zones and a running KDC. Waits are bounded polls; no
 assertion reads the wall clock.
@@ -24,7 +24,7 @@ from tests.interop.kerberos import DAEMON_PRINCIPAL, DNS_PRINCIPAL, GssNamed, Kd
 
 pytestmark = pytest.mark.interop
 
-NAMED = "127.0.0.54"
+NAMED = "127.0.0.55"
 DAEMON_DNS = "127.0.0.10"
 HEALTH = "127.0.0.9:9138"
 CZ1, CZ2 = "sql01-cz1.corp.example.", "sql01-cz2.corp.example."
