@@ -364,7 +364,8 @@ _EXPLAIN = {
     "(its key version)",
     "KRB_UNKNOWN_PRINCIPAL": "the KDC does not know the principal {key}",
     "KRB_UNKNOWN_SERVER": "the KDC does not know the DNS server's principal (server_principal)",
-    "KRB_CLOCK_SKEW": "the clocks of this host and the KDC differ by more than Kerberos allows",
+    "KRB_CLOCK_SKEW": "the clocks of this host and the KDC or the DNS server differ by more "
+    "than Kerberos (5 min) or the signature's fudge allows",
     "KRB_KDC_UNREACHABLE": "no KDC of the realm of {key} could be reached",
     "KRB_EXPIRED": "the Kerberos ticket of {key} has expired",
     "KRB_FAILED": "Kerberos failed for {key}",

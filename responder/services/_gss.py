@@ -135,6 +135,9 @@ class Negotiator:
             raise NegotiationFailed(gss_tsig.kerberos_outcome(text), text) from None
         except gss_tsig.TkeyRefused as exc:
             raise NegotiationFailed(exc.outcome, exc.detail) from None
+        except (dns.tsig.BadTime, dns.tsig.PeerBadTime) as exc:
+            # the KDC may allow the skew (MIT clients sync to it); the signed TKEY answer does not
+            raise NegotiationFailed("KRB_CLOCK_SKEW", f"TKEY answer: {exc}") from None
         except (dns.exception.DNSException, OSError, EOFError) as exc:
             raise NegotiationFailed(outcome_of(exc), f"{type(exc).__name__}: {exc}") from None
 

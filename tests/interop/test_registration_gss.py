@@ -9,6 +9,7 @@ assertion reads the wall clock.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -183,3 +184,14 @@ def test_a_kdc_that_is_down_is_reported(zone, kdc, gss_daemon):
 def test_an_unknown_server_principal_is_reported(zone, kdc, gss_daemon):
     text = config(str(kdc.daemon_keytab)).replace(DNS_PRINCIPAL, "DNS/nope.corp.example")
     kerberos_failure(zone, gss_daemon, text, "KRB_UNKNOWN_SERVER", "server_principal")
+
+
+def test_clock_skew_beyond_kerberos_tolerance_is_reported(zone, kdc, write_config, start_daemon):
+    (library,) = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
+    skewed = {"LD_PRELOAD": library, "FAKETIME": "+3h", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    daemon = start_daemon(write_config(config(str(kdc.daemon_keytab))), env=kdc.env | skewed)
+    daemon.wait_for_log(": KRB_CLOCK_SKEW: ")
+    line = next(li for li in daemon.log().splitlines() if "GSS-TSIG as" in li)
+    assert DAEMON_PRINCIPAL in line and "the KDC or the DNS server differ" in line, line
+    assert no_change(zone)
+    assert "127.0.0.11" in dig(CZ1, "A", server=DAEMON_DNS)
