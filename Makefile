@@ -15,11 +15,14 @@ FUZZ_DIR     ?= .fuzz
 FUZZ_TARGETS := $(sort $(basename $(notdir $(wildcard tests/fuzz/fuzz_*.py))))
 # command:package pairs for the real clients and peers the tests and benchmarks run (the
 # suite runs offline in a private network namespace, so everything is installed beforehand;
-# named, knotd and faketime serve the DNS registration tests)
+# named, knotd and faketime serve the DNS registration tests; the MIT KDC and its tools the
+# GSS-TSIG ones, and libkrb5-dev (krb5-config) lets pip build the gssapi binding of the test extra)
 DEBIAN_TOOLS := ip:iproute2 dig:bind9-dnsutils kdig:knot-dnsutils tshark:tshark nmap:nmap \
                 nmblookup:samba-common-bin smbclient:smbclient nbtscan:nbtscan nmbd:samba \
                 dnsperf:dnsperf knotd:knot dnsmasq:dnsmasq-base systemd-analyze:systemd \
-                chromium:chromium promtool:prometheus named:bind9 faketime:faketime
+                chromium:chromium promtool:prometheus named:bind9 faketime:faketime \
+                krb5kdc:krb5-kdc kdb5_util:krb5-kdc kadmin.local:krb5-admin-server \
+                kinit:krb5-user krb5-config:libkrb5-dev
 
 .PHONY: install install-test install-bench tools run check-config fmt lint type test test-debug interop bench fuzz cov clean check
 
@@ -29,7 +32,8 @@ $(STAMP): pyproject.toml setup.py responder/net/_udploop.c
 	$(PY) -m pip install -q -e .
 	touch $(STAMP)
 
-$(TEST_STAMP): $(STAMP)
+# the test extra builds gssapi, which needs libkrb5-dev: the Debian tools come first
+$(TEST_STAMP): $(STAMP) | tools
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(TEST_STAMP)
 
@@ -66,7 +70,7 @@ type: install-test
 	$(VENV)/bin/mypy
 
 # the suite includes the benchmark's smoke run, which draws its chart: the bench extra too
-test: install-bench tools lint type
+test: tools install-bench lint type
 	$(PY) -bb -m pytest -q
 
 # asyncio's debug mode, and the compiled UDP loop's tests under ASan and UBSan (`sanitize`)

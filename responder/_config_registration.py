@@ -8,6 +8,16 @@ only its owner may read (mode 0600 or 0400) holding the base64 secret or a
 BIND key statement as ``tsig-keygen`` prints it. A relative path is taken
 from the config file's directory.
 
+With ``auth = "gss-tsig"`` (RFC 3645, Kerberos: AD-integrated and other
+secure zones) the keys are ``principal`` (``primary/instance@REALM``),
+``keytab`` (a file only its owner may read; without it the credential cache
+of KRB5CCNAME is used), ``server_principal`` (default ``DNS/<server>``, the
+zone's SOA MNAME), ``tkey_lifetime``, ``rekey_seconds`` (before the
+lifetime ends) and ``accept_bad_direction``; the tsig_* keys are refused
+there, as the gss-tsig keys are with ``auth = "tsig"``. GSS-TSIG needs the
+``gssapi`` binding (the ``gss`` extra): without it the config is refused
+with the pip command that adds it.
+
 Reverse zones default to each management address's /24 in-addr.arpa zone
 (IPv4) and /64 ip6.arpa zone (IPv6), the delegations sites commonly run.
 """
@@ -16,11 +26,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
+import importlib.util
 import re
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from protocols.dns.ownership import default_reverse_zone, in_zone
 from responder._toml import IPAddress, Section, any_ip
@@ -31,6 +44,20 @@ CONFLICT_MODES = ("check-with-dhcid", "check-exists-with-dhcid", "no-check")
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$")
 _BIND_SECRET = re.compile(r'\bsecret\s+"([^"]+)"')
 _REVERSE_ROOTS = ("in-addr.arpa", "ip6.arpa")
+_PRINCIPAL = re.compile(r"^[^@\s/]+(?:/[^@\s/]+)*@[^@\s]+$")
+_TSIG_KEYS = ("tsig_name", "tsig_algorithm", "tsig_secret", "tsig_secret_file")
+_GSS_KEYS = (
+    "principal",
+    "keytab",
+    "server_principal",
+    "tkey_lifetime",
+    "rekey_seconds",
+    "accept_bad_direction",
+)
+GSS_MISSING = (
+    '"gss-tsig" needs the Python GSSAPI binding, which is not installed: '
+    "pip install cozen-responder[gss]"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +77,13 @@ class DnsRegistration:
     refresh_seconds: int
     withdraw_on_stop: bool
     conflict: str
+    # auth = "gss-tsig" (RFC 3645)
+    principal: str = ""
+    keytab: str | None = None  # None: the credential cache (KRB5CCNAME)
+    server_principal: str | None = None  # None: DNS/<the zone's SOA MNAME>
+    tkey_lifetime: int = 3600
+    rekey_seconds: int = 2700
+    accept_bad_direction: bool = False
 
 
 def parse_registration(
@@ -70,7 +104,8 @@ def parse_registration(
         return None
     auth = _auth(dns)
     zone = dns.take_parsed("zone", _dns_name, dns_domain)
-    secret, secret_file = _secret(dns)
+    gss = auth == "gss-tsig"
+    secret, secret_file = (b"", None) if gss else _secret(dns)
     registration = DnsRegistration(
         server=dns.take_parsed_optional("server", any_ip),
         port=dns.take_int("port", 53, 1, 65535),
@@ -78,7 +113,7 @@ def parse_registration(
         reverse_zones=_reverse_zones(dns, tuple(addresses)),
         ttl=dns.take_int("ttl", ttl, 0, 2**31 - 1),
         auth=auth,
-        tsig_name=dns.take_parsed("tsig_name", _dns_name),
+        tsig_name="" if gss else dns.take_parsed("tsig_name", _dns_name),
         tsig_algorithm=dns.take_parsed("tsig_algorithm", _algorithm, "hmac-sha256"),
         tsig_secret=secret,
         tsig_secret_file=secret_file,
@@ -86,22 +121,70 @@ def parse_registration(
         withdraw_on_stop=dns.take("withdraw_on_stop", bool, True),
         conflict=dns.take_parsed("conflict", _conflict, "check-with-dhcid"),
     )
+    if gss:
+        registration = dataclasses.replace(registration, **_gss(dns))
     _check_zone(dns, zone, tuple(fqdns))
     dns.finish()
     return registration
 
 
 def _auth(dns: Section) -> str:
-    """``auth``: only "tsig" for now; gss-tsig and its keys are refused with the reason."""
+    """``auth``: "tsig" or "gss-tsig"; the other mode's keys are refused with the reason."""
     auth = dns.take("auth", str, "tsig")
-    if auth == "gss-tsig":
-        raise dns.error("auth", '"gss-tsig" (Kerberos) is not supported yet; use "tsig"')
     if auth not in AUTH_MODES:
-        raise dns.error("auth", f'{auth!r} must be "tsig"')
-    for key in ("principal", "keytab"):
+        raise dns.error("auth", f'{auth!r} must be "tsig" or "gss-tsig"')
+    others = _TSIG_KEYS if auth == "gss-tsig" else _GSS_KEYS
+    for key in others:
         if key in dns.table:
-            raise dns.error(key, 'belongs to auth = "gss-tsig", which is not supported yet')
+            other = "tsig" if auth == "gss-tsig" else "gss-tsig"
+            raise dns.error(key, f'belongs to auth = "{other}", not "{auth}"')
+    if auth == "gss-tsig" and importlib.util.find_spec("gssapi") is None:
+        raise dns.error("auth", GSS_MISSING)
     return auth
+
+
+class _GssKeys(TypedDict):
+    principal: str
+    keytab: str | None
+    server_principal: str | None
+    tkey_lifetime: int
+    rekey_seconds: int
+    accept_bad_direction: bool
+
+
+def _gss(dns: Section) -> _GssKeys:
+    """The gss-tsig keys, checked: a keytab only its owner can read, rekey before expiry."""
+    lifetime = dns.take_int("tkey_lifetime", 3600, 60, 7 * 86400)
+    rekey = dns.take_int("rekey_seconds", min(2700, lifetime * 3 // 4), 1, 7 * 86400)
+    if rekey >= lifetime:
+        raise dns.error("rekey_seconds", f"must be less than tkey_lifetime ({lifetime})")
+    keytab = dns.take_parsed_optional("keytab", lambda raw: _resolve(dns.source, raw))
+    if keytab is not None:
+        try:
+            _check_private(keytab)
+        except ValueError as exc:
+            raise dns.error("keytab", str(exc)) from None
+    return {
+        "principal": dns.take_parsed("principal", _principal),
+        "keytab": None if keytab is None else str(keytab),
+        "server_principal": dns.take_parsed_optional("server_principal", _principal_name),
+        "tkey_lifetime": lifetime,
+        "rekey_seconds": rekey,
+        "accept_bad_direction": dns.take("accept_bad_direction", bool, False),
+    }
+
+
+def _principal(raw: str) -> str:
+    if not _PRINCIPAL.match(raw):
+        raise ValueError(f"{raw!r} must be a Kerberos principal such as cozen/host@REALM")
+    return raw
+
+
+def _principal_name(raw: str) -> str:
+    """A service principal, with or without its @REALM (the default realm then)."""
+    if not _PRINCIPAL.match(raw if "@" in raw else f"{raw}@R"):
+        raise ValueError(f"{raw!r} must be a Kerberos principal such as DNS/ns.example.com")
+    return raw
 
 
 def _dns_name(raw: str) -> str:
@@ -181,16 +264,26 @@ def _resolve(source: str, raw: str) -> Path:
     return path
 
 
-def _read_secret_file(path: Path) -> str:
+def _check_private(path: Path) -> None:
+    """``path`` is a regular file only its owner may read.
+
+    Raises:
+        ValueError: naming what is wrong.
+    """
     try:
         info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError(f"{path} is not a regular file")
-        if info.st_mode & 0o077:
-            mode = stat.S_IMODE(info.st_mode)
-            raise ValueError(
-                f"{path} is readable by group or others (mode {mode:04o}); chmod 600 it"
-            )
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{path} is not a regular file")
+    if info.st_mode & 0o077:
+        mode = stat.S_IMODE(info.st_mode)
+        raise ValueError(f"{path} is readable by group or others (mode {mode:04o}); chmod 600 it")
+
+
+def _read_secret_file(path: Path) -> str:
+    _check_private(path)
+    try:
         text = path.read_text("utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read {path}: {exc}") from None

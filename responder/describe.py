@@ -104,9 +104,14 @@ def _registration_lines(config: Config, nodes: tuple[NodeIdentity, ...]) -> list
         else f"the zone's SOA MNAME (system resolver), port {reg.port}"
     )
     secret = f"secret file {reg.tsig_secret_file}" if reg.tsig_secret_file else "inline secret"
+    signer = f"key {reg.tsig_name}. {reg.tsig_algorithm} ({secret})"
+    if reg.auth == "gss-tsig":
+        creds = f"keytab {reg.keytab}" if reg.keytab else "credential cache"
+        target = reg.server_principal or "DNS/<SOA MNAME>"
+        signer = f"gss-tsig as {reg.principal} ({creds}) to {target}, rekey {reg.rekey_seconds} s"
     lines = [
-        f"registration: zone {zone} via {server}, key {reg.tsig_name}. {reg.tsig_algorithm} "
-        f"({secret}), conflict {reg.conflict}, ttl {reg.ttl}, refresh {reg.refresh_seconds} s, "
+        f"registration: zone {zone} via {server}, {signer}, conflict {reg.conflict}, "
+        f"ttl {reg.ttl}, refresh {reg.refresh_seconds} s, "
         f"records {'withdrawn' if reg.withdraw_on_stop else 'kept'} at stop"
         for zone in (reg.zone, *reg.reverse_zones)
     ]

@@ -43,14 +43,15 @@ from dataclasses import dataclass, field
 import dns.message
 import dns.rcode
 import dns.rdatatype
-import dns.tsig
 
 from protocols.dns.ownership import RecordSet
 from protocols.dns.update_messages import (
     PREREQUISITE_FAILED,
     TRANSPORT_ERRORS,
     ConflictMode,
+    HmacSigner,
     Observation,
+    Signer,
     Step,
     Wanted,
     build_queries,
@@ -72,10 +73,12 @@ __all__ = [
     "Event",
     "EventKind",
     "Exchange",
+    "HmacSigner",
     "RecordState",
     "RecordStatus",
     "Registrar",
     "Settings",
+    "Signer",
     "make_key",
     "outcome_of",
 ]
@@ -179,7 +182,7 @@ class _Entry:
 class Settings:
     """What a reload may change besides the record sets."""
 
-    key: dns.tsig.Key | None
+    signer: Signer | None  # HMAC TSIG or GSS-TSIG: the rest of the flow is the same
     mode: ConflictMode = ConflictMode.CHECK_WITH_DHCID
     refresh: float = 600.0
     backoff: Backoff = field(default_factory=Backoff)
@@ -331,7 +334,7 @@ class Registrar:
         if step is Step.QUERY:
             messages: tuple[dns.message.Message, ...] = build_queries(want)
         else:
-            messages = (build_update(step, want, seen, self.settings.key),)
+            messages = (build_update(step, want, seen, self.settings.signer),)
         exchange = Exchange(
             want.record_set.zone, want.record_set.owner, step, messages, entry.generation
         )
@@ -460,7 +463,7 @@ class Registrar:
         self._settle(entry, outcome, now, now + delay)
 
     def _reason(self, outcome: str, detail: str) -> str:
-        text = explain(outcome, self.settings.key)
+        text = explain(outcome, self.settings.signer)
         return f"{text} ({detail})" if detail else text
 
     def _settle(self, entry: _Entry, outcome: str, now: float, due: float) -> None:

@@ -34,6 +34,9 @@ time signed (RFC 8945 §4.2), which is what makes BADTIME meaningful.
   alone. Reverse names follow the same rules with PTR in place of A/AAAA:
   RFC 4703 §5.4 allows PTR updates without a check, but a reverse name
   that someone else holds is theirs too.
+- :class:`Signer`: what signs an UPDATE; :class:`HmacSigner` holds a TSIG
+  key (RFC 8945), :class:`protocols.dns.gss_tsig.GssSigner` a GSS-TSIG
+  security context (RFC 3645). The flow above is the same for both.
 - :func:`outcome_of` / :func:`explain`: an exchange that raised (timeout,
   unreachable, the peer's TSIG errors of RFC 8945 §5.2, an unsigned or
   badly signed answer, §5.4) as an outcome name, and what it means.
@@ -45,6 +48,7 @@ import base64
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import dns.exception
 import dns.flags
@@ -178,6 +182,29 @@ def make_key(name: str, secret: bytes, algorithm: str) -> dns.tsig.Key:
     return dns.tsig.Key(name, secret, TSIG_ALGORITHMS[algorithm])
 
 
+class Signer(Protocol):
+    """Signs the UPDATEs of one registration (the queries go unsigned)."""
+
+    def sign(self, message: dns.message.Message) -> None:
+        """Attach the TSIG the message is to carry when written."""
+
+    def label(self) -> tuple[str, str]:
+        """(key or principal name, algorithm): what :func:`explain` names."""
+
+
+@dataclass(frozen=True, slots=True)
+class HmacSigner:
+    """An HMAC TSIG key (RFC 8945 §4) shared with the server."""
+
+    key: dns.tsig.Key
+
+    def sign(self, message: dns.message.Message) -> None:
+        message.use_tsig(self.key)
+
+    def label(self) -> tuple[str, str]:
+        return self.key.name.to_text(), self.key.algorithm.to_text(omit_final_dot=True)
+
+
 # ---------------------------------------------------------------- messages
 
 
@@ -256,9 +283,9 @@ def next_rung(mode: ConflictMode) -> Step:
 
 
 def build_update(
-    step: Step, want: Wanted, seen: Observation | None, key: dns.tsig.Key | None
+    step: Step, want: Wanted, seen: Observation | None, signer: Signer | None
 ) -> dns.update.UpdateMessage:
-    """The UPDATE of ``step`` for ``want``, signed with ``key``; see the module's table.
+    """The UPDATE of ``step`` for ``want``, signed by ``signer``; see the module's table.
 
     ``seen`` limits REPLACE, TAKEOVER and OVERWRITE to the RRsets that differ
     (None: every owned RRset is rewritten).
@@ -266,7 +293,9 @@ def build_update(
     Raises:
         ValueError: ``step`` is QUERY or CONFLICT, which send no UPDATE.
     """
-    update = dns.update.UpdateMessage(want.zone, keyring=key)
+    update = dns.update.UpdateMessage(want.zone)
+    if signer is not None:
+        signer.sign(update)
     owner = want.owner
     if step is Step.ADD:
         update.absent(owner)  # RFC 2136 §2.4.5: name is not in use
@@ -328,6 +357,20 @@ _EXPLAIN = {
     "MALFORMED_RESPONSE": "the server's answer could not be used",
     "NO_SERVER": "the zone's primary server could not be found",
     "FAILED": "the exchange failed",
+    # GSS-TSIG (RFC 3645): {key} is the principal
+    "KRB_NO_CREDENTIALS": "no Kerberos credentials for {key}: set keytab, or kinit into the "
+    "credential cache (KRB5CCNAME)",
+    "KRB_BAD_KEYTAB": "the KDC refused the key of {key}: the keytab is wrong or out of date "
+    "(its key version)",
+    "KRB_UNKNOWN_PRINCIPAL": "the KDC does not know the principal {key}",
+    "KRB_UNKNOWN_SERVER": "the KDC does not know the DNS server's principal (server_principal)",
+    "KRB_CLOCK_SKEW": "the clocks of this host and the KDC or the DNS server differ by more "
+    "than Kerberos (5 min) or the signature's fudge allows",
+    "KRB_KDC_UNREACHABLE": "no KDC of the realm of {key} could be reached",
+    "KRB_EXPIRED": "the Kerberos ticket of {key} has expired",
+    "KRB_FAILED": "Kerberos failed for {key}",
+    "TKEY_REFUSED": "the server refused the GSS-TSIG negotiation (TKEY) of {key}",
+    "GSS_UNAVAILABLE": "GSS-TSIG needs the Python GSSAPI binding: pip install cozen-responder[gss]",
 }
 
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (dns.exception.DNSException, OSError, EOFError)
@@ -358,11 +401,10 @@ _PEER_ERRORS: dict[type[BaseException], str] = {
 }
 
 
-def explain(outcome: str, key: dns.tsig.Key | None) -> str:
+def explain(outcome: str, signer: Signer | None) -> str:
     """One sentence on what ``outcome`` means and what to check."""
     text = _EXPLAIN.get(outcome, f"the server answered {outcome}")
-    name = key.name.to_text() if key is not None else "(none)"
-    algorithm = key.algorithm.to_text(omit_final_dot=True) if key is not None else "-"
+    name, algorithm = signer.label() if signer is not None else ("(none)", "-")
     return text.format(key=name, algorithm=algorithm)
 
 

@@ -17,6 +17,12 @@ sockets and the log:
 - the registrar's events become one log line each (registered, conflict,
   error, withdrawn), /status shows every record set's state.
 
+With ``auth = "gss-tsig"`` a :class:`responder.services._gss.Negotiator`
+sets up the Kerberos security context (TKEY, RFC 3645) before an UPDATE
+needs it, signs the UPDATEs with it and verifies the answers; a Kerberos
+failure fails the exchange like any other error (counted, logged, retried
+with backoff). Everything else is the same flow as with a TSIG key.
+
 dnspython is imported only when registration is configured, so a daemon
 without it starts as light as before. Only worker 0 runs it
 (``per_worker = False``). :meth:`RegistrationService.stop` withdraws the
@@ -43,6 +49,7 @@ if TYPE_CHECKING:
 
     from protocols.dns.update import Event, Exchange, RecordStatus, Registrar, Settings
     from responder._config_registration import DnsRegistration
+    from responder.services._gss import Negotiator
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +79,7 @@ class RegistrationService:
         self._draw = draw
         self.settings: DnsRegistration | None = None
         self.registrar: Registrar | None = None
+        self.gss: Negotiator | None = None  # auth = "gss-tsig"
         self._servers: dict[str, Endpoint] = {}  # zone -> discovered primary
         self._wake = asyncio.Event()  # the registrar may have work: poll it
         self._progress = asyncio.Event()  # an exchange finished (stop() waits on it)
@@ -84,12 +92,14 @@ class RegistrationService:
     async def apply(self, config: Config, serial: int) -> None:
         """Register ``config``'s records from now on (withdrawing what it no longer has)."""
         settings, registrar, now = config.registration, self.registrar, self.loop.time()
+        if settings is not None:
+            self._set_gss(settings)
         if registrar is None:
             if settings is None:
                 return
-            registrar = self.registrar = _registrar(settings, self._draw)
+            registrar = self.registrar = _registrar(settings, self.gss, self._draw)
         elif settings is not None:
-            registrar.configure(_settings(settings), now)
+            registrar.configure(_settings(settings, self.gss), now)
         if settings is not None:  # None: keep the old key and server to withdraw with
             if self.settings != settings:
                 self._servers.clear()
@@ -98,6 +108,30 @@ class RegistrationService:
         if self._runner is None:
             self._runner = self.loop.create_task(self._run(registrar))
         self._wake.set()
+
+    def _set_gss(self, settings: DnsRegistration) -> None:
+        """The negotiator of ``settings``; the same one (and context) when they did not change."""
+        if settings.auth != "gss-tsig":
+            self.gss = None
+            return
+        from protocols.dns.gss_tsig import GssSigner
+        from responder.services._gss import Negotiator
+
+        signer = GssSigner(
+            settings.principal,
+            settings.server_principal or "",
+            float(settings.rekey_seconds),
+            settings.tkey_lifetime,
+        )
+        fresh = Negotiator(
+            signer,
+            settings.keytab,
+            settings.accept_bad_direction,
+            timeout=EXCHANGE_TIMEOUT,
+            draw=self._draw,
+        )
+        if self.gss is None or not self.gss.same_settings(fresh):
+            self.gss = fresh
 
     async def stop(self) -> None:
         """Withdraw (unless ``withdraw_on_stop = false``) within :data:`STOP_BUDGET`, then stop."""
@@ -157,18 +191,48 @@ class RegistrationService:
         async with self._slots:
             try:
                 server = await self._server(exchange.zone)
-                responses = [await _send(message, server) for message in exchange.messages]
+                responses = await self._send_all(exchange, server)
             except NoServer as exc:
                 registrar.fail(exchange, "NO_SERVER", str(exc), self.loop.time())
             except update.TRANSPORT_ERRORS as exc:
                 self._servers.pop(exchange.zone, None)  # look the primary up again next time
                 outcome = update.outcome_of(exc)
+                if self.gss is not None and outcome in _CONTEXT_REFUSED:
+                    self.gss.forget()
                 registrar.fail(exchange, outcome, _detail(exc), self.loop.time())
+            except GssFailed as exc:
+                registrar.fail(exchange, exc.outcome, exc.detail, self.loop.time())
             else:
                 registrar.receive(exchange, responses, self.loop.time())
         self._log(registrar.events())
         self._wake.set()
         self._progress.set()
+
+    async def _send_all(self, exchange: Exchange, server: Endpoint) -> list[dns.message.Message]:
+        from protocols.dns.update_messages import Step
+
+        gss = self.gss
+        if gss is None or exchange.step is Step.QUERY:  # queries go unsigned
+            return [await _send(message, server) for message in exchange.messages]
+        if not gss.signer.server_principal:
+            gss.signer.server_principal = f"DNS/{await self._mname(exchange.zone)}"
+        await gss.ensure(server)
+        return [await gss.send(message, server) for message in exchange.messages]
+
+    async def _mname(self, zone: str) -> str:
+        """The zone's SOA MNAME, for the default server principal DNS/<MNAME>."""
+        import dns.asyncresolver
+        import dns.exception
+
+        resolver = dns.asyncresolver.Resolver(configure=self._nameservers is None)
+        if self._nameservers is not None:
+            resolver.nameservers = list(self._nameservers)
+        try:
+            soa = await resolver.resolve(zone, "SOA", lifetime=DISCOVERY_LIFETIME)
+        except dns.exception.DNSException as exc:
+            why = f"SOA MNAME of {zone} (for server_principal) not found: {exc}"
+            raise NoServer(why) from None
+        return str(soa[0].mname.to_text(omit_final_dot=True))
 
     async def _server(self, zone: str) -> Endpoint:
         settings = self.settings
@@ -202,10 +266,13 @@ class RegistrationService:
         if registrar is None or settings is None:
             return {"enabled": False}
         offset = time.time() - self.loop.time()  # loop clock -> wall clock
+        key = f"{settings.tsig_name}. ({settings.tsig_algorithm})"
+        if settings.auth == "gss-tsig":
+            key = f"{settings.principal} (gss-tsig)"
         return {
             "enabled": True,
             "conflict_mode": settings.conflict,
-            "key": f"{settings.tsig_name}. ({settings.tsig_algorithm})",
+            "key": key,
             "servers": {zone: self._where(zone) for zone in _zones(settings)},
             "outcomes": dict(sorted(registrar.counts.items())),
             "records": [_record_status(s, offset) for s in registrar.status()],
@@ -245,6 +312,18 @@ async def discover_primary(zone: str, nameservers: Sequence[str] | None = None) 
     raise NoServer(f"the SOA MNAME {mname} of {zone} has no address")
 
 
+class GssFailed(Exception):
+    """No GSS-TSIG context: ``outcome`` (KRB_*, TKEY_REFUSED, a transport outcome) and why."""
+
+    def __init__(self, outcome: str, detail: str) -> None:
+        super().__init__(f"{outcome}: {detail}")
+        self.outcome = outcome
+        self.detail = detail
+
+
+_CONTEXT_REFUSED = frozenset({"BADKEY", "BADSIG", "BAD_RESPONSE_SIGNATURE"})
+
+
 async def _send(message: dns.message.Message, server: Endpoint) -> dns.message.Message:
     import dns.asyncquery
 
@@ -252,18 +331,27 @@ async def _send(message: dns.message.Message, server: Endpoint) -> dns.message.M
     return await dns.asyncquery.tcp(message, host, timeout=EXCHANGE_TIMEOUT, port=port)
 
 
-def _registrar(settings: DnsRegistration, draw: Callable[[], float]) -> Registrar:
+def _registrar(
+    settings: DnsRegistration, gss: Negotiator | None, draw: Callable[[], float]
+) -> Registrar:
     from protocols.dns import update  # dnspython: loaded only when registration is on
 
-    return update.Registrar(_settings(settings), draw=draw)
+    return update.Registrar(_settings(settings, gss), draw=draw)
 
 
-def _settings(settings: DnsRegistration) -> Settings:
+def _settings(settings: DnsRegistration, gss: Negotiator | None) -> Settings:
     from protocols.dns import update
 
     refresh = float(settings.refresh_seconds)
+    signer: update.Signer = (
+        gss.signer
+        if gss is not None
+        else update.HmacSigner(
+            update.make_key(settings.tsig_name, settings.tsig_secret, settings.tsig_algorithm)
+        )
+    )
     return update.Settings(
-        key=update.make_key(settings.tsig_name, settings.tsig_secret, settings.tsig_algorithm),
+        signer=signer,
         mode=update.ConflictMode(settings.conflict),
         refresh=refresh,
         backoff=update.Backoff(cap=min(update.BACKOFF_CAP, refresh)),

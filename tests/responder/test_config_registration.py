@@ -99,17 +99,113 @@ def test_invalid_values(write_config, extra, key, reason):
     assert "\n" not in str(exc)
 
 
-def test_gss_tsig_is_refused_for_now(write_config):
-    exc = error(write_config, '[registration.dns]\nauth = "gss-tsig"\nprincipal = "a@B"\n')
-    assert exc.key == "registration.dns.auth"
-    assert exc.reason == '"gss-tsig" (Kerberos) is not supported yet; use "tsig"'
+GSS = (
+    '[registration.dns]\nauth = "gss-tsig"\nprincipal = "cozen/sidecar.corp.example@CORP.EXAMPLE"\n'
+)
 
 
-@pytest.mark.parametrize("key", ["principal", "keytab"])
+def keytab(tmp_path, mode: int = 0o600):
+    path = tmp_path / "cozen.keytab"
+    path.write_bytes(b"\x05\x02")
+    os.chmod(path, mode)
+    return path
+
+
+def test_gss_tsig_defaults(write_config):
+    reg = load(write_config, GSS).registration
+    assert reg is not None and reg.auth == "gss-tsig"
+    assert reg.principal == "cozen/sidecar.corp.example@CORP.EXAMPLE"
+    assert reg.keytab is None and reg.server_principal is None  # KRB5CCNAME; DNS/<MNAME>
+    assert (reg.tkey_lifetime, reg.rekey_seconds, reg.accept_bad_direction) == (3600, 2700, False)
+    assert reg.tsig_name == "" and reg.tsig_secret == b""
+
+
+def test_gss_tsig_every_key(write_config, tmp_path):
+    path = keytab(tmp_path)
+    reg = load(
+        write_config,
+        f'{GSS}keytab = "{path}"\nserver_principal = "DNS/ns.corp.example"\n'
+        "tkey_lifetime = 600\nrekey_seconds = 300\naccept_bad_direction = true\n",
+    ).registration
+    assert reg is not None and reg.keytab == str(path)
+    assert reg.server_principal == "DNS/ns.corp.example"
+    assert (reg.tkey_lifetime, reg.rekey_seconds, reg.accept_bad_direction) == (600, 300, True)
+
+
+def test_gss_rekey_defaults_within_a_short_lifetime(write_config):
+    reg = load(write_config, f"{GSS}tkey_lifetime = 600\n").registration
+    assert reg is not None and reg.rekey_seconds == 450
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "reason"),
+    [
+        ('principal = "no-realm"', "principal", "Kerberos principal"),
+        ('principal = "a@B@C"', "principal", "Kerberos principal"),
+        ('server_principal = "DNS/ns@@X"', "server_principal", "Kerberos principal"),
+        ("tkey_lifetime = 10", "tkey_lifetime", "between 60"),
+        ("rekey_seconds = 3600", "rekey_seconds", "less than tkey_lifetime (3600)"),
+        ("rekey_seconds = 0", "rekey_seconds", "between 1"),
+        ('accept_bad_direction = "yes"', "accept_bad_direction", ""),
+        ('keytab = ""', "keytab", "file path"),
+        ('keytab = "/nonexistent/cozen.keytab"', "keytab", "cannot read"),
+        ('tsig_name = "cozen-key"', "tsig_name", 'belongs to auth = "tsig"'),
+        (f'tsig_secret = "{SECRET}"', "tsig_secret", 'belongs to auth = "tsig"'),
+    ],
+)
+def test_gss_tsig_key_errors(write_config, extra, key, reason):
+    text = GSS.replace('principal = "cozen', 'principal = "cozen') + extra + "\n"
+    if extra.startswith("principal"):
+        text = '[registration.dns]\nauth = "gss-tsig"\n' + extra + "\n"
+    exc = error(write_config, text)
+    assert exc.key == f"registration.dns.{key}"
+    assert reason in exc.reason
+
+
+def test_gss_principal_is_required(write_config):
+    exc = error(write_config, '[registration.dns]\nauth = "gss-tsig"\n')
+    assert exc.key == "registration.dns.principal"
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644])
+def test_a_keytab_readable_by_others_is_refused(write_config, tmp_path, mode):
+    path = keytab(tmp_path, mode)
+    exc = error(write_config, f'{GSS}keytab = "{path}"\n')
+    assert exc.key == "registration.dns.keytab"
+    assert exc.reason == f"{path} is readable by group or others (mode {mode:04o}); chmod 600 it"
+
+
+def test_a_relative_keytab_is_taken_from_the_config_directory(write_config, tmp_path):
+    keytab(tmp_path)
+    reg = load(write_config, f'{GSS}keytab = "cozen.keytab"\n').registration
+    assert reg is not None and reg.keytab == str(tmp_path / "cozen.keytab")
+
+
+def test_an_unknown_auth_is_refused(write_config):
+    exc = error(write_config, f'{MINIMAL}auth = "kerberos"\n')
+    assert exc.key == "registration.dns.auth" and '"gss-tsig"' in exc.reason
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["principal", "keytab", "server_principal", "tkey_lifetime", "rekey_seconds"],
+)
 def test_gss_keys_are_refused_with_tsig(write_config, key):
     exc = error(write_config, f'{MINIMAL}{key} = "x"\n')
     assert exc.key == f"registration.dns.{key}"
-    assert "gss-tsig" in exc.reason
+    assert 'belongs to auth = "gss-tsig"' in exc.reason
+
+
+def test_gss_tsig_without_gssapi_says_how_to_add_it(write_config, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "gssapi" else real(name, *a)
+    )
+    exc = error(write_config, GSS)
+    assert exc.key == "registration.dns.auth"
+    assert "pip install cozen-responder[gss]" in exc.reason
 
 
 def test_an_unknown_registration_table_is_refused(write_config):
@@ -174,7 +270,7 @@ def test_missing_secret_file(write_config, tmp_path):
     assert exc.key == "registration.dns.tsig_secret_file" and "cannot read" in exc.reason
 
 
-def test_check_prints_one_line_for_gss_tsig(write_config):
+def test_check_prints_one_line_for_gss_tsig_without_a_principal(write_config):
     path = write_config(BASE_CONFIG + '[registration.dns]\nauth = "gss-tsig"\n')
     done = subprocess.run(
         [sys.executable, "-m", "responder", "check", "--config", str(path)],
@@ -186,6 +282,24 @@ def test_check_prints_one_line_for_gss_tsig(write_config):
     )
     assert done.returncode == 1
     assert done.stderr == (
-        f'cozen-responder: {path}: registration.dns.auth: "gss-tsig" (Kerberos) is not '
-        'supported yet; use "tsig"\n'
+        f"cozen-responder: {path}: registration.dns.principal: required key is missing\n"
+    )
+
+
+def test_check_describes_gss_tsig(write_config):
+    path = write_config(
+        BASE_CONFIG + GSS + 'server = "127.0.0.53"\nserver_principal = "DNS/ns.corp.example"\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "responder", "check", "--config", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        "gss-tsig as cozen/sidecar.corp.example@CORP.EXAMPLE (credential cache) to "
+        "DNS/ns.corp.example, rekey 2700 s" in done.stdout
     )

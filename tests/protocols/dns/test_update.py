@@ -27,6 +27,7 @@ from protocols.dns.update import (
     Backoff,
     EventKind,
     Exchange,
+    HmacSigner,
     RecordState,
     Registrar,
     Settings,
@@ -51,6 +52,7 @@ OWNER = "sql01-cz1.corp.example"
 MINE = mac_dhcid(bytes.fromhex("02005e100011"), OWNER)
 OTHER = mac_dhcid(bytes.fromhex("02005e100099"), OWNER)
 KEY = make_key("cozen-key", b"0123456789abcdef0123456789abcdef", "hmac-sha256")
+SIGNER = HmacSigner(KEY)
 FORWARD = RecordSet(
     "corp.example",
     OWNER,
@@ -114,7 +116,7 @@ PREREQ, UPDATE = 1, 2
 def test_add_is_name_not_in_use_plus_records_and_dhcid():
     want = wanted(FORWARD)
     assert decide(want, Observation(False, {}), ConflictMode.CHECK_WITH_DHCID) is Step.ADD
-    update = build_update(Step.ADD, want, None, KEY)
+    update = build_update(Step.ADD, want, None, SIGNER)
     assert (
         update.zone[0].name.to_text() == "corp.example."
         and update.zone[0].rdtype == dns.rdatatype.SOA
@@ -135,7 +137,7 @@ def test_replace_requires_exactly_our_dhcid_and_fixes_only_what_differs():
     want = wanted(FORWARD)
     held = seen(("A", "127.0.0.99"), ("AAAA", "fd00::11"), ("DHCID", b64(MINE)))
     assert decide(want, held, ConflictMode.CHECK_WITH_DHCID) is Step.REPLACE
-    update = build_update(Step.REPLACE, want, held, KEY)
+    update = build_update(Step.REPLACE, want, held, SIGNER)
     # RFC 2136 §2.4.2: value-dependent, class IN, TTL 0
     assert section(update, PREREQ) == [(f"{OWNER}.", IN, DHCID, 0, b64(MINE))]
     # §2.5.2 delete the A RRset (class ANY, TTL 0, no RDATA), then add ours; AAAA untouched
@@ -148,7 +150,7 @@ def test_replace_requires_exactly_our_dhcid_and_fixes_only_what_differs():
 def test_a_ttl_change_is_a_difference():
     want = wanted(FORWARD)
     held = seen(("A", "127.0.0.11"), ("AAAA", "fd00::11"), ("DHCID", b64(MINE)), ttl=60)
-    update = build_update(decide(want, held, ConflictMode.CHECK_WITH_DHCID), want, held, KEY)
+    update = build_update(decide(want, held, ConflictMode.CHECK_WITH_DHCID), want, held, SIGNER)
     assert [row[2] for row in section(update, UPDATE)] == [A, A, AAAA, AAAA, DHCID, DHCID]
 
 
@@ -158,7 +160,7 @@ def test_an_extra_aaaa_is_removed_when_the_node_has_none():
     )
     want = wanted(record_set)
     held = seen(("A", "127.0.0.11"), ("AAAA", "fd00::11"), ("DHCID", b64(MINE)))
-    update = build_update(Step.REPLACE, want, held, KEY)
+    update = build_update(Step.REPLACE, want, held, SIGNER)
     assert section(update, UPDATE) == [(f"{OWNER}.", ANY, AAAA, 0, "")]
 
 
@@ -191,7 +193,7 @@ def test_a_cname_is_a_conflict_in_every_mode():
 def test_takeover_requires_a_dhcid_and_replaces_it():
     want = wanted(FORWARD)
     held = seen(("A", "10.0.0.9"), ("DHCID", b64(OTHER)))
-    update = build_update(Step.TAKEOVER, want, held, KEY)
+    update = build_update(Step.TAKEOVER, want, held, SIGNER)
     # RFC 2136 §2.4.1: value-independent, class ANY, TTL 0, no RDATA
     assert section(update, PREREQ) == [(f"{OWNER}.", ANY, DHCID, 0, "")]
     assert section(update, UPDATE) == [
@@ -206,13 +208,13 @@ def test_takeover_requires_a_dhcid_and_replaces_it():
 
 def test_overwrite_has_no_prerequisite():
     want = wanted(FORWARD)
-    update = build_update(Step.OVERWRITE, want, seen(("A", "10.0.0.9")), KEY)
+    update = build_update(Step.OVERWRITE, want, seen(("A", "10.0.0.9")), SIGNER)
     assert section(update, PREREQ) == []
     assert (f"{OWNER}.", IN, DHCID, 300, b64(MINE)) in section(update, UPDATE)
 
 
 def test_withdraw_deletes_exactly_our_records_under_our_dhcid():
-    update = build_update(Step.WITHDRAW, wanted(REVERSE), None, KEY)
+    update = build_update(Step.WITHDRAW, wanted(REVERSE), None, SIGNER)
     owner = "11.0.0.127.in-addr.arpa."
     assert update.zone[0].name.to_text() == "0.0.127.in-addr.arpa."
     assert section(update, PREREQ) == [(owner, IN, DHCID, 0, b64(MINE))]
@@ -232,7 +234,7 @@ def test_queries_are_non_recursive_one_per_type():
 def test_query_and_conflict_send_no_update():
     for step in (Step.QUERY, Step.CONFLICT):
         with pytest.raises(ValueError):
-            build_update(step, wanted(FORWARD), None, KEY)
+            build_update(step, wanted(FORWARD), None, SIGNER)
 
 
 # ---------------------------------------------------------------- answers and outcomes
@@ -272,7 +274,7 @@ def test_observation_describes_the_other_data():
 
 def signed_exchange(tsig_error: int = 0, key: dns.tsig.Key = KEY) -> tuple[bytes, bytes]:
     """(request MAC, response wire) for an UPDATE signed with KEY, answered by ``key``."""
-    request = build_update(Step.ADD, wanted(FORWARD), None, KEY)
+    request = build_update(Step.ADD, wanted(FORWARD), None, SIGNER)
     server_view = dns.message.from_wire(request.to_wire(), keyring=KEY)
     response = dns.message.make_response(server_view)
     if key is not KEY or tsig_error:
@@ -304,7 +306,7 @@ def test_a_good_signature_passes_and_a_bad_or_missing_one_does_not():
     assert client_outcome(*signed_exchange()) == "OK"
     wrong = make_key("cozen-key", b"another secret, same name.......", "hmac-sha256")
     assert client_outcome(*signed_exchange(key=wrong)) == "BAD_RESPONSE_SIGNATURE"
-    request = build_update(Step.ADD, wanted(FORWARD), None, KEY)
+    request = build_update(Step.ADD, wanted(FORWARD), None, SIGNER)
     request.to_wire()
     unsigned = dns.message.make_response(dns.message.from_wire(request.to_wire(), keyring=KEY))
     unsigned.tsig = None
@@ -322,10 +324,10 @@ def test_transport_outcomes():
 
 
 def test_explanations_name_the_key():
-    assert "cozen-key" in explain("BADSIG", KEY) and "secret" in explain("BADSIG", KEY)
-    assert "hmac-sha256" in explain("BADKEY", KEY)
-    assert "clock" in explain("BADTIME", KEY)
-    assert explain("YXRRSET", KEY) == "the server answered YXRRSET"
+    assert "cozen-key" in explain("BADSIG", SIGNER) and "secret" in explain("BADSIG", SIGNER)
+    assert "hmac-sha256" in explain("BADKEY", SIGNER)
+    assert "clock" in explain("BADTIME", SIGNER)
+    assert explain("YXRRSET", SIGNER) == "the server answered YXRRSET"
 
 
 # ---------------------------------------------------------------- the engine
@@ -336,7 +338,7 @@ class Harness:
 
     def __init__(self, mode: ConflictMode = ConflictMode.CHECK_WITH_DHCID, draw: float = 0.0):
         self.now = 100.0
-        settings = Settings(KEY, mode, refresh=600.0, backoff=Backoff(1.0, 60.0, 0.5))
+        settings = Settings(SIGNER, mode, refresh=600.0, backoff=Backoff(1.0, 60.0, 0.5))
         self.registrar = Registrar(settings, draw=lambda: draw)
 
     def poll(self) -> list[Exchange]:
@@ -590,7 +592,7 @@ def test_a_new_key_retries_failed_sets_at_once():
     h.registrar.fail(h.poll()[0], "BADSIG", "", h.now)
     assert h.poll() == []  # backing off
     key = make_key("cozen-key", b"a fixed secret", "hmac-sha512")
-    h.registrar.configure(Settings(key, refresh=600.0), h.now)
+    h.registrar.configure(Settings(HmacSigner(key), refresh=600.0), h.now)
     exchange = h.one(Step.QUERY)
     h.answer_query(exchange, rcode=dns.rcode.NXDOMAIN)
     add = h.one(Step.ADD).messages[0]
