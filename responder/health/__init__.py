@@ -9,6 +9,7 @@ prometheus_client stay out of the daemon's start-up and its answer path.
 - ``readiness``  every listener bound on a present address, no NetBIOS conflict, probes passed
 - ``probes``     self-probes: the daemon asks itself, over the network, what a client would
 - ``audits``     the ``audit`` command run every ``[health] audit_interval``; its last run
+- ``periodic``   now and every N seconds: the schedule probes and audits share
 - ``metrics``    a prometheus_client Collector over the daemon's counters, built at scrape time
 - ``board``      the shared memory through which worker processes publish their counters
 - ``page``       the HTML status page

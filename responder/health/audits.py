@@ -17,13 +17,13 @@ serve, so a failing audit does not make /readyz 503: it shows in /status
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from responder.config import Config
+from responder.health.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class PeriodicAudit:
         self.last: AuditRun | None = None
         self.runs = 0
         self.interval = 0
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic(self.run_once, "audit run")
 
     def schedule(self, interval: int) -> None:
         """Run now and then every ``interval`` seconds (0: stop auditing).
@@ -78,30 +78,11 @@ class PeriodicAudit:
         Raises:
             RuntimeError: no running event loop.
         """
-        self._cancel()
         self.interval = interval
-        if interval > 0:
-            self._task = asyncio.get_running_loop().create_task(self._every(interval))
+        self._periodic.schedule(interval)
 
     async def stop(self) -> None:
-        task = self._task
-        self._cancel()
-        if task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    def _cancel(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
-
-    async def _every(self, interval: int) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:  # a bug: report it, keep auditing
-                log.exception("audit run failed")
-            await asyncio.sleep(interval)
+        await self._periodic.stop()
 
     async def run_once(self) -> AuditRun:
         """Audit every node once; the result replaces the previous run's.

@@ -24,7 +24,6 @@ go to a per-protocol histogram (the ``cozen_self_probe_seconds`` metric).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -62,6 +61,7 @@ from protocols.smb import negotiate as neg
 from protocols.smb.smb2 import Command
 from protocols.smb.smb2 import Header as SmbHeader
 from responder.config import Config
+from responder.health.periodic import Periodic
 from responder.identity import NodeIdentity, node_identities
 
 log = logging.getLogger(__name__)
@@ -124,39 +124,18 @@ class SelfProbes:
         self.rounds = 0
         self.histograms = {protocol: Histogram() for protocol in PROTOCOLS}
         self.outcomes: Counter[tuple[str, str]] = Counter()  # (protocol, ok|failed)
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic(self.run_once, "self-probe round")
 
     def schedule(self, interval: int) -> None:
         """Run a round now and then every ``interval`` seconds (0: stop probing).
 
-        Called on start and on every reload, so new nodes are probed at once.
-
         Raises:
             RuntimeError: no running event loop.
         """
-        self._cancel()
-        if interval > 0:
-            self._task = asyncio.get_running_loop().create_task(self._every(interval))
+        self._periodic.schedule(interval)
 
     async def stop(self) -> None:
-        task = self._task
-        self._cancel()
-        if task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    def _cancel(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
-
-    async def _every(self, interval: int) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:  # a bug: report it, keep probing
-                log.exception("self-probe round failed")
-            await asyncio.sleep(interval)
+        await self._periodic.stop()
 
     async def run_once(self) -> list[ProbeResult]:
         """Probe every node and protocol once; the results replace the previous round's.
