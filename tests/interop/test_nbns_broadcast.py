@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import PATIENCE, REPO
-from tests.interop.nbns_tools import client_smb_conf, run
+from tests.helpers import REPO
+from tests.interop.nbns_tools import NetnsDaemon, client_smb_conf, run
 from tests.interop.tshark import Capture, expert_problems, fields
 
 pytestmark = pytest.mark.interop
@@ -82,42 +82,6 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
 
 
-class NetnsDaemon:
-    """``python -m responder run`` inside the server namespace; stopped by PID."""
-
-    def __init__(self, segment: Segment, config: Path) -> None:
-        self.log_path = config.with_suffix(".stderr")
-        argv = ["ip", "netns", "exec", segment.server, sys.executable, "-m", "responder"]
-        with self.log_path.open("wb") as err:
-            self.proc = subprocess.Popen(
-                [*argv, "run", "--config", str(config)],
-                cwd=REPO,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                start_new_session=True,
-            )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for_log(self, text: str, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.log():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"no {text!r} in daemon log:\n{self.log()}")
-            time.sleep(0.05)
-
-    def terminate(self) -> int:
-        """SIGTERM; the daemon's exit status (how long it takes is the benchmark's to measure)."""
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(PATIENCE)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-
-
 @pytest.fixture
 def segment() -> Iterator[Segment]:
     seg = Segment()
@@ -133,13 +97,13 @@ def netns_daemon(write_config) -> Iterator[object]:
     started: list[NetnsDaemon] = []
 
     def start(segment: Segment) -> NetnsDaemon:
-        daemon = NetnsDaemon(segment, write_config(CONFIG))
+        daemon = NetnsDaemon(segment.server, write_config(CONFIG))
         started.append(daemon)
         return daemon
 
     yield start
     for daemon in started:
-        daemon.kill()
+        daemon.end()
 
 
 def nmblookup_bcast(segment: Segment, conf: Path, name: str) -> str:
@@ -170,7 +134,7 @@ def test_claim_answer_defend_and_release_on_the_wire(segment, netns_daemon, tmp_
         assert done.stdout.startswith(f"rcode=6 from={SERVER_IP}:137 trn=0x5151"), done
         out = nmblookup_bcast(segment, conf, "SQL01-CZ1")
         assert f"{SERVER_IP} SQL01-CZ1<00>" in out, out
-        assert daemon.terminate() == 0
+        assert daemon.end() == 0
     registrations = fields(
         cap.path,
         f"ip.src == {SERVER_IP} && nbns.flags.opcode == 5 && nbns.flags.response == 0",
@@ -223,7 +187,7 @@ def test_owner_present_before_start_puts_the_name_in_conflict(segment, netns_dae
             segment.in_client("nmblookup", "-s", str(conf), "-B", BROADCAST, "SQL01-CZ1#20"), 15
         )
         assert f"{SERVER_IP} SQL01-CZ1<20>" in out.stdout, out
-        assert daemon.terminate() == 0
+        assert daemon.end() == 0
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(owner.pid, signal.SIGTERM)

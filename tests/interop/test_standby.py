@@ -17,13 +17,10 @@ import contextlib
 import ctypes
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import dns.message
 import pytest
@@ -37,7 +34,8 @@ from protocols.netbios.nbns import (
     decode_packet,
 )
 from protocols.netbios.nbns_encode import encode_packet
-from tests.helpers import PATIENCE, REPO, golden
+from tests.helpers import PATIENCE, golden
+from tests.interop.nbns_tools import NetnsDaemon
 
 pytestmark = pytest.mark.interop
 
@@ -114,42 +112,6 @@ def until(check: Callable[[], bool], what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {PATIENCE} s: {what}")
         time.sleep(0.05)
-
-
-class Daemon:
-    """``python -m responder run`` in the server namespace; ended by PID."""
-
-    def __init__(self, segment: Segment, config: Path) -> None:
-        self.log_path = config.with_suffix(".stderr")
-        argv = ["ip", "netns", "exec", segment.server, sys.executable, "-m", "responder"]
-        with self.log_path.open("wb") as err:
-            self.proc = subprocess.Popen(
-                [*argv, "run", "--config", str(config)],
-                cwd=REPO,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                start_new_session=True,
-            )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for_log(self, text: str, count: int = 1) -> None:
-        def logged() -> bool:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.log()}")
-            return self.log().count(text) >= count
-
-        until(logged, f"{text!r} in the daemon log")
-
-    def end(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(PATIENCE)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(5)
 
 
 class Listener:
@@ -251,12 +213,13 @@ def segment() -> Iterator[Segment]:
 
 
 @pytest.fixture
-def start(segment, write_config) -> Iterator[Callable[[bool], Daemon]]:
-    started: list[Daemon] = []
+def start(segment, write_config) -> Iterator[Callable[[bool], NetnsDaemon]]:
+    started: list[NetnsDaemon] = []
 
-    def run(freebind: bool) -> Daemon:
-        daemon = Daemon(
-            segment, write_config(CONFIG + f"\n[daemon]\nfreebind = {str(freebind).lower()}\n")
+    def run(freebind: bool) -> NetnsDaemon:
+        daemon = NetnsDaemon(
+            segment.server,
+            write_config(CONFIG + f"\n[daemon]\nfreebind = {str(freebind).lower()}\n"),
         )
         started.append(daemon)
         return daemon
