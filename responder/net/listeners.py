@@ -28,6 +28,10 @@ class Listener(Protocol):
     async def close(self) -> None: ...
 
 
+# Listeners opened between two turns of the event loop: 1,000 nodes mean 2,000 SMB
+# listeners, ~80 ms of socket calls that would otherwise hold back every answer.
+OPEN_BATCH = 64
+
 K = TypeVar("K", bound=Hashable)
 L = TypeVar("L", bound=Listener)
 
@@ -49,6 +53,8 @@ class ListenerSet(Generic[K, L]):
             for key in wanted_keys:
                 if key not in self.active:
                     opened[key] = await self._open_one(key)
+                    if len(opened) % OPEN_BATCH == 0:
+                        await asyncio.sleep(0)  # let the services already serving answer
         except BaseException:
             for listener in opened.values():
                 await listener.close()

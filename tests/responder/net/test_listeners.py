@@ -6,7 +6,14 @@ import asyncio
 
 import pytest
 
-from responder.net.listeners import BindError, ListenerSet, open_tcp, open_udp, update_together
+from responder.net.listeners import (
+    OPEN_BATCH,
+    BindError,
+    ListenerSet,
+    open_tcp,
+    open_udp,
+    update_together,
+)
 from responder.net.tcp import TcpLimits
 from responder.net.udp import UdpListener, bind_udp
 from tests.helpers import run_on
@@ -87,5 +94,41 @@ def test_update_together_is_all_or_nothing(loop_kind):
             blocker.close()
             await first.close()
             await second.close()
+
+    run_on(loop_kind, scenario)
+
+
+def test_a_large_update_lets_the_loop_serve_between_batches(loop_kind):
+    """Opening 1,000 nodes' listeners must not hold back answers already being served."""
+
+    class Fake:
+        sock = None
+
+        async def close(self) -> None:
+            pass
+
+    async def scenario() -> None:
+        opened = 0
+        seen_while_opening: list[int] = []
+
+        async def open_fake(key: int) -> Fake:
+            nonlocal opened
+            opened += 1  # no await here: only the set itself may hand the loop over
+            return Fake()
+
+        async def other_service() -> None:
+            while opened < count:
+                seen_while_opening.append(opened)
+                await asyncio.sleep(0)
+
+        count = 3 * OPEN_BATCH
+        listeners: ListenerSet[int, Fake] = ListenerSet(open_fake)
+        other = asyncio.ensure_future(other_service())
+        await asyncio.sleep(0)
+        await listeners.update(range(count))
+        await other
+        assert len(listeners.active) == count
+        # the other task ran between batches, never in the middle of one
+        assert [n for n in seen_while_opening if 0 < n < count] == [OPEN_BATCH, 2 * OPEN_BATCH]
 
     run_on(loop_kind, scenario)
