@@ -399,14 +399,27 @@ def _ready(server: RunningServer, cluster: Cluster, address: tuple[str, int]) ->
         raise
 
 
-def udp_exchange(packet: bytes, address: tuple[str, int]) -> bytes | None:
+def udp_exchange(packet: bytes, address: tuple[str, int], wait: float = 0.2) -> bytes | None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(0.2)
+        sock.settimeout(wait)
         try:
             sock.sendto(packet, address)
             return sock.recv(2048)
         except OSError:
             return None
+
+
+# A datagram may be lost, and a server just started on a busy machine may pause:
+# a correctness check asks again with a growing wait before it calls a query unanswered.
+CHECK_WAITS = (0.2, 0.5, 1.0, 2.0)  # seconds
+
+
+def patient_exchange(packet: bytes, address: tuple[str, int]) -> bytes | None:
+    for wait in CHECK_WAITS:
+        reply = udp_exchange(packet, address, wait)
+        if reply is not None:
+            return reply
+    return None
 
 
 def probe_dns(cluster: Cluster, address: tuple[str, int]) -> bool:
@@ -443,7 +456,7 @@ def check_answers(kind: str, cluster: Cluster, queries: list[bytes]) -> str | No
         return None
     address = records.service_address(kind, cluster)
     for query in list(dict.fromkeys(queries))[:8]:
-        reply = udp_exchange(query, address)
+        reply = patient_exchange(query, address)
         if reply is None or len(reply) < 12:
             return f"no reply to {query.hex()}"
         rcode, ancount = reply[3] & 0x0F, int.from_bytes(reply[6:8], "big")
