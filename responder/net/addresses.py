@@ -156,18 +156,41 @@ def read_table() -> Table:
                     table[(info.address, info.ifindex)] = info
 
 
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """One table's present addresses, indexed: a lookup is a set probe, not a scan.
+
+    (A scan per address made a 1,000-node reload or readiness check quadratic.)
+    """
+
+    usable: frozenset[str]
+    loopback_prefixes: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+    @classmethod
+    def of(cls, table: Table) -> Presence:
+        usable = [info for info in table.values() if info.usable]
+        prefixes = {
+            ipaddress.ip_network(f"{info.address}/{info.prefixlen}", strict=False)
+            for info in usable
+            if info.ifindex == LOOPBACK_IFINDEX
+        }
+        return cls(frozenset(info.address for info in usable), tuple(prefixes))
+
+    def __contains__(self, address: object) -> bool:
+        """Whether ``address`` may be bound and receive (see the module text)."""
+        if address in self.usable:
+            return True
+        if not self.loopback_prefixes or not isinstance(address, str):
+            return False
+        target = ipaddress.ip_address(address)
+        return any(
+            target.version == net.version and target in net for net in self.loopback_prefixes
+        )
+
+
 def present_in(table: Table, address: str) -> bool:
     """Whether ``address`` may be bound and receive, per ``table`` (see the module text)."""
-    for info in table.values():
-        if info.address == address and info.usable:
-            return True
-    target = ipaddress.ip_address(address)
-    for info in table.values():
-        if info.ifindex == LOOPBACK_IFINDEX and info.usable:
-            network = ipaddress.ip_network(f"{info.address}/{info.prefixlen}", strict=False)
-            if target.version == network.version and target in network:
-                return True
-    return False
+    return address in Presence.of(table)
 
 
 class AddressWatch:
@@ -176,6 +199,7 @@ class AddressWatch:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.table: Table = {}
+        self._presence: Presence | None = None  # the table's index, made when first asked
         self._last: dict[str, AddressInfo] = {}  # kept after removal: where it was
         self._callbacks: list[ChangeCallback] = []
         self._sock: socket.socket | None = None
@@ -220,7 +244,17 @@ class AddressWatch:
 
     def present(self, address: str) -> bool:
         """Whether ``address`` is on an interface now (see the module text)."""
-        return present_in(self.table, address)
+        return address in self.presence()
+
+    def presence(self) -> Presence:
+        """The present addresses now, as an immutable snapshot (safe to use off the loop)."""
+        if self._presence is None:
+            self._presence = Presence.of(self.table)
+        return self._presence
+
+    def last_known(self) -> dict[str, AddressInfo]:
+        """A copy of every address's last known entry (see :meth:`where`)."""
+        return dict(self._last)
 
     def where(self, address: str) -> AddressInfo | None:
         """The last known entry of ``address``, also after it went (None: never seen)."""
@@ -254,6 +288,7 @@ class AddressWatch:
                 self._last[info.address] = info
             else:
                 self.table.pop((info.address, info.ifindex), None)
+            self._presence = None
             self._notify(info.address, before)
 
     def _resync(self, exc: OSError | None) -> None:
@@ -270,6 +305,7 @@ class AddressWatch:
         addresses = {a for a, _ in self.table} | {a for a, _ in table}
         before = {a: self.present(a) for a in addresses}
         self.table = dict(table)
+        self._presence = None
         for info in table.values():
             self._last[info.address] = info
         if notify:
@@ -301,4 +337,5 @@ def present_now(addresses: list[str]) -> dict[str, bool]:
     except (OSError, ValueError) as exc:
         log.debug("addresses: cannot read the address table: %s", exc)
         return dict.fromkeys(addresses, True)
-    return {address: present_in(table, address) for address in addresses}
+    presence = Presence.of(table)
+    return {address: address in presence for address in addresses}

@@ -14,11 +14,13 @@ import pytest
 from scapy.layers.inet import IP, UDP
 
 from responder.net.addresses import (
+    LOOPBACK_IFINDEX,
     RTM_DELADDR,
     RTM_NEWADDR,
     AddressChange,
     AddressInfo,
     AddressWatch,
+    Presence,
     parse_messages,
     present_in,
     present_now,
@@ -127,3 +129,17 @@ def test_watch_reports_an_address_coming_and_going(loop_kind, veth):
             watch.close()
 
     run_on(loop_kind, scenario)
+
+
+def test_presence_is_an_index_of_the_table():
+    table = {
+        ("127.0.0.1", LOOPBACK_IFINDEX): AddressInfo("127.0.0.1", 8, LOOPBACK_IFINDEX, None, True),
+        ("198.18.0.1", 2): AddressInfo("198.18.0.1", 24, 2, "198.18.0.255", True),
+        ("fd00::5", 2): AddressInfo("fd00::5", 64, 2, None, False),  # DAD still running
+    }
+    presence = Presence.of(table)
+    assert presence.usable == {"127.0.0.1", "198.18.0.1"}
+    assert "198.18.0.1" in presence and "127.3.2.1" in presence  # exact, and a loopback prefix
+    assert "198.18.0.2" not in presence and "fd00::5" not in presence
+    assert "::1" not in presence  # an IPv6 address is never in the IPv4 loopback prefix
+    assert "127.3.2.1" not in Presence.of({k: v for k, v in table.items() if k[1] != 1})
