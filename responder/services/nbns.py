@@ -47,7 +47,7 @@ import ipaddress
 import logging
 import secrets
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 
 from protocols.errors import MalformedMessage
@@ -59,7 +59,7 @@ from protocols.ratelimit import NBNS_STATUS_SUFFIX
 from protocols.repeats import Repeats
 from responder.config import Config
 from responder.identity import NodeIdentity, node_identities
-from responder.net.addresses import AddressChange, AddressWatch
+from responder.net.addresses import AddressChange, AddressInfo, AddressWatch
 from responder.net.guard import ListenerGuard
 from responder.net.interfaces import BroadcastMap, subnet_broadcasts
 from responder.net.linksend import LinkSender
@@ -100,9 +100,37 @@ class NodePlan:
         )
 
 
-def build_nodes(plans: Iterable[NodePlan], trn_id: Callable[[], int]) -> dict[str, NbnsNode]:
-    """The node each plan describes, by address (pure: safe to run off the event loop)."""
-    return {plan.address: plan.build(trn_id) for plan in plans}
+def plan_nodes(
+    config: Config,
+    interfaces: BroadcastMap,
+    presence: Container[str] | None,
+    last: Mapping[str, AddressInfo],
+) -> dict[str, NodePlan]:
+    """Every node's plan, by address (pure: safe to run off the event loop).
+
+    ``presence``: the addresses on an interface now (None: addresses are not
+    followed, every one counts as present); ``last``: where each address was
+    last seen, for the broadcast addresses ``ip`` did not list.
+    """
+    nodes = node_identities(config)
+    broadcasts = dict(interfaces) if config.netbios.broadcast else {}
+    for node in nodes if config.netbios.broadcast else ():
+        where = last.get(node.address)
+        if node.ipv4 not in broadcasts and where is not None and where.broadcast:
+            broadcasts[node.ipv4] = ipaddress.IPv4Address(where.broadcast)
+    return {
+        n.address: plan_node(config, n, broadcasts, presence is None or n.address in presence)
+        for n in nodes
+    }
+
+
+def rebuild(
+    old: Mapping[str, NodePlan], new: Mapping[str, NodePlan], trn_id: Callable[[], int]
+) -> tuple[list[str], dict[str, NbnsNode]]:
+    """The addresses whose old node goes, and a node for each new or changed plan (pure)."""
+    stale = [ip for ip, plan in old.items() if new.get(ip) != plan]
+    built = {ip: plan.build(trn_id) for ip, plan in new.items() if old.get(ip) != plan}
+    return stale, built
 
 
 def plan_node(
@@ -197,9 +225,18 @@ class NbnsService:
         async with self._lock:
             self._freebind = config.daemon.freebind
             self._ip_ttl = self._link.ttl = config.daemon.ip_ttl
-            plans = self._plans(config, interfaces)
+            # Planning and precomputing 1,000 nodes' answers is ~0.2 s of pure work: in a
+            # thread, from snapshots, so that the loop keeps answering meanwhile.
+            presence = self.addresses.presence() if self._watching else None
+            last = self.addresses.last_known() if self._watching else {}
+            plan = functools.partial(plan_nodes, config, interfaces, presence, last)
+            plans = await off_loop(plan)
             old = self.view.by_address
-            leaving = [n for ip, n in old.items() if ip not in plans or old[ip].plan != plans[ip]]
+            old_plans = {ip: node.plan for ip, node in old.items()}
+            stale, built = await off_loop(
+                functools.partial(rebuild, old_plans, plans, self._trn_id)
+            )
+            leaving = [old[ip] for ip in stale]
             policy = limits_policy(
                 config.limits,
                 config.netbios.port,
@@ -207,10 +244,6 @@ class NbnsService:
                 slips=False,
                 heavy=NBNS_STATUS_SUFFIX,
             )
-            # Precomputing a node's answers is pure work of about 0.2 ms: 1,000 nodes on the
-            # loop would hold back every DNS answer for a fifth of a second.
-            changed = [p for ip, p in plans.items() if ip not in old or old[ip].plan != p]
-            built = await off_loop(functools.partial(build_nodes, changed, self._trn_id))
             previous, self.guard = self.guard, updated_guard(self.guard, policy, None, "nbns/udp")
             try:
                 await self._bind(plans.values(), [*self.retiring, *leaving])
@@ -222,22 +255,6 @@ class NbnsService:
         server = config.netbios.wins_server
         self.wins_server = None if server is None else (str(server), config.netbios.wins_port)
         self._transmit(self._all())
-
-    def _plans(self, config: Config, interfaces: BroadcastMap) -> dict[str, NodePlan]:
-        broadcasts = self._broadcasts(config, interfaces) if config.netbios.broadcast else {}
-        return {
-            n.address: plan_node(config, n, broadcasts, self._present(n.address))
-            for n in node_identities(config)
-        }
-
-    def _broadcasts(self, config: Config, interfaces: BroadcastMap) -> BroadcastMap:
-        """The interfaces' broadcast addresses; an address ``ip`` did not list: rtnetlink's."""
-        broadcasts = dict(interfaces)
-        for node in node_identities(config) if self._watching else ():
-            where = self.addresses.where(node.address)
-            if node.ipv4 not in broadcasts and where is not None and where.broadcast:
-                broadcasts[node.ipv4] = ipaddress.IPv4Address(where.broadcast)
-        return broadcasts
 
     def _watch(self) -> None:
         if self._watching:

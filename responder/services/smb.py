@@ -29,6 +29,7 @@ import os
 import time
 import uuid
 from collections.abc import Mapping
+from functools import partial
 
 from protocols.smb.counters import SmbCounters
 from protocols.smb.session import SmbIdentity, SmbSession
@@ -37,6 +38,7 @@ from responder.identity import node_identities, smb_identity
 from responder.net.addresses import present_now
 from responder.net.listeners import BindError, ListenerSet, open_tcp
 from responder.net.tcp import Address, StreamSession, TcpLimits, TcpListener
+from responder.offload import off_loop
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,12 @@ class _Refused:
 
     def receive_data(self, data: bytes) -> bytes:
         return b""
+
+
+def smb_identities(config: Config) -> dict[str, SmbIdentity]:
+    """What each node presents over SMB, by management address (none when SMB is off)."""
+    nodes = node_identities(config) if config.smb.enabled else ()
+    return {node.address: smb_identity(config, node) for node in nodes}
 
 
 class SmbService:
@@ -77,10 +85,7 @@ class SmbService:
             BindError: a new address could not be bound (nothing changed).
         """
         smb = config.smb
-        identities = {
-            node.address: smb_identity(config, node)
-            for node in (node_identities(config) if smb.enabled else ())
-        }
+        identities = await off_loop(partial(smb_identities, config))  # ~3 ms per 1,000 nodes
         endpoints: list[Endpoint] = []
         for address in identities:
             endpoints += [(address, smb.netbios_port, True), (address, smb.port, False)]

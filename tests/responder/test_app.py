@@ -256,3 +256,45 @@ def test_soa_serial_after_reload_of_unchanged_and_changed_zone(write_config, sta
     daemon.signal(signal.SIGHUP)
     daemon.wait_for_log("reloaded", count=2)
     assert _soa_serial() == first + 1
+
+
+def test_reload_derives_the_zone_serial_and_identities_off_the_loop(monkeypatch):
+    """Both walk every node (~30 ms at 1,000): on the loop they would stall answering."""
+    import asyncio
+    import threading
+    import tomllib
+
+    from responder import app
+    from responder.config import parse_config
+    from tests.helpers import run_on
+
+    threads: dict[str, list[threading.Thread]] = {"serial": [], "identities": []}
+    serial, identities = app.zone_serial, app.node_identities
+
+    def recording_serial(*args: object) -> object:
+        threads["serial"].append(threading.current_thread())
+        return serial(*args)  # type: ignore[arg-type]
+
+    def recording_identities(*args: object) -> object:
+        threads["identities"].append(threading.current_thread())
+        return identities(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(app, "zone_serial", recording_serial)
+    monkeypatch.setattr(app, "node_identities", recording_identities)
+    first = parse_config(tomllib.loads(BASE_CONFIG), "test")
+    second = parse_config(tomllib.loads(BASE_CONFIG + THIRD_NODE), "test")
+
+    async def scenario() -> None:
+        daemon = app.Daemon(first, asyncio.get_running_loop())
+        await daemon.start()
+        try:
+            threads["serial"].clear()
+            await daemon.reload(second)
+            reply = await asyncio.to_thread(lookup, "sql01-cz3.corp.example")
+            assert reply == ("NOERROR", ["127.0.0.13"])
+        finally:
+            await daemon.stop()
+
+    run_on("asyncio", scenario)
+    assert threads["serial"] and threads["identities"]
+    assert threading.main_thread() not in threads["serial"] + threads["identities"]

@@ -17,6 +17,20 @@ from tests.responder.services.test_nbns import make_config
 ADDRESS = "127.0.0.11"
 
 
+class Snapshot:
+    """The stand-in's presence and last-known table, as the service snapshots them."""
+
+    def __init__(self, absent: frozenset[str], broadcast: str | None) -> None:
+        self.absent = absent
+        self.broadcast = broadcast
+
+    def __contains__(self, address: str) -> bool:
+        return address not in self.absent
+
+    def get(self, address: str) -> AddressInfo:
+        return AddressInfo(address, 8, 1, self.broadcast, True)
+
+
 class Watch:
     """What AddressWatch offers the service, with presence set by the test."""
 
@@ -42,6 +56,12 @@ class Watch:
 
     def where(self, address: str) -> AddressInfo:
         return AddressInfo(address, 8, 1, self.broadcast, True)
+
+    def presence(self) -> Snapshot:
+        return Snapshot(frozenset(self.absent), self.broadcast)
+
+    def last_known(self) -> Snapshot:
+        return Snapshot(frozenset(self.absent), self.broadcast)
 
     def set(self, address: str, present: bool) -> None:
         (self.absent.discard if present else self.absent.add)(address)

@@ -218,3 +218,32 @@ def test_reload_applies_ip_ttl_to_open_listeners(loop_kind):
             await service.stop()
 
     run_on(loop_kind, scenario)
+
+
+def test_identities_are_derived_off_the_event_loop(loop_kind, monkeypatch):
+    """Deriving 1,000 nodes' SMB identities on the loop would hold every answer back."""
+    import threading
+
+    from responder.services import smb as smb_service
+
+    derived_on: list[threading.Thread] = []
+    derive = smb_service.smb_identity
+
+    def recording(config: Config, node: object) -> object:
+        derived_on.append(threading.current_thread())
+        return derive(config, node)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(smb_service, "smb_identity", recording)
+
+    async def scenario() -> None:
+        service = SmbService(asyncio.get_running_loop())
+        try:
+            await service.apply(make_config(), 1)
+            assert await session_request("127.0.0.61", "SVC-CZ1") == b"\x82\x00\x00\x00"
+        finally:
+            await service.stop()
+
+    derived_on.clear()
+    run_on(loop_kind, scenario)
+    assert len(derived_on) == len(NODES)
+    assert threading.main_thread() not in derived_on
