@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Protocol
 
-from responder import logs, streams, systemd, workers
+from responder import heap, logs, streams, systemd, workers
 from responder.config import Config, ConfigError, load_config
 from responder.health.board import Publisher, WorkerBoard, worker_counters
 from responder.health.view import ReloadRecord
@@ -218,7 +218,8 @@ async def _start(daemon: Daemon, account: Account | None) -> None:
         BindError: the initial bind failed.
         PrivilegeError: root could not be dropped; the services are stopped again.
     """
-    await daemon.start()
+    with heap.building():
+        await daemon.start()
     if account is None:
         return
     try:
@@ -356,7 +357,8 @@ async def _reload_from_file(daemon: Daemon, path: str | None) -> None:
     try:
         new_config = await off_loop(partial(load_config, path))
         _warn_if_restart_needed(daemon, new_config)
-        await daemon.reload(new_config)
+        with heap.building():
+            await daemon.reload(new_config)
     except (ConfigError, BindError) as exc:
         log.error("reload failed, still serving the previous config: %s", exc)
         daemon.reload_record.record(False, str(exc))
