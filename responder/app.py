@@ -135,7 +135,7 @@ class Daemon:
             BindError: a new address could not be bound; the old config keeps serving.
         """
         async with self._reload_lock:
-            # both pure and ~30 ms each at 1,000 nodes: a thread's work, not the loop's
+            # both walk every node (tens of ms at 1,000): a thread's work, not the loop's
             await off_loop(partial(node_identities, new_config))  # each service asks next
             zone, serial = await off_loop(partial(self._serial, new_config))
             switched: list[Service] = []
