@@ -118,6 +118,8 @@ def worker_counters(services: Iterable[object]) -> Snapshot:
             for protocol, counts in zip(("udp", "tcp"), service.counts, strict=True):
                 for key, (count,) in list(counts.items()):
                     snapshot["dns_queries"]["|".join((protocol, *key))] = [count]
+            if service.guard is not None:  # drops by reason, in COUNTER_NAMES order
+                snapshot["guard"] = {"dns": list(service.guard.counts())}
     return snapshot
 
 

@@ -37,6 +37,15 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from protocols.ratelimit import (
+    BAD_SOURCE,
+    COUNTER_NAMES,
+    LIMITED_DROPPED,
+    LIMITED_SLIPPED,
+    LOG_ONLY,
+    PORT_ZERO,
+    REFLECTION_PORT,
+)
 from responder.health.audits import PeriodicAudit
 from responder.health.board import merge, worker_counters
 from responder.health.probes import SelfProbes
@@ -83,8 +92,10 @@ class DaemonCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from _process(self._view, self._probes)
-        yield from _dns(self._view)
+        dns_totals = _dns_totals(self._view)
+        yield from _dns(dns_totals)
         yield from _nbns(self._view)
+        yield from _guards(self._view, dns_totals)
         yield from _smb(self._view)
         yield from _registration(self._view)
         yield from _reloads(self._view)
@@ -141,9 +152,13 @@ def _udp_families(prefix: str, rows: dict[str, list[int]], what: str) -> Iterato
     yield family
 
 
-def _dns(view: DaemonView) -> Iterator[Metric]:
+def _dns_totals(view: DaemonView) -> dict[str, dict[str, list[int]]]:
+    """The DNS counters of this process and every worker's latest copy, added up."""
     own = worker_counters(view.services)
-    totals = merge([own, *(view.board.others() if view.board is not None else [])])
+    return merge([own, *(view.board.others() if view.board is not None else [])])
+
+
+def _dns(totals: dict[str, dict[str, list[int]]]) -> Iterator[Metric]:
     yield from _udp_families("cozen_dns_udp", totals["dns_udp"], "on a DNS UDP listener")
     yield _repeats(
         "cozen_dns_repeats_answered",
@@ -226,6 +241,40 @@ def _tcp_families(
     yield open_
     yield evicted
     yield accepted
+
+
+_LIMIT_ACTIONS = (  # cozen_rate_limited_total's action label, from the guard's counters
+    ("dropped", LIMITED_DROPPED),
+    ("slipped", LIMITED_SLIPPED),
+    ("would_limit", LOG_ONLY),
+)
+
+
+def _guards(view: DaemonView, dns_totals: dict[str, dict[str, list[int]]]) -> Iterator[Metric]:
+    """What the reflection filter and the rate limiter held back, per service."""
+    rows = dict(dns_totals.get("guard", {}))
+    nbns = _service(view, "nbns")
+    if nbns is not None and nbns.guard is not None:
+        rows["nbns"] = list(nbns.guard.counts())
+    dropped = CounterMetricFamily(
+        "cozen_dropped_sources",
+        "Datagrams dropped before parsing for their source: port 0, a reflection port "
+        "([limits] reflection_ports) or an address no client has.",
+        labels=["service", "reason"],
+    )
+    limited = CounterMetricFamily(
+        "cozen_rate_limited",
+        "Answers over a source's rate limit: dropped, slipped (sent truncated, DNS only) "
+        "or would_limit (counted and sent anyway: [limits] log_only).",
+        labels=["service", "action"],
+    )
+    for service, counts in sorted(rows.items()):
+        for index in (PORT_ZERO, REFLECTION_PORT, BAD_SOURCE):
+            dropped.add_metric([service, COUNTER_NAMES[index]], counts[index])
+        for action, index in _LIMIT_ACTIONS:
+            limited.add_metric([service, action], counts[index])
+    yield dropped
+    yield limited
 
 
 def _nbns(view: DaemonView) -> Iterator[Metric]:

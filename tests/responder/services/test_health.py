@@ -565,6 +565,43 @@ def test_nbns_fast_path_and_repeats_are_counted(write_config, start_daemon, udp_
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+def test_dropped_sources_and_rate_limiting_are_counted_across_workers(write_config, start_daemon):
+    """Reflection-port sources and limited answers, per service, every worker added up."""
+    config = CONFIG.replace("probe_interval = 1", "probe_interval = 0")
+    config += "\n[daemon]\nworkers = 2\n[limits]\nresponses_per_second = 1\nburst = 1\nslip = 2\n"
+    start_daemon(write_config(config))
+    wait_for(lambda: dns_counter("cozen_workers") == 2, what="both workers publishing")
+    query = dns.message.make_query("sql01-cz1.corp.example", "A").to_wire()
+    name_query = encode_packet(NameQueryRequest(0x1234, NetbiosName("SQL01-CZ1")))
+    for n in range(20):  # chargen from 20 sources: SO_REUSEPORT spreads them over the workers
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as chargen:
+            chargen.bind((f"127.0.2.{n + 1}", 19))
+            chargen.sendto(query, ("127.0.0.10", 53))
+            chargen.sendto(name_query, ("127.0.0.11", 137))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as asker:
+        asker.bind(("127.0.0.97", 0))
+        for _ in range(6):  # one answer, then 5 over the limit: drop, TC, drop, TC, drop
+            asker.sendto(query, ("127.0.0.10", 53))
+
+    def counted() -> dict[tuple[tuple[str, str], ...], float] | None:
+        text = metrics()
+        values = metric_values(text, "cozen_dropped_sources_total")
+        values.update(metric_values(text, "cozen_rate_limited_total"))
+        reflected = values.get((("reason", "reflection_port"), ("service", "dns")))
+        return values if reflected == 20 and len(values) == 12 else None
+
+    values = wait_for(counted, what="20 reflection-port drops counted over both workers")
+    assert values[(("reason", "reflection_port"), ("service", "nbns"))] == 20
+    assert values[(("action", "slipped"), ("service", "dns"))] == 2
+    assert values[(("action", "dropped"), ("service", "dns"))] == 3
+    assert values[(("action", "would_limit"), ("service", "dns"))] == 0
+    assert values[(("reason", "port_zero"), ("service", "dns"))] == 0
+    status = json.loads(fetch("/status")[2])
+    assert status["dns"]["dropped_sources"]["reflection_port"] < 20, "worker 0 saw only some"
+    checked = promtool(metrics())
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 def smb_exchange(sock: socket.socket, data: bytes) -> bytes:
     sock.sendall(data)
     header = b""
