@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import re
@@ -11,7 +12,13 @@ import time
 from tests.helpers import BASE_CONFIG, REPO
 
 DASHBOARD = REPO / "packaging" / "grafana-dashboard.json"
-CONFIG = BASE_CONFIG + '\n[health]\nlisten = "127.0.0.1:9137"\n'
+# Registration (to a port nobody listens on: its outcomes are still counted) and the
+# periodic audit on, so that their families are exported too.
+CONFIG = BASE_CONFIG + (
+    '\n[health]\nlisten = "127.0.0.1:9137"\naudit_interval = 1\n'
+    '[registration.dns]\nserver = "127.0.0.58"\ntsig_name = "k"\n'
+    f'tsig_secret = "{base64.b64encode(b"g" * 32).decode()}"\n'
+)
 METRIC = re.compile(r"\bcozen_[a-z0-9_]+")
 
 
@@ -45,7 +52,8 @@ def scrape() -> str | None:
         return None
     finally:
         conn.close()
-    return text if "cozen_self_probe_rounds_total 1.0" in text else None  # first round done
+    first_rounds_done = "cozen_self_probe_rounds_total 1.0" in text and "cozen_audit_passed" in text
+    return text if first_rounds_done else None
 
 
 def test_dashboard_is_valid_and_queries_only_exported_metrics(write_config, start_daemon):
@@ -56,7 +64,7 @@ def test_dashboard_is_valid_and_queries_only_exported_metrics(write_config, star
     start_daemon(write_config(CONFIG))
     deadline = time.monotonic() + 15
     while (text := scrape()) is None:
-        assert time.monotonic() < deadline, "no /metrics with a finished probe round"
+        assert time.monotonic() < deadline, "no /metrics with a finished probe and audit round"
         time.sleep(0.1)
     missing = sorted(queried - exported_names(text))
     assert not missing, f"the dashboard queries metrics /metrics does not export: {missing}"
