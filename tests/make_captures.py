@@ -34,6 +34,7 @@ from tests.interop.tshark import Capture
 
 FILTER = "port 53 or port 137 or port 139 or port 445"
 REPEATS = 5
+DCERPCD = "/usr/libexec/samba/samba-dcerpcd"  # as in tests/interop/test_probe_tools.py
 OURS = Targets("127.0.0.10", ("SQL01-CZ1", "127.0.0.11"), ("SQL01-CZ2", "127.0.0.12"), "127.0.0.12")
 # One Samba instance serves SQL01-CZ1 only: every client asks it.
 FOREIGN = Targets(
@@ -69,24 +70,32 @@ def _to_pcap(source: Path, target: Path) -> None:
     print(f"{target}: {target.stat().st_size} bytes")
 
 
-def _smbd(ctx: servers.Context) -> servers.RunningServer:
+def _smbd(ctx: servers.Context) -> list[servers.RunningServer]:
+    """smbd, and the samba-dcerpcd that smbclient -L needs, both started (and ended) by us.
+
+    Left to start it on demand, smbd would spawn helpers nobody ends.
+    """
     cluster = make_cluster(2)
     for d in ("private", "lock", "state", "cache", "pid"):
         (ctx.workdir / d).mkdir(exist_ok=True)
     text = servers.samba_config(cluster, ctx.workdir).replace(
-        "smb ports = 445", "smb ports = 445 139"
+        "smb ports = 445", "smb ports = 445 139\n    rpc start on demand helpers = no"
     )
     conf = ctx.workdir / "smbd.conf"
     conf.write_text(text)
-    argv = ["smbd", "--foreground", "--no-process-group", f"--configfile={conf}"]
-    server = servers.RunningServer("smbd", "smb", argv, ctx.workdir / "smbd.log")
+    common = ["--foreground", "--no-process-group", f"--configfile={conf}"]
+    rpc = [DCERPCD, "--libexec-rpcds", *common]
+    started = [servers.RunningServer("samba-dcerpcd", "smb", rpc, ctx.workdir / "dcerpcd.log")]
+    server = servers.RunningServer("smbd", "smb", ["smbd", *common], ctx.workdir / "smbd.log")
+    started.append(server)
     deadline = time.monotonic() + servers.READY_TIMEOUT
     while not servers.probe_smb(cluster, ("127.0.0.11", 445)):
         if time.monotonic() > deadline or server.proc.poll() is not None:
-            server.stop()
+            for process in started:
+                process.stop()
             raise SystemExit(f"smbd did not start: {server.log_tail()}")
         time.sleep(0.2)
-    return server
+    return started
 
 
 def _foreign(work: Path, target: Path) -> None:
@@ -97,7 +106,7 @@ def _foreign(work: Path, target: Path) -> None:
         servers.start(ctx, "nmbd", "nbns", cluster),
     ]
     try:
-        started.append(_smbd(ctx))
+        started += _smbd(ctx)
         _record(target, "lo", work, FOREIGN)
     finally:
         for server in started:
