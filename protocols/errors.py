@@ -3,11 +3,15 @@
 A codec given hostile bytes raises a :class:`MalformedMessage` (or one of its
 subclasses) and nothing else; any other exception escaping a codec is a bug.
 Each error carries the protocol, the byte offset where decoding gave up, a short
-reason, and an optional ``answer_hint`` the adapter can act on (for DNS an
-RCODE such as FORMERR, for NBSS a negative session code, for SMB an NTSTATUS).
+reason, and ``answer_hint``: the code to answer with, in the protocol's own enum
+(a DNS :class:`~protocols.dns.message.Rcode` such as FORMERR, an SMB
+:class:`~protocols.smb.ntstatus.NtStatus`), or None: nothing can be answered,
+so the adapter drops the datagram or closes the stream.
 """
 
 from __future__ import annotations
+
+from enum import IntEnum
 
 
 class ProtocolError(Exception):
@@ -23,7 +27,7 @@ class MalformedMessage(ProtocolError):
         offset: int,
         reason: str,
         *,
-        answer_hint: int | None = None,
+        answer_hint: IntEnum | None = None,
     ) -> None:
         super().__init__(f"{protocol}: {reason} at offset {offset}")
         self.protocol = protocol

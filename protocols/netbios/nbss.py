@@ -18,8 +18,8 @@ byte and a 24-bit length, and only session messages exist.
 offset into it (the idea of h11's receive buffer) so a frame split across
 segments is read exactly once and several frames in one segment come out one
 by one.  A frame whose announced length exceeds ``max_message_size`` raises
-:class:`MalformedMessage` with ``answer_hint=ANSWER_CLOSE``: the caller must
-drop the connection, as there is no way to resynchronise a stream.  The
+:class:`MalformedMessage` with no ``answer_hint``: the caller must drop the
+connection, as there is no way to resynchronise a stream.  The
 error's ``offset`` is the position in the stream (every byte ever fed counts),
 so the same bad stream reports the same offset however it was segmented.
 
@@ -41,8 +41,6 @@ from protocols.netbios.names import NetbiosName, decode_netbios_name, encode_net
 
 PROTOCOL: Final = "nbss"
 HEADER_SIZE: Final = 4
-#: ``answer_hint`` meaning: send nothing more, close the connection.
-ANSWER_CLOSE: Final = -1
 _MAX_NBSS_LENGTH: Final = 0x1FFFF
 _MAX_DIRECT_LENGTH: Final = 0xFFFFFF
 
@@ -85,7 +83,7 @@ class SessionRequest:
 
 
 def _error(offset: int, reason: str) -> MalformedMessage:
-    return MalformedMessage(PROTOCOL, offset, reason, answer_hint=ANSWER_CLOSE)
+    return MalformedMessage(PROTOCOL, offset, reason)  # no answer_hint: close the stream
 
 
 class Framer:
@@ -137,7 +135,7 @@ class Framer:
 
         Raises:
             MalformedMessage: unknown type, reserved flag bits, or a length over
-                ``max_message_size`` (``answer_hint=ANSWER_CLOSE``), its
+                ``max_message_size`` (no ``answer_hint``: close), its
                 ``offset`` the header's position in the stream.  Once raised,
                 every later call raises the same error.
         """
