@@ -52,6 +52,8 @@ class Negotiator:
         draw: Callable[[], float] = random.random,
     ) -> None:
         self.signer = signer
+        # as configured ("": DNS/<SOA MNAME>, filled into the signer at the first UPDATE)
+        self.configured_server_principal = signer.server_principal
         self.keytab = keytab
         self.accept_bad_direction = accept_bad_direction
         self.timeout = timeout
@@ -63,13 +65,15 @@ class Negotiator:
 
     def same_settings(self, other: Negotiator) -> bool:
         a, b = self.signer, other.signer
-        return (a.principal, a.server_principal, a.rekey, a.lifetime, self.keytab) == (
+        return (a.principal, a.rekey, a.lifetime, self.keytab) == (
             b.principal,
-            b.server_principal,
             b.rekey,
             b.lifetime,
             other.keytab,
-        ) and self.accept_bad_direction == other.accept_bad_direction
+        ) and (self.configured_server_principal, self.accept_bad_direction) == (
+            other.configured_server_principal,
+            other.accept_bad_direction,
+        )
 
     async def ensure(self, server: Endpoint) -> None:
         """A context with ``server`` that is not due for renewal.

@@ -75,7 +75,7 @@ class RegistrationService:
         draw: Callable[[], float] = random.random,
     ) -> None:
         self.loop = loop
-        self._nameservers = nameservers  # for the MNAME look-up; None: /etc/resolv.conf
+        self._nameservers = nameservers  # to find a zone's primary; None: /etc/resolv.conf
         self._draw = draw
         self.settings: DnsRegistration | None = None
         self.registrar: Registrar | None = None
@@ -215,23 +215,31 @@ class RegistrationService:
         if gss is None or exchange.step is Step.QUERY:  # queries go unsigned
             return [await _send(message, server) for message in exchange.messages]
         if not gss.signer.server_principal:
-            gss.signer.server_principal = f"DNS/{await self._mname(exchange.zone)}"
+            gss.signer.server_principal = f"DNS/{await self._mname(exchange.zone, server)}"
         await gss.ensure(server)
         return [await gss.send(message, server) for message in exchange.messages]
 
-    async def _mname(self, zone: str) -> str:
-        """The zone's SOA MNAME, for the default server principal DNS/<MNAME>."""
-        import dns.asyncresolver
-        import dns.exception
+    async def _mname(self, zone: str, server: Endpoint) -> str:
+        """``zone``'s SOA MNAME as ``server`` (the primary we update) serves it.
 
-        resolver = dns.asyncresolver.Resolver(configure=self._nameservers is None)
-        if self._nameservers is not None:
-            resolver.nameservers = list(self._nameservers)
+        The default server principal is DNS/<MNAME>; asking the server itself
+        needs no resolver, and its own zone names the host its principal is for.
+
+        Raises:
+            NoServer: no answer, or no SOA in it (the message says which).
+        """
+        import dns.exception
+        import dns.message
+        import dns.rdatatype
+
         try:
-            soa = await resolver.resolve(zone, "SOA", lifetime=DISCOVERY_LIFETIME)
-        except dns.exception.DNSException as exc:
-            why = f"SOA MNAME of {zone} (for server_principal) not found: {exc}"
+            reply = await _send(dns.message.make_query(zone, dns.rdatatype.SOA), server)
+        except (dns.exception.DNSException, OSError) as exc:
+            why = f"SOA of {zone} (for server_principal) from {server[0]}: {exc}"
             raise NoServer(why) from None
+        soa = next((r for r in reply.answer if r.rdtype == dns.rdatatype.SOA), None)
+        if soa is None:
+            raise NoServer(f"{server[0]} has no SOA for {zone} (for server_principal)")
         return str(soa[0].mname.to_text(omit_final_dot=True))
 
     async def _server(self, zone: str) -> Endpoint:

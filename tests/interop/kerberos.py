@@ -34,6 +34,8 @@ REALM = "CORP.EXAMPLE"
 KDC = "127.0.0.88"
 DAEMON_PRINCIPAL = f"cozen/sidecar.corp.example@{REALM}"
 DNS_PRINCIPAL = f"DNS/ns.corp.example@{REALM}"
+# the zones' SOA MNAME is ns1.corp.example: a config without server_principal asks for this one
+MNAME_PRINCIPAL = f"DNS/ns1.corp.example@{REALM}"
 # the names the daemon's principal may update (SQL01-CZ1 and its PTR); nothing else
 GRANTED = {
     FORWARD: ("sql01-cz1.corp.example", "A AAAA DHCID"),
@@ -83,10 +85,11 @@ class Kdc:
         )
         (d / "kadm5.acl").write_text("")
         self.run("kdb5_util", "-r", REALM, "create", "-s", "-P", "master-password-for-tests")
-        for principal in (DAEMON_PRINCIPAL, DNS_PRINCIPAL):
+        for principal in (DAEMON_PRINCIPAL, DNS_PRINCIPAL, MNAME_PRINCIPAL):
             self.kadmin(f"addprinc -randkey {principal}")
         self.kadmin(f"ktadd -k {self.daemon_keytab} {DAEMON_PRINCIPAL}")
-        self.kadmin(f"ktadd -k {self.dns_keytab} {DNS_PRINCIPAL}")
+        # named accepts a context for any principal its keytab holds
+        self.kadmin(f"ktadd -k {self.dns_keytab} {DNS_PRINCIPAL} {MNAME_PRINCIPAL}")
         os.chmod(self.daemon_keytab, 0o600)
 
     def run(self, *argv: str) -> str:

@@ -13,6 +13,7 @@ import glob
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 import urllib.request
@@ -133,6 +134,22 @@ def test_register_refresh_after_rekey_and_withdraw(zone, kdc, gss_daemon):
     assert daemon.stop() == 0
     assert daemon.log().count(": withdrawn") == 3
     assert zone.records(CZ1, "A") == set() and zone.records(PTR11, "PTR") == set()
+
+
+def test_default_server_principal_and_a_reload_that_keeps_the_context(zone, kdc, gss_daemon):
+    """No server_principal: DNS/<the SOA MNAME the server serves>; SIGHUP keeps the context."""
+    text = config(str(kdc.daemon_keytab)).replace(f'server_principal = "{DNS_PRINCIPAL}"\n', "")
+    assert "server_principal" not in text
+    daemon = gss_daemon(text)
+    wait_until(lambda: registered(zone), 15, "the records in named through GSS-TSIG")
+    daemon.wait_for_log(f"set up as {DAEMON_PRINCIPAL} with DNS/ns1.corp.example at {NAMED}")
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for_log("reloaded")
+    update = zone.admin_update("corp.example")
+    update.delete(CZ1, "A")
+    assert zone.send(update) == "NOERROR"
+    wait_until(lambda: registered(zone), 15, "the deleted record restored after the reload")
+    assert daemon.log().count("GSS-TSIG security context set up") == 1  # reused, not renewed
 
 
 def test_a_name_outside_the_grant_is_refused(zone, kdc, gss_daemon):
