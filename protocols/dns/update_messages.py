@@ -337,9 +337,9 @@ def _ordered(rdatas: Iterable[Rdata]) -> list[Rdata]:
 # ---------------------------------------------------------------- outcomes
 
 _EXPLAIN = {
-    "REFUSED": "the server refused it: does its update-policy / ACL grant the key "
+    "REFUSED": "the server refused it: does its update-policy / ACL grant {key} "
     "these names and types?",
-    "NOTAUTH": "the server is not authoritative for the zone, or refused the key",
+    "NOTAUTH": "the server is not authoritative for the zone, or refused {key}",
     "NOTZONE": "the name is not in the zone",
     "SERVFAIL": "the server failed to process it (see the server's log)",
     "FORMERR": "the server could not parse it",

@@ -158,7 +158,7 @@ def test_a_name_outside_the_grant_is_refused(zone, kdc, gss_daemon):
     wait_until(lambda: zone.records(CZ1, "A") == {"127.0.0.11"}, 15, "CZ1 registered")
     assert zone.records(CZ2, "A") == set()
     line = next(li for li in daemon.log().splitlines() if "cz2.corp.example (A" in li)
-    assert "update-policy" in line
+    assert f"update-policy / ACL grant {DAEMON_PRINCIPAL} these names" in line, line
     assert status()["outcomes"]["REFUSED"] >= 1
 
 

@@ -182,8 +182,8 @@ class FakeServer:
 @pytest.mark.parametrize(
     ("behaviour", "outcome", "reason"),
     [
-        ("REFUSED", "REFUSED", "update-policy / ACL grant the key"),
-        ("NOTAUTH", "NOTAUTH", "not authoritative for the zone, or refused the key"),
+        ("REFUSED", "REFUSED", "update-policy / ACL grant k. these names and types"),
+        ("NOTAUTH", "NOTAUTH", "not authoritative for the zone, or refused k."),
         ("NOTZONE", "NOTZONE", "the name is not in the zone"),
         ("SERVFAIL", "SERVFAIL", "the server failed to process it"),
         ("unsigned", "UNSIGNED_RESPONSE", "carries no TSIG, so it is not trusted"),
