@@ -643,3 +643,11 @@ def test_our_ptr_is_taken_back_when_the_forward_name_is_lost():
     h.answer_update(withdraw, dns.rcode.NOERROR)
     assert status_of(h, REVERSE_OF_FORWARD).state is RecordState.CONFLICT
     assert h.registrar.remaining() == [FORWARD, REVERSE_OF_FORWARD]  # still wanted
+
+
+def test_refresh_comes_up_to_a_tenth_early_by_the_draw():
+    """1,000 names registered together must not query the server together forever after."""
+    for draw, due in ((0.0, 600.0), (0.5, 570.0), (0.999, 540.06)):
+        h = Harness(draw=draw)
+        register(h)
+        assert h.registrar.next_timer() == pytest.approx(h.now + due)
