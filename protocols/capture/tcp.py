@@ -7,8 +7,8 @@ reassembles SMB across segments. :class:`Conversation` gives each side an
 initial sequence number, writes SYN, SYN-ACK and ACK at open, one PSH-ACK
 segment per payload (the sequence number advancing by its length, the
 acknowledgement being what the other side sent so far) and FIN-ACK, FIN-ACK,
-ACK at close. Payloads longer than 65000 bytes are split, so every segment
-fits an IP packet.
+ACK at close, or one RST-ACK from the side that reset it. Payloads longer
+than 65000 bytes are split, so every segment fits an IP packet.
 
 Reassembly. :class:`Reassembler` collects the segments of a capture per
 direction of a connection (keyed by the 4-tuple), places each payload at its
@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
-from protocols.capture.packets import ACK, FIN, PSH, SYN, Address, Segment, tcp_packet
+from protocols.capture.packets import ACK, FIN, PSH, RST, SYN, Address, Segment, tcp_packet
 
 MAX_SEGMENT: Final = 65000
 
@@ -69,6 +69,11 @@ class Conversation:
         self._next[peer] = self._next[peer] + 1 & 0xFFFFFFFF
         last = tcp_packet(closer, peer, self._next[closer], self._next[peer], ACK)
         return [first, second, last]
+
+    def reset(self, resetter: Address) -> list[bytes]:
+        """RST-ACK from ``resetter``: an aborted connection ends with it alone (RFC 793 §3.4)."""
+        peer = self._peer(resetter)
+        return [tcp_packet(resetter, peer, self._next[resetter], self._next[peer], RST | ACK)]
 
 
 @dataclass(slots=True)

@@ -140,10 +140,11 @@ class Recorder:
         if id(key) in self._streams:
             self._put((self._clock(), "data", id(key), sender, sender, data))
 
-    def stream_close(self, key: object, closer: Address) -> None:
+    def stream_close(self, key: object, closer: Address, *, reset: bool = False) -> None:
         if id(key) in self._streams:
             self._streams.discard(id(key))
-            self._put((self._clock(), "close", id(key), closer, closer, b""))
+            kind = "reset" if reset else "close"
+            self._put((self._clock(), kind, id(key), closer, closer, b""))
 
 
 class _Writer:
@@ -221,7 +222,7 @@ class _Writer:
         if kind == "data":
             return conversation.send(first, payload)
         del self._conversations[key]
-        return conversation.close(first)
+        return conversation.reset(first) if kind == "reset" else conversation.close(first)
 
     def _write(self, data: bytes) -> None:
         if self._file is None:

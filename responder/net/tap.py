@@ -27,8 +27,8 @@ class Tap(Protocol):
     def stream_data(self, key: object, sender: Address, data: bytes) -> None:
         """Bytes received from the client or written to it (``sender`` says which)."""
 
-    def stream_close(self, key: object, closer: Address) -> None:
-        """The connection ended; ``closer`` closed it first."""
+    def stream_close(self, key: object, closer: Address, *, reset: bool = False) -> None:
+        """The connection ended; ``closer`` closed it first (``reset``: with RST)."""
 
     def reopen(self) -> None:
         """Close and reopen the output (SIGHUP after logrotate)."""

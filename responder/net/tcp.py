@@ -150,7 +150,11 @@ class _Connection(asyncio.Protocol):
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = transport = cast(asyncio.Transport, transport)
         transport.set_write_buffer_limits(high=256 * 1024)
-        peer = self.peer = transport.get_extra_info("peername")[:2]
+        peername = transport.get_extra_info("peername")
+        if peername is None:  # reset while it waited to be accepted: nobody to answer
+            transport.abort()
+            return
+        peer = self.peer = peername[:2]
         self.tap = _tap.current
         if self.tap is not None:
             self.tap.stream_open(self, peer, self.listener.local_address)
@@ -229,14 +233,14 @@ class _Connection(asyncio.Protocol):
                 self.transport.abort()
             else:
                 self.transport.close()
-        self._forget(self.listener.local_address)
+        self._forget(self.listener.local_address)  # abort() too closes with FIN, not RST
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._forget(self.peer)
+        self._forget(self.peer, reset=isinstance(exc, ConnectionResetError))
 
-    def _forget(self, closer: Address) -> None:
+    def _forget(self, closer: Address, *, reset: bool = False) -> None:
         if self.tap is not None:
-            self.tap.stream_close(self, closer)
+            self.tap.stream_close(self, closer, reset=reset)
             self.tap = None
         if self.timer is not None:
             self.timer.cancel()

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -218,6 +219,12 @@ def _wait(check, timeout: float = PATIENCE) -> None:
     assert check()
 
 
+def _connections(address: str) -> int:
+    """How many connections the SMB listener at ``address`` holds now."""
+    listeners = _status()["smb"]["listeners"]  # type: ignore[index]
+    return int(next(x for x in listeners if x["address"] == address)["connections"])
+
+
 def _table(stdout: str) -> dict[str, list[int]]:
     return {
         line.split()[0]: [int(x) for x in line.split()[1:]] for line in stdout.splitlines()[1:4]
@@ -258,3 +265,32 @@ def test_answers_from_the_repeats_table_are_recorded(write_config, start_daemon,
     assert len({a[2:] for a in answers}) == 1  # the same answer every time
     ids = fields(capture, "dns.flags.response == 1 && dns.a == 127.0.0.11", "dns.id")
     assert [int(row[0], 16) for row in ids] == [1000 + i for i in range(50)]
+
+
+def test_a_connection_the_client_resets_ends_with_its_rst(write_config, start_daemon, tmp_path):
+    """A client's RST is recorded as one RST from it, not as a FIN handshake."""
+    capture = tmp_path / "reset.pcapng"
+    daemon = start_daemon(write_config(BASE_CONFIG + HEALTH), "uvloop", "--pcap", str(capture))
+    client = socket.create_connection(("127.0.0.11", 445), timeout=PATIENCE)
+    client.sendall(b"\x00\x00\x00\x04")  # half an NBSS frame: the daemon waits for more
+    _wait(lambda: _connections("127.0.0.11:445") == 1)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.close()  # SO_LINGER 0: the close sends RST
+    _wait(lambda: _connections("127.0.0.11:445") == 0)
+    assert daemon.stop() == 0
+    ending = "tcp.port == 445 and (tcp.flags.reset == 1 or tcp.flags.fin == 1)"
+    ends = fields(capture, ending, "ip.dst", "tcp.flags")
+    assert ends == [["127.0.0.11", "0x0014"]]  # one RST-ACK, to the server
+
+
+def test_a_connection_the_daemon_ends_idle_ends_with_fin(write_config, start_daemon, tmp_path):
+    """An idle connection is dropped as the kernel does it: a FIN from the server."""
+    capture = tmp_path / "idle.pcapng"
+    config = write_config(BASE_CONFIG + "\n[smb]\nidle_timeout = 1\n")
+    daemon = start_daemon(config, "uvloop", "--pcap", str(capture))
+    with socket.create_connection(("127.0.0.11", 445), timeout=PATIENCE) as idle:
+        assert idle.recv(1) == b""  # the FIN, not a reset, after 1 s of nothing
+    assert daemon.stop() == 0
+    firsts = fields(capture, "tcp.flags.reset == 1 or tcp.flags.fin == 1", "ip.src", "tcp.flags")
+    assert firsts[0] == ["127.0.0.11", "0x0011"]  # FIN-ACK from the server first
+    assert not fields(capture, "tcp.flags.reset == 1", "ip.src")

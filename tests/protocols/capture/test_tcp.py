@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from protocols.capture.packets import ACK, FIN, SYN, parse_ip
+from protocols.capture.packets import ACK, FIN, RST, SYN, parse_ip
 from protocols.capture.tcp import MAX_SEGMENT, Conversation, Reassembler
 
 CLIENT = ("127.0.0.1", 50000)
@@ -23,6 +23,16 @@ def test_handshake_and_close_flags() -> None:
     flags = [s.flags for s in segments if s is not None]
     assert flags[:3] == [SYN, SYN | ACK, ACK]
     assert flags[-3:] == [FIN | ACK, FIN | ACK, ACK]
+
+
+def test_an_aborted_connection_ends_with_one_rst_from_the_side_that_reset_it() -> None:
+    conversation = Conversation(CLIENT, SERVER, 100, 1000)
+    conversation.open()
+    conversation.send(CLIENT, b"hello")
+    (packet,) = conversation.reset(SERVER)
+    segment = parse_ip(packet)
+    assert segment is not None and segment.flags == RST | ACK
+    assert (segment.source, segment.destination, segment.seq) == (SERVER, CLIENT, 1001)
 
 
 def test_sequence_numbers_advance() -> None:

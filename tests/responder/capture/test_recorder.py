@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from protocols.capture.packets import parse_ip
+from protocols.capture.packets import ACK, RST, parse_ip
 from protocols.capture.pcapng import ISB, read_packets
 from responder._toml import ConfigError
 from responder.capture.options import CaptureFilter, Rotation, parse_filter, parse_rotation
@@ -92,6 +92,22 @@ def test_records_datagrams_and_a_stream(tmp_path: Path) -> None:
         b"request",
         b"reply",
     ]
+
+
+def test_a_reset_stream_ends_with_one_rst(tmp_path: Path) -> None:
+    path = tmp_path / "reset.pcapng"
+    recorder = Recorder(str(path), ports=PORTS)
+    recorder.start()
+    key = object()
+    recorder.stream_open(key, ("127.0.0.1", 5000), ("127.0.0.11", 445))
+    recorder.stream_close(key, ("127.0.0.11", 445), reset=True)
+    _wait_written(recorder, 2)
+    recorder.stop()
+    segments = _segments(path)
+    assert len(segments) == 3 + 1
+    last = segments[-1]
+    assert last is not None and last.flags == RST | ACK  # type: ignore[attr-defined]
+    assert last.source == ("127.0.0.11", 445)  # type: ignore[attr-defined]
 
 
 def test_filter_by_protocol_and_address(tmp_path: Path) -> None:

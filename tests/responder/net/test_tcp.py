@@ -166,3 +166,32 @@ def test_a_session_backlog_is_answered_one_batch_per_turn(loop_kind):
             await listener.close()
 
     run_on(loop_kind, scenario)
+
+
+def test_a_connection_reset_before_it_is_accepted_is_dropped_quietly(loop_kind, caplog):
+    """Its peer name is gone by connection_made: no traceback, no leftover, serving goes on."""
+    import socket
+    import struct
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        listener = TcpListener(loop, bind_tcp(HOST, 0), lambda peer, local: Upper(), limits(4, 5))
+        await listener.start()
+        port = listener.local_address[1]
+        try:
+            # connected and reset before the loop runs again: it waits in the accept queue
+            client = socket.create_connection((HOST, port))
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()
+            assert await tcp_exchange(port, b"next", 4) == b"NEXT"
+            for _ in range(200):  # the standard loop accepts it, then reads the reset: gone too
+                if not listener.connections:
+                    break
+                await asyncio.sleep(0.01)
+            assert listener.connections == {}
+        finally:
+            await listener.close()
+
+    caplog.set_level("ERROR")
+    run_on(loop_kind, scenario)
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []
