@@ -188,11 +188,6 @@ class Presence:
         )
 
 
-def present_in(table: Table, address: str) -> bool:
-    """Whether ``address`` may be bound and receive, per ``table`` (see the module text)."""
-    return address in Presence.of(table)
-
-
 class AddressWatch:
     """The local address table, kept current; calls back when an address comes or goes."""
 

@@ -64,16 +64,12 @@ class Negotiator:
         self.negotiations = 0  # contexts set up, for /status and the tests
 
     def same_settings(self, other: Negotiator) -> bool:
-        a, b = self.signer, other.signer
-        return (a.principal, a.rekey, a.lifetime, self.keytab) == (
-            b.principal,
-            b.rekey,
-            b.lifetime,
-            other.keytab,
-        ) and (self.configured_server_principal, self.accept_bad_direction) == (
-            other.configured_server_principal,
-            other.accept_bad_direction,
-        )
+        return self._settings() == other._settings()
+
+    def _settings(self) -> tuple[object, ...]:
+        s = self.signer
+        server = self.configured_server_principal  # not the derived one: it differs from ""
+        return (s.principal, server, s.rekey, s.lifetime, self.keytab, self.accept_bad_direction)
 
     async def ensure(self, server: Endpoint) -> None:
         """A context with ``server`` that is not due for renewal.

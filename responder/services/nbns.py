@@ -229,13 +229,14 @@ class NbnsService:
             # thread, from snapshots, so that the loop keeps answering meanwhile.
             presence = self.addresses.presence() if self._watching else None
             last = self.addresses.last_known() if self._watching else {}
-            plan = functools.partial(plan_nodes, config, interfaces, presence, last)
-            plans = await off_loop(plan)
-            old = self.view.by_address
+            old = self.view.by_address  # changed only under the lock we hold
             old_plans = {ip: node.plan for ip, node in old.items()}
-            stale, built = await off_loop(
-                functools.partial(rebuild, old_plans, plans, self._trn_id)
-            )
+
+            def prepare() -> tuple[dict[str, NodePlan], list[str], dict[str, NbnsNode]]:
+                plans = plan_nodes(config, interfaces, presence, last)
+                return plans, *rebuild(old_plans, plans, self._trn_id)
+
+            plans, stale, built = await off_loop(prepare)
             leaving = [old[ip] for ip in stale]
             policy = limits_policy(
                 config.limits,

@@ -22,7 +22,6 @@ from responder.net.addresses import (
     AddressWatch,
     Presence,
     parse_messages,
-    present_in,
     present_now,
     read_table,
 )
@@ -65,9 +64,10 @@ def test_present_means_assigned_and_usable_or_in_a_loopback_prefix():
         (ADDRESS, 7): AddressInfo(ADDRESS, 24, 7, "198.18.0.255", True),
         ("fd00::1", 7): AddressInfo("fd00::1", 64, 7, None, False),  # tentative (DAD)
     }
-    assert present_in(table, "127.0.0.12") and present_in(table, ADDRESS)
-    assert not present_in(table, "198.18.0.42")  # same subnet, not ours
-    assert not present_in(table, "fd00::1")
+    presence = Presence.of(table)
+    assert "127.0.0.12" in presence and ADDRESS in presence
+    assert "198.18.0.42" not in presence  # same subnet, not ours
+    assert "fd00::1" not in presence
 
 
 def test_read_table_sees_the_loopback_address():
