@@ -42,6 +42,12 @@ def new_secret() -> str:
     return base64.b64encode(os.urandom(32)).decode()
 
 
+def dig_answer(server: str, *args: str) -> str:
+    """The answer section dig prints for a query to ``server``."""
+    argv = ["dig", f"@{server}", "+noall", "+answer", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=10, check=True).stdout
+
+
 def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> None:
     """Poll ``predicate`` every 50 ms, at most ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -43,6 +43,7 @@ from tests.interop.dns_servers import (
     REVERSE4,
     REVERSE6,
     Named,
+    dig_answer,
     new_secret,
     wait_until,
 )
@@ -132,14 +133,7 @@ def states(health: str = HEALTH) -> dict[str, str]:
 
 
 def dig(*args: str) -> str:
-    done = subprocess.run(
-        ["dig", f"@{NAMED}", "+noall", "+answer", *args],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=True,
-    )
-    return done.stdout
+    return dig_answer(NAMED, *args)
 
 
 def still_answering() -> None:

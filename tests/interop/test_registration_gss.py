@@ -14,14 +14,13 @@ import json
 import os
 import re
 import signal
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
-from tests.interop.dns_servers import wait_until
+from tests.interop.dns_servers import dig_answer, wait_until
 from tests.interop.kerberos import DAEMON_PRINCIPAL, DNS_PRINCIPAL, GssNamed, Kdc
 
 pytestmark = pytest.mark.interop
@@ -87,14 +86,7 @@ def gss_daemon(kdc: Kdc, write_config, start_daemon):
 
 
 def dig(*args: str, server: str = NAMED) -> str:
-    done = subprocess.run(
-        ["dig", f"@{server}", "+noall", "+answer", *args],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=True,
-    )
-    return done.stdout
+    return dig_answer(server, *args)
 
 
 def status() -> dict:

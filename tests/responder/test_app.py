@@ -6,13 +6,16 @@ loops and talks to it over DNS with dnspython.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import tomllib
 
 import dns.message
 import dns.query
@@ -20,7 +23,9 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.helpers import BASE_CONFIG, PATIENCE, REPO
+from responder import app
+from responder.config import parse_config
+from tests.helpers import BASE_CONFIG, PATIENCE, REPO, run_on
 
 SERVER = "127.0.0.10"
 UDP, TCP = socket.SOCK_DGRAM, socket.SOCK_STREAM
@@ -260,14 +265,6 @@ def test_soa_serial_after_reload_of_unchanged_and_changed_zone(write_config, sta
 
 def test_reload_derives_the_zone_serial_and_identities_off_the_loop(monkeypatch):
     """Both walk every node (~30 ms at 1,000): on the loop they would stall answering."""
-    import asyncio
-    import threading
-    import tomllib
-
-    from responder import app
-    from responder.config import parse_config
-    from tests.helpers import run_on
-
     threads: dict[str, list[threading.Thread]] = {"serial": [], "identities": []}
     serial, identities = app.zone_serial, app.node_identities
 

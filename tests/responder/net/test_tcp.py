@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+import socket
+import struct
+from collections.abc import AsyncIterator, Callable
 
 from responder.net.tcp import TcpLimits, TcpListener, bind_tcp
 from tests.helpers import run_on
@@ -39,13 +42,23 @@ def limits(max_connections: int, idle_timeout: float) -> Callable[[], TcpLimits]
     return lambda: fixed
 
 
+@contextlib.asynccontextmanager
+async def upper_listener(max_connections: int, idle_timeout: float) -> AsyncIterator[TcpListener]:
+    """A started listener on HOST (any port) serving :class:`Upper`; closed on the way out."""
+    loop = asyncio.get_running_loop()
+    factory = lambda peer, local: Upper()  # noqa: E731
+    listener = TcpListener(loop, bind_tcp(HOST, 0), factory, limits(max_connections, idle_timeout))
+    await listener.start()
+    try:
+        yield listener
+    finally:
+        await listener.close()
+
+
 def test_tcp_listener_session_replies_and_closes(loop_kind):
     async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        listener = TcpListener(loop, bind_tcp(HOST, 0), lambda peer, local: Upper(), limits(4, 5))
-        await listener.start()
-        port = listener.local_address[1]
-        try:
+        async with upper_listener(4, 5) as listener:
+            port = listener.local_address[1]
             assert await tcp_exchange(port, b"hello", 5) == b"HELLO"
             reader, writer = await asyncio.open_connection(HOST, port)
             writer.write(b"bye")
@@ -56,43 +69,33 @@ def test_tcp_listener_session_replies_and_closes(loop_kind):
             assert await asyncio.wait_for(reader.read(), 5) == b""  # a bug closes, no crash
             writer.close()
             assert await tcp_exchange(port, b"again", 5) == b"AGAIN"
-        finally:
-            await listener.close()
 
     run_on(loop_kind, scenario)
 
 
 def test_tcp_idle_connections_time_out(loop_kind):
     async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        listener = TcpListener(loop, bind_tcp(HOST, 0), lambda peer, local: Upper(), limits(4, 0.2))
-        await listener.start()
-        try:
+        async with upper_listener(4, 0.2) as listener:
             reader, writer = await asyncio.open_connection(HOST, listener.local_address[1])
             assert await asyncio.wait_for(reader.read(), 3) == b""
             writer.close()
             assert not listener.connections
-        finally:
-            await listener.close()
 
     run_on(loop_kind, scenario)
 
 
 def test_tcp_flood_of_idle_connections_does_not_lock_out_new_clients(loop_kind):
     async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        listener = TcpListener(loop, bind_tcp(HOST, 0), lambda peer, local: Upper(), limits(8, 30))
-        await listener.start()
-        port = listener.local_address[1]
-        idle = [await asyncio.open_connection(HOST, port) for _ in range(20)]
-        try:
-            assert await tcp_exchange(port, b"fresh", 5) == b"FRESH"
-            assert len(listener.connections) <= 8
-            assert listener.evicted >= 12
-        finally:
-            for _, writer in idle:
-                writer.close()
-            await listener.close()
+        async with upper_listener(8, 30) as listener:
+            port = listener.local_address[1]
+            idle = [await asyncio.open_connection(HOST, port) for _ in range(20)]
+            try:
+                assert await tcp_exchange(port, b"fresh", 5) == b"FRESH"
+                assert len(listener.connections) <= 8
+                assert listener.evicted >= 12
+            finally:
+                for _, writer in idle:
+                    writer.close()
 
     run_on(loop_kind, scenario)
 
@@ -170,15 +173,10 @@ def test_a_session_backlog_is_answered_one_batch_per_turn(loop_kind):
 
 def test_a_connection_reset_before_it_is_accepted_is_dropped_quietly(loop_kind, caplog):
     """Its peer name is gone by connection_made: no traceback, no leftover, serving goes on."""
-    import socket
-    import struct
 
     async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        listener = TcpListener(loop, bind_tcp(HOST, 0), lambda peer, local: Upper(), limits(4, 5))
-        await listener.start()
-        port = listener.local_address[1]
-        try:
+        async with upper_listener(4, 5) as listener:
+            port = listener.local_address[1]
             # connected and reset before the loop runs again: it waits in the accept queue
             client = socket.create_connection((HOST, port))
             client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -189,8 +187,6 @@ def test_a_connection_reset_before_it_is_accepted_is_dropped_quietly(loop_kind, 
                     break
                 await asyncio.sleep(0.01)
             assert listener.connections == {}
-        finally:
-            await listener.close()
 
     caplog.set_level("ERROR")
     run_on(loop_kind, scenario)

@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
+import threading
 import time
 import tomllib
 
@@ -31,6 +32,7 @@ from protocols.netbios.nbns import (
 from protocols.netbios.nbns_encode import encode_packet
 from responder.config import Config, parse_config
 from responder.net.listeners import BindError
+from responder.services import nbns as nbns_service
 from responder.services.nbns import NbnsService
 from tests.helpers import BASE_CONFIG, run_on
 
@@ -396,10 +398,6 @@ def test_reload_switches_nodes_and_failed_bind_changes_nothing(loop_kind):
 
 def test_node_answers_are_precomputed_off_the_event_loop(loop_kind, monkeypatch):
     """A node's answer tables take ~0.2 ms each: 1,000 of them on the loop would stall DNS."""
-    import threading
-
-    from responder.services import nbns as nbns_service
-
     built_on: list[threading.Thread] = []
     build = nbns_service.NodePlan.build
 

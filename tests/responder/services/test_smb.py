@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import uuid
 
 import pytest
@@ -12,6 +13,7 @@ from protocols.netbios import nbss
 from protocols.netbios.names import NetbiosName
 from protocols.smb import negotiate as neg
 from responder.config import Config, parse_config
+from responder.services import smb as smb_service
 from responder.services.smb import SmbService
 from tests.helpers import golden, run_on
 
@@ -222,10 +224,6 @@ def test_reload_applies_ip_ttl_to_open_listeners(loop_kind):
 
 def test_identities_are_derived_off_the_event_loop(loop_kind, monkeypatch):
     """Deriving 1,000 nodes' SMB identities on the loop would hold every answer back."""
-    import threading
-
-    from responder.services import smb as smb_service
-
     derived_on: list[threading.Thread] = []
     derive = smb_service.smb_identity
 
